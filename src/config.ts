@@ -1,0 +1,211 @@
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Parsed and validated once at start-up into a frozen, typed Config;
+ * a bad value stops start-up with a message naming the variable.
+ */
+
+export const ROLES = [
+  'partner:slick',
+  'partner:grab',
+  'partner:pmp',
+  'partner:mao',
+  'viewer',
+  'operator',
+  'admin',
+] as const;
+export type Role = (typeof ROLES)[number];
+
+const apiClientSchema = z
+  .object({
+    id: z.string().min(1),
+    role: z.enum(ROLES),
+    key: z.string().min(16).optional(),
+    keySha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/i, 'keySha256 must be 64 hex characters')
+      .optional(),
+    secret: z.string().min(16).optional(),
+  })
+  .refine((c) => c.key !== undefined || c.keySha256 !== undefined, 'each client needs key or keySha256')
+  .refine((c) => !c.role.startsWith('partner:') || c.secret !== undefined, 'partner clients need a secret');
+export type ApiClientConfig = z.infer<typeof apiClientSchema>;
+
+/**
+ * Development clients, used only when API_CLIENTS is unset outside production (a warning is logged).
+ * Documented in the README so the simulators, the demo and the benchmark can sign their calls.
+ */
+export const DEVELOPMENT_CLIENTS: ApiClientConfig[] = [
+  { id: 'slick', role: 'partner:slick', key: 'dev-slick-key-0000000000', secret: 'dev-slick-secret-000000000' },
+  { id: 'grab', role: 'partner:grab', key: 'dev-grab-key-00000000000', secret: 'dev-grab-secret-0000000000' },
+  { id: 'pmp', role: 'partner:pmp', key: 'dev-pmp-key-000000000000', secret: 'dev-pmp-secret-00000000000' },
+  { id: 'mao', role: 'partner:mao', key: 'dev-mao-key-000000000000', secret: 'dev-mao-secret-00000000000' },
+  { id: 'viewer', role: 'viewer', key: 'dev-viewer-key-000000000' },
+  { id: 'operator', role: 'operator', key: 'dev-operator-key-0000000' },
+  { id: 'admin', role: 'admin', key: 'dev-admin-key-0000000000' },
+];
+
+export const INTEGRATIONS = ['slick', 'pmp', 'mao', 'grab', 'notify', 'incident'] as const;
+export type IntegrationName = (typeof INTEGRATIONS)[number];
+
+export interface IntegrationConfig {
+  name: IntegrationName;
+  /** Base URL of the partner; undefined means the integration is switched off. */
+  baseUrl: string | undefined;
+  token: string | undefined;
+  timeoutMs: number;
+  /** Delay before each retry; its length is the number of retries. */
+  retryDelaysMs: number[];
+}
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const optionalUrl = z.url({ protocol: /^https?$/ }).optional();
+const delayList = z
+  .string()
+  .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'a comma-separated list of milliseconds, e.g. 1000,2000,4000')
+  .transform((s) => s.split(',').map((d) => Number(d.trim())));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/fulfillment_hub'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a redis:// URL').default('redis://127.0.0.1:6379'),
+  /** Prefix of every Redis key the hub owns (queues, breakers); the topic stream is named separately. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('hub'),
+  TOPIC_STREAM: z.string().min(1).default('order.fulfillment.v1'),
+  API_CLIENTS: z.string().optional(),
+
+  SLICK_BASE_URL: optionalUrl,
+  SLICK_API_TOKEN: z.string().optional(),
+  SLICK_TIMEOUT_MS: int(1).default(30_000),
+  SLICK_RETRY_DELAYS_MS: delayList.default([1000, 2000, 4000]),
+  PMP_BASE_URL: optionalUrl,
+  PMP_API_TOKEN: z.string().optional(),
+  PMP_TIMEOUT_MS: int(1).default(10_000),
+  PMP_RETRY_DELAYS_MS: delayList.default([1000, 2000, 4000]),
+  MAO_BASE_URL: optionalUrl,
+  MAO_API_TOKEN: z.string().optional(),
+  MAO_TIMEOUT_MS: int(1).default(10_000),
+  MAO_RETRY_DELAYS_MS: delayList.default([1000, 2000, 4000]),
+  GRAB_BASE_URL: optionalUrl,
+  GRAB_API_TOKEN: z.string().optional(),
+  GRAB_TIMEOUT_MS: int(1).default(5_000),
+  GRAB_RETRY_DELAYS_MS: delayList.default([1000, 2000, 4000]),
+  NOTIFY_WEBHOOK_URL: optionalUrl,
+  NOTIFY_TIMEOUT_MS: int(1).default(5_000),
+  NOTIFY_RETRY_DELAYS_MS: delayList.default([1000, 2000, 4000]),
+  INCIDENT_WEBHOOK_URL: optionalUrl,
+  INCIDENT_TIMEOUT_MS: int(1).default(5_000),
+  INCIDENT_RETRY_DELAYS_MS: delayList.default([1000, 2000, 4000, 8000]),
+
+  CIRCUIT_FAILURE_THRESHOLD: int(1).default(5),
+  CIRCUIT_OPEN_MS: int(1).default(30_000),
+  RECONCILE_AFTER_MS: int(1).default(15 * 60_000),
+  TIER_SLA_MS: int(1).default(24 * 3600_000),
+  DLQ_ALERT_THRESHOLD: int(1).default(10),
+  /** An accepted event still `queued` after this long is considered waiting past its SLA. */
+  EVENT_SLA_MS: int(1).default(60_000),
+  WORKER_CONCURRENCY: int(1, 1000).default(16),
+  /** A stored event still queued this long after receipt gets its job re-created by the sweeper. */
+  SWEEP_AFTER_MS: int(100).default(10_000),
+  SWEEP_INTERVAL_MS: int(50).default(5_000),
+  OUTBOX_POLL_MS: int(5).default(50),
+  HEALTH_PROBE_INTERVAL_MS: int(100).default(15_000),
+});
+
+export interface Config {
+  nodeEnv: 'development' | 'test' | 'production';
+  port: number;
+  logLevel: string;
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  topicStream: string;
+  apiClients: ApiClientConfig[];
+  usingDevelopmentClients: boolean;
+  integrations: Record<IntegrationName, IntegrationConfig>;
+  circuitFailureThreshold: number;
+  circuitOpenMs: number;
+  reconcileAfterMs: number;
+  tierSlaMs: number;
+  dlqAlertThreshold: number;
+  eventSlaMs: number;
+  workerConcurrency: number;
+  sweepAfterMs: number;
+  sweepIntervalMs: number;
+  outboxPollMs: number;
+  healthProbeIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function describe(issues: z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+function parseApiClients(raw: string): ApiClientConfig[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('API_CLIENTS: not valid JSON (expected an array of {id, role, key|keySha256, secret})');
+  }
+  const parsed = z.array(apiClientSchema).min(1).safeParse(json);
+  if (!parsed.success) throw new ConfigError(`API_CLIENTS: ${describe(parsed.error.issues)}`);
+  const ids = new Set<string>();
+  for (const c of parsed.data) {
+    if (ids.has(c.id)) throw new ConfigError(`API_CLIENTS: duplicate client id ${c.id}`);
+    ids.add(c.id);
+  }
+  return parsed.data;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  // Empty strings mean "unset", as in most process managers' env files.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration: ${describe(parsed.error.issues)}`);
+  }
+  const e = parsed.data;
+  if (e.NODE_ENV === 'production' && e.API_CLIENTS === undefined) {
+    throw new ConfigError('API_CLIENTS: required when NODE_ENV=production');
+  }
+  const apiClients = e.API_CLIENTS !== undefined ? parseApiClients(e.API_CLIENTS) : DEVELOPMENT_CLIENTS;
+
+  const integrations: Record<IntegrationName, IntegrationConfig> = {
+    slick: { name: 'slick', baseUrl: e.SLICK_BASE_URL, token: e.SLICK_API_TOKEN, timeoutMs: e.SLICK_TIMEOUT_MS, retryDelaysMs: e.SLICK_RETRY_DELAYS_MS },
+    pmp: { name: 'pmp', baseUrl: e.PMP_BASE_URL, token: e.PMP_API_TOKEN, timeoutMs: e.PMP_TIMEOUT_MS, retryDelaysMs: e.PMP_RETRY_DELAYS_MS },
+    mao: { name: 'mao', baseUrl: e.MAO_BASE_URL, token: e.MAO_API_TOKEN, timeoutMs: e.MAO_TIMEOUT_MS, retryDelaysMs: e.MAO_RETRY_DELAYS_MS },
+    grab: { name: 'grab', baseUrl: e.GRAB_BASE_URL, token: e.GRAB_API_TOKEN, timeoutMs: e.GRAB_TIMEOUT_MS, retryDelaysMs: e.GRAB_RETRY_DELAYS_MS },
+    notify: { name: 'notify', baseUrl: e.NOTIFY_WEBHOOK_URL, token: undefined, timeoutMs: e.NOTIFY_TIMEOUT_MS, retryDelaysMs: e.NOTIFY_RETRY_DELAYS_MS },
+    incident: { name: 'incident', baseUrl: e.INCIDENT_WEBHOOK_URL, token: undefined, timeoutMs: e.INCIDENT_TIMEOUT_MS, retryDelaysMs: e.INCIDENT_RETRY_DELAYS_MS },
+  };
+
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    topicStream: e.TOPIC_STREAM,
+    apiClients,
+    usingDevelopmentClients: e.API_CLIENTS === undefined,
+    integrations,
+    circuitFailureThreshold: e.CIRCUIT_FAILURE_THRESHOLD,
+    circuitOpenMs: e.CIRCUIT_OPEN_MS,
+    reconcileAfterMs: e.RECONCILE_AFTER_MS,
+    tierSlaMs: e.TIER_SLA_MS,
+    dlqAlertThreshold: e.DLQ_ALERT_THRESHOLD,
+    eventSlaMs: e.EVENT_SLA_MS,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    sweepAfterMs: e.SWEEP_AFTER_MS,
+    sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+    outboxPollMs: e.OUTBOX_POLL_MS,
+    healthProbeIntervalMs: e.HEALTH_PROBE_INTERVAL_MS,
+  });
+}
