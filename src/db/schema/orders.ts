@@ -1,0 +1,68 @@
+import { sql } from 'drizzle-orm';
+import { bigserial, boolean, index, integer, jsonb, numeric, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { locations } from './locations.js';
+
+export interface CustomerRecord {
+  id: string;
+  name?: string | undefined;
+  phone?: string | undefined;
+  email?: string | undefined;
+}
+
+export const orders = pgTable(
+  'orders',
+  {
+    orderId: text('order_id').primaryKey(),
+    shipFromLocationId: text('ship_from_location_id')
+      .notNull()
+      .references(() => locations.locationId),
+    customer: jsonb('customer').$type<CustomerRecord>().notNull(),
+    paymentMethod: text('payment_method').$type<'PREPAID' | 'COD'>().notNull(),
+    codAmount: numeric('cod_amount', { precision: 12, scale: 2 }),
+    status: integer('status').notNull(),
+    /** `packing` while at 3600 once the packing ship event arrived; null otherwise. */
+    subStep: text('sub_step'),
+    /** Incremented on every change; rows are also locked FOR UPDATE by the transition function. */
+    version: integer('version').notNull().default(1),
+    trackingId: text('tracking_id'),
+    carrierCode: text('carrier_code'),
+    estimatedDelivery: timestamp('estimated_delivery', { withTimezone: true }),
+    slickConfirmation: text('slick_confirmation').$type<'pending' | 'confirmed' | 'failed'>(),
+    /** sha256 of the canonical registration body, so a repeated registration is recognised. */
+    registrationHash: text('registration_hash').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    statusChangedAt: timestamp('status_changed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('orders_status_idx').on(t.status, t.orderId),
+    index('orders_location_status_idx').on(t.shipFromLocationId, t.status),
+    index('orders_slick_pending_idx').on(t.updatedAt).where(sql`${t.slickConfirmation} = 'pending'`),
+  ],
+);
+
+/** One row per status change (SPEC §2), numbered per order so history is provably sequential. */
+export const statusHistory = pgTable(
+  'status_history',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: text('order_id')
+      .notNull()
+      .references(() => orders.orderId),
+    seq: integer('seq').notNull(),
+    fromStatus: integer('from_status'),
+    toStatus: integer('to_status').notNull(),
+    subStep: text('sub_step'),
+    /** When it happened (the event's occurredAt); null for an implied step until its own event arrives. */
+    occurredAt: timestamp('occurred_at', { withTimezone: true }),
+    recordedAt: timestamp('recorded_at', { withTimezone: true }).notNull().defaultNow(),
+    actor: text('actor').notNull(),
+    source: text('source').$type<'slick' | 'grab' | 'pmp' | 'mao' | 'operator' | 'system'>().notNull(),
+    reasonCode: text('reason_code'),
+    eventId: text('event_id'),
+    note: text('note'),
+    implied: boolean('implied').notNull().default(false),
+    override: boolean('override').notNull().default(false),
+  },
+  (t) => [uniqueIndex('status_history_order_seq_uq').on(t.orderId, t.seq)],
+);
