@@ -14,6 +14,7 @@ CREATE TABLE "orders" (
 	"status" integer NOT NULL,
 	"sub_step" text,
 	"version" integer DEFAULT 1 NOT NULL,
+	"history_seq" integer DEFAULT 0 NOT NULL,
 	"tracking_id" text,
 	"carrier_code" text,
 	"estimated_delivery" timestamp with time zone,

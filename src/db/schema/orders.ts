@@ -24,6 +24,8 @@ export const orders = pgTable(
     subStep: text('sub_step'),
     /** Incremented on every change; rows are also locked FOR UPDATE by the transition function. */
     version: integer('version').notNull().default(1),
+    /** Number of history rows written; the next row's seq. Safe because writers hold the row lock. */
+    historySeq: integer('history_seq').notNull().default(0),
     trackingId: text('tracking_id'),
     carrierCode: text('carrier_code'),
     estimatedDelivery: timestamp('estimated_delivery', { withTimezone: true }),

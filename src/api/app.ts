@@ -1,0 +1,112 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { HubDeps } from '../deps.js';
+import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js';
+import type { EventOutcomeWaiters } from '../orders/event-outcomes.js';
+import { ApiClientDirectory, authenticate } from './auth.js';
+import { errorHandler } from './error-handler.js';
+import { eventRoutes } from './routes/events.routes.js';
+import { healthRoutes } from './routes/health.routes.js';
+import { interventionRoutes } from './routes/interventions.routes.js';
+import { locationRoutes } from './routes/locations.routes.js';
+import { orderRoutes } from './routes/orders.routes.js';
+import { shipEventRoutes } from './routes/ship-events.routes.js';
+
+export interface AppOptions {
+  waiters: EventOutcomeWaiters;
+}
+
+/** Builds the web app from its dependencies. Never listens: main.ts and the tests do that. */
+export function createApp(deps: HubDeps, options: AppOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  const directory = new ApiClientDirectory(deps.config.apiClients);
+
+  app.use(requestMetrics(deps));
+  app.use(healthRoutes(deps));
+  app.get('/metrics', async (_req, res) => {
+    await refreshQueueDepths(deps);
+    res.setHeader('content-type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  app.use('/admin/queues', adminOnly(directory), bullBoard(deps).getRouter());
+
+  // Everything under /api past the health routes needs a key.
+  app.use('/api', authenticate(directory));
+  app.use(shipEventRoutes(deps, options.waiters));
+  app.use(orderRoutes(deps));
+  app.use(eventRoutes(deps));
+  app.use(interventionRoutes(deps));
+  app.use(locationRoutes(deps));
+
+  app.use((req: Request, _res: Response, next: NextFunction) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+function requestMetrics(deps: HubDeps) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const end = deps.metrics.httpRequestDuration.startTimer();
+    res.on('finish', () => {
+      // The matched route pattern keeps label cardinality bounded; unmatched paths share one label.
+      const route = req.route?.path ? String(req.route.path) : req.path.startsWith('/admin/queues') ? '/admin/queues' : 'unmatched';
+      end({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  };
+}
+
+async function refreshQueueDepths(deps: HubDeps) {
+  const queues = [deps.queues.inboundEvents, deps.queues.partnerCalls];
+  await Promise.all(
+    queues.map(async (q) => {
+      try {
+        const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+        for (const [state, n] of Object.entries(counts)) deps.metrics.queueDepth.set({ queue: q.name, state }, n);
+      } catch {
+        // Redis down: keep the last values; readiness reports the outage.
+      }
+    }),
+  );
+}
+
+function bullBoard(deps: HubDeps): ExpressAdapter {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath('/admin/queues');
+  createBullBoard({
+    queues: [new BullMQAdapter(deps.queues.inboundEvents), new BullMQAdapter(deps.queues.partnerCalls)],
+    serverAdapter,
+  });
+  return serverAdapter;
+}
+
+/** Bull Board: Bearer admin key, or HTTP Basic with any user name and the admin key as password (browsers). */
+function adminOnly(directory: ApiClientDirectory) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization ?? '';
+    let key: string | undefined;
+    const bearer = /^Bearer\s+(\S+)$/i.exec(header);
+    const basic = /^Basic\s+(\S+)$/i.exec(header);
+    if (bearer) key = bearer[1];
+    else if (basic) {
+      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      key = decoded.slice(decoded.indexOf(':') + 1);
+    }
+    if (!key) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="fulfillment hub queues"');
+      return next(new AuthenticationError('admin key required', 'missing_credentials'));
+    }
+    const client = directory.findByKey(key);
+    if (!client) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="fulfillment hub queues"');
+      return next(new AuthenticationError('unknown API key', 'invalid_credentials'));
+    }
+    if (client.role !== 'admin') return next(new ForbiddenError('Bull Board is for admins only'));
+    next();
+  };
+}
+

@@ -1,0 +1,24 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { HubDeps } from '../../deps.js';
+import { interventionView, listInterventions } from '../../orders/interventions.js';
+import { authorize, READERS } from '../auth.js';
+import { parseWith } from '../request-body.js';
+
+const listQuery = z
+  .object({
+    state: z.enum(['open', 'resolved', 'dismissed']).optional(),
+    orderId: z.string().min(1).max(64).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+
+export function interventionRoutes(deps: HubDeps): Router {
+  const router = Router();
+  router.get('/api/interventions', authorize(...READERS), async (req, res) => {
+    const query = parseWith(listQuery, req.query, 'query');
+    const rows = await listInterventions(deps.db, query);
+    res.json({ interventions: rows.map(interventionView) });
+  });
+  return router;
+}

@@ -1,0 +1,60 @@
+import { Router } from 'express';
+import type { HubDeps } from '../../deps.js';
+import type { Source } from '../../db/types.js';
+import { eventOutcomeView } from '../../orders/inbound-event-store.js';
+import {
+  cancelOrder,
+  cancelSchema,
+  getHistory,
+  getOrder,
+  getOrderEvents,
+  historyView,
+  newOrderSchema,
+  orderIdSchema,
+  orderView,
+  registerOrder,
+} from '../../orders/order-registration.js';
+import { authorize, clientOf, READERS, requireSignature, type ApiClient } from '../auth.js';
+import { parseWith, readJsonBody } from '../request-body.js';
+
+function sourceOf(client: ApiClient): Source {
+  return client.role === 'partner:mao' ? 'mao' : 'operator';
+}
+
+export function orderRoutes(deps: HubDeps): Router {
+  const router = Router();
+  const { db } = deps;
+  const orderId = (raw: unknown) => parseWith(orderIdSchema, raw, 'order id');
+
+  router.post('/api/orders', authorize('partner:mao', 'operator', 'admin'), readJsonBody, requireSignature, async (_req, res) => {
+    const input = parseWith(newOrderSchema, res.locals.body);
+    const client = clientOf(res);
+    const { created, order } = await registerOrder(db, input, { clientId: client.id, source: sourceOf(client) });
+    deps.logger.info({ orderId: order.orderId, created }, created ? 'order registered' : 'order registration repeated');
+    res.status(created ? 201 : 200).json(orderView(order));
+  });
+
+  router.post('/api/orders/:orderId/cancel', authorize('partner:mao', 'operator', 'admin'), readJsonBody, requireSignature, async (req, res) => {
+    const input = parseWith(cancelSchema, res.locals.body);
+    const client = clientOf(res);
+    const order = await cancelOrder(db, orderId(req.params.orderId), input, { clientId: client.id, source: sourceOf(client) });
+    deps.logger.info({ orderId: order.orderId, reasonCode: input.reasonCode }, 'order cancelled');
+    res.json(orderView(order));
+  });
+
+  router.get('/api/orders/:orderId', authorize(...READERS), async (req, res) => {
+    res.json(orderView(await getOrder(db, orderId(req.params.orderId))));
+  });
+
+  router.get('/api/orders/:orderId/history', authorize(...READERS), async (req, res) => {
+    const id = orderId(req.params.orderId);
+    res.json({ orderId: id, history: (await getHistory(db, id)).map(historyView) });
+  });
+
+  router.get('/api/orders/:orderId/events', authorize(...READERS), async (req, res) => {
+    const id = orderId(req.params.orderId);
+    res.json({ orderId: id, events: (await getOrderEvents(db, id)).map(eventOutcomeView) });
+  });
+
+  return router;
+}

@@ -1,0 +1,98 @@
+import { Router, type Request, type Response } from 'express';
+import type { HubDeps } from '../../deps.js';
+import { ValidationError } from '../../errors.js';
+import type { EventOutcomeWaiters } from '../../orders/event-outcomes.js';
+import { eventOutcomeView, findInboundEvent, storeInboundEvent } from '../../orders/inbound-event-store.js';
+import { shipEventSchema } from '../../orders/ship-events.js';
+import { inboundEventJobId } from '../../queues/inbound-events.queue.js';
+import { authorize, clientOf, requireSignature } from '../auth.js';
+import { errorBody } from '../error-handler.js';
+import { parseWith, readJsonBody } from '../request-body.js';
+
+export const MAX_PREFER_WAIT_SECONDS = 10;
+
+/** `Prefer: wait=N` (RFC 7240), capped at 10 s; undefined when absent. */
+export function preferWaitSeconds(req: Request): number | undefined {
+  const header = req.header('prefer');
+  if (!header) return undefined;
+  const m = /(?:^|[,;\s])wait\s*=\s*"?(\d+)"?/i.exec(header);
+  if (!m) return undefined;
+  return Math.min(Number(m[1]), MAX_PREFER_WAIT_SECONDS);
+}
+
+/** The eventId may come in the body, in `Idempotency-Key`, or both (then they must match). */
+export function withIdempotencyKey(req: Request, body: unknown): unknown {
+  const key = req.header('idempotency-key');
+  if (key === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  const given = (body as { eventId?: unknown }).eventId;
+  if (given !== undefined && given !== key) {
+    throw new ValidationError('Idempotency-Key and eventId differ', { idempotencyKey: key, eventId: given }, 'idempotency_key_mismatch');
+  }
+  return { ...body, eventId: key };
+}
+
+/**
+ * The common path of every partner event endpoint: store (commit) first, then enqueue; answer 202,
+ * or with `Prefer: wait=N` the outcome once known.
+ */
+export async function acceptPartnerEvent(
+  deps: HubDeps,
+  waiters: EventOutcomeWaiters,
+  req: Request,
+  res: Response,
+  event: { eventId: string; orderId: string; type: string; source: string; jobName: 'ship-event'; payload: Record<string, unknown> },
+) {
+  const client = clientOf(res);
+  const stored = await storeInboundEvent(deps.db, {
+    eventId: event.eventId,
+    source: event.source,
+    type: event.type,
+    orderId: event.orderId,
+    actor: client.id,
+    payload: event.payload,
+  });
+  deps.metrics.eventsReceived.inc({ type: event.type, result: stored.duplicate ? 'duplicate' : 'new' });
+  const log = deps.logger.child({ eventId: event.eventId, orderId: event.orderId });
+  if (!stored.duplicate) {
+    try {
+      await deps.queues.inboundEvents.add(event.jobName, { eventId: event.eventId }, { jobId: inboundEventJobId(event.eventId) });
+    } catch (err) {
+      // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.
+      log.warn({ err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
+    }
+  }
+
+  let current = stored.event;
+  const wait = preferWaitSeconds(req);
+  if (wait !== undefined && wait > 0 && current.state === 'queued') {
+    await waiters.wait(event.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, event.eventId))?.state !== 'queued');
+    current = (await findInboundEvent(deps.db, event.eventId)) ?? current;
+  }
+  const view = { ...eventOutcomeView(current), ...(stored.duplicate ? { duplicate: true } : {}) };
+  if (wait !== undefined && current.state !== 'queued') {
+    res.setHeader('Preference-Applied', `wait=${wait}`);
+    if (current.state === 'rejected' || current.state === 'failed') {
+      res.status(422).json(errorBody(current.reason ?? 'rejected', `event ${current.state}: ${current.reason ?? 'no reason given'}`, view));
+      return;
+    }
+    res.status(200).json(view);
+    return;
+  }
+  res.status(202).json({ eventId: current.eventId, state: current.state, ...(stored.duplicate ? { duplicate: true } : {}) });
+}
+
+export function shipEventRoutes(deps: HubDeps, waiters: EventOutcomeWaiters): Router {
+  const router = Router();
+  router.post('/api/fulfillment/ship-events', authorize('partner:slick'), readJsonBody, requireSignature, async (req, res) => {
+    const event = parseWith(shipEventSchema, withIdempotencyKey(req, res.locals.body));
+    await acceptPartnerEvent(deps, waiters, req, res, {
+      eventId: event.eventId,
+      orderId: event.orderId,
+      type: 'ship-event',
+      source: 'slick',
+      jobName: 'ship-event',
+      payload: event,
+    });
+  });
+  return router;
+}

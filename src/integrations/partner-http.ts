@@ -1,0 +1,170 @@
+import { request, type Dispatcher } from 'undici';
+import type { IntegrationConfig } from '../config.js';
+import { NonRetriableIntegrationError, RetriableIntegrationError, type IntegrationErrorClass } from '../errors.js';
+
+/**
+ * The one way the hub calls a partner: a single attempt with the integration's timeout, redirects
+ * not followed, the response body size-limited, and the outcome classified retriable / non-retriable.
+ * Retrying is the queue's job (BullMQ delays), not this function's.
+ */
+
+export const MAX_RESPONSE_BYTES = 256 * 1024;
+
+export interface PartnerRequest {
+  method: 'GET' | 'POST' | 'PUT';
+  path: string;
+  body?: unknown;
+  /** For the audit trail and logs. */
+  orderId?: string | null;
+  attempt?: number;
+}
+
+export interface PartnerResponse {
+  status: number;
+  body: unknown;
+  latencyMs: number;
+}
+
+/** One record per attempt, success or not; the audit log and metrics are fed from it. */
+export interface PartnerCallRecord {
+  integration: IntegrationConfig['name'];
+  method: string;
+  url: string;
+  orderId: string | null;
+  attempt: number;
+  requestBody: unknown;
+  status: number | null;
+  responseBody: unknown;
+  latencyMs: number;
+  errorClass: IntegrationErrorClass | null;
+  error: string | null;
+}
+
+export type PartnerCallObserver = (record: PartnerCallRecord) => void | Promise<void>;
+
+export class PartnerHttp {
+  constructor(
+    readonly integration: IntegrationConfig,
+    private readonly options: { dispatcher?: Dispatcher; observers?: PartnerCallObserver[]; now?: () => number } = {},
+  ) {}
+
+  get enabled(): boolean {
+    return this.integration.baseUrl !== undefined;
+  }
+
+  async call(req: PartnerRequest): Promise<PartnerResponse> {
+    const { name, baseUrl, token, timeoutMs } = this.integration;
+    if (!baseUrl) throw new NonRetriableIntegrationError(name, `${name} is not configured (no base URL)`, null);
+    const url = new URL(req.path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).toString();
+    const now = this.options.now ?? Date.now;
+    const started = now();
+    const record: PartnerCallRecord = {
+      integration: name,
+      method: req.method,
+      url,
+      orderId: req.orderId ?? null,
+      attempt: req.attempt ?? 1,
+      requestBody: req.body ?? null,
+      status: null,
+      responseBody: null,
+      latencyMs: 0,
+      errorClass: null,
+      error: null,
+    };
+    try {
+      const response = await this.send(url, req, token, timeoutMs);
+      record.status = response.status;
+      record.responseBody = response.body;
+      record.latencyMs = now() - started;
+      const failure = classifyStatus(name, response.status, response.body, response.retryAfterMs);
+      if (failure) throw failure;
+      return { status: response.status, body: response.body, latencyMs: record.latencyMs };
+    } catch (err) {
+      const classified = classifyError(name, err);
+      record.latencyMs = now() - started;
+      record.errorClass = classified.errorClass;
+      record.error = classified.message;
+      throw classified;
+    } finally {
+      for (const observe of this.options.observers ?? []) await observe(record);
+    }
+  }
+
+  private async send(url: string, req: PartnerRequest, token: string | undefined, timeoutMs: number) {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await request(url, {
+      method: req.method,
+      headers,
+      body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      // Cuts the whole attempt, including a partner that trickles its body.
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
+    });
+    const text = await readLimited(res.body, MAX_RESPONSE_BYTES);
+    let body: unknown = text;
+    if (text.length > 0 && String(res.headers['content-type'] ?? '').includes('json')) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+    }
+    const retryAfter = res.headers['retry-after'];
+    return { status: res.statusCode, body, retryAfterMs: parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) };
+  }
+}
+
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      throw new ResponseTooLargeError(limit);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+class ResponseTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`response body larger than ${limit} bytes`);
+    this.name = 'ResponseTooLargeError';
+  }
+}
+
+export function parseRetryAfter(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** SPEC §4.2: 2xx success; 5xx, 408, 429 retriable; other 4xx (and 3xx, since redirects are not followed) not. */
+function classifyStatus(integration: string, status: number, body: unknown, retryAfterMs: number | undefined) {
+  if (status >= 200 && status < 300) return undefined;
+  const message = `${integration} answered ${status}`;
+  if (status >= 500 || status === 408 || status === 429) return new RetriableIntegrationError(integration, message, status, retryAfterMs);
+  return new NonRetriableIntegrationError(integration, `${message}: ${summarise(body)}`, status);
+}
+
+function classifyError(integration: string, err: unknown): RetriableIntegrationError | NonRetriableIntegrationError {
+  if (err instanceof RetriableIntegrationError || err instanceof NonRetriableIntegrationError) return err;
+  if (err instanceof ResponseTooLargeError) return new NonRetriableIntegrationError(integration, `${integration}: ${err.message}`, null);
+  const e = err as { name?: string; code?: string; message?: string };
+  const timedOut =
+    e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.name === 'AbortError';
+  const reason = timedOut ? 'timed out' : `network error (${e.code ?? e.name ?? 'unknown'}: ${e.message ?? ''})`;
+  return new RetriableIntegrationError(integration, `${integration} ${reason}`, null);
+}
+
+function summarise(body: unknown): string {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return (text ?? '').slice(0, 200);
+}

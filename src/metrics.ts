@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric the hub exports, on one Registry per process (passed in, never global). */
+export function createMetrics(role: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ role });
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    httpRequestDuration: new Histogram({
+      name: 'hub_http_request_duration_seconds',
+      help: 'HTTP request latency by route, method and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    eventReceiptToCommit: new Histogram({
+      name: 'hub_event_receipt_to_commit_seconds',
+      help: 'Time from a partner event being stored at intake to its outcome being committed',
+      labelNames: ['type', 'state'] as const,
+      buckets: [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30],
+      registers: [registry],
+    }),
+    eventsReceived: new Counter({
+      name: 'hub_events_received_total',
+      help: 'Partner events received, by type and whether they were new or duplicates',
+      labelNames: ['type', 'result'] as const,
+      registers: [registry],
+    }),
+    eventsProcessed: new Counter({
+      name: 'hub_events_processed_total',
+      help: 'Partner events processed, by type, outcome state and reason',
+      labelNames: ['type', 'state', 'reason'] as const,
+      registers: [registry],
+    }),
+    transitions: new Counter({
+      name: 'hub_status_transitions_total',
+      help: 'Order status changes written to history, by from, to and source',
+      labelNames: ['from', 'to', 'source'] as const,
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'hub_queue_jobs',
+      help: 'Jobs per queue and state (read from Redis at scrape time)',
+      labelNames: ['queue', 'state'] as const,
+      registers: [registry],
+    }),
+    partnerCalls: new Histogram({
+      name: 'hub_partner_call_duration_seconds',
+      help: 'Outbound partner call latency by integration and outcome',
+      labelNames: ['integration', 'outcome'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    outboxPublished: new Counter({
+      name: 'hub_outbox_published_total',
+      help: 'Messages published to the topic from the outbox',
+      registers: [registry],
+    }),
+    eventsSwept: new Counter({
+      name: 'hub_events_swept_total',
+      help: 'Stored events or partner calls whose lost job the sweeper re-created',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

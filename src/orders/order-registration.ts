@@ -1,0 +1,178 @@
+import { asc, desc, eq } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Database } from '../db/client.js';
+import { inboundEvents, locations, orders, statusHistory } from '../db/schema/index.js';
+import type { HistoryRow, OrderRow, Source } from '../db/types.js';
+import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
+import { STATUS_NAMES, type StatusCode } from '../machines/order.machine.js';
+import { applyTransition, lockOrder } from './apply-transition.js';
+import { bodyHash } from './inbound-event-store.js';
+import { writeToOutbox } from './topic-messages.js';
+
+/** Orders: registration by MAO or an operator, cancellation, and what operators read (SPEC §6). */
+
+export const orderIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (at most 64)');
+
+export const newOrderSchema = z
+  .object({
+    orderId: orderIdSchema,
+    shipFromLocationId: z.string().min(1).max(64),
+    customer: z
+      .object({
+        id: z.string().min(1).max(128),
+        name: z.string().max(200).optional(),
+        phone: z.string().max(40).optional(),
+        email: z.email().optional(),
+      })
+      .strict(),
+    paymentMethod: z.enum(['PREPAID', 'COD']),
+    codAmount: z.number().nonnegative().max(1_000_000).multipleOf(0.01).optional(),
+    status: z.union([z.literal(1000), z.literal(3000)]).default(3000),
+  })
+  .strict()
+  .refine((o) => o.paymentMethod !== 'COD' || (o.codAmount ?? 0) > 0, { message: 'COD orders need a codAmount above 0', path: ['codAmount'] })
+  .refine((o) => o.paymentMethod !== 'PREPAID' || !o.codAmount, { message: 'PREPAID orders carry no codAmount', path: ['codAmount'] });
+export type NewOrder = z.infer<typeof newOrderSchema>;
+
+export const cancelSchema = z.object({ reasonCode: z.string().min(1).max(64), note: z.string().max(1000).optional() }).strict();
+
+export interface Actor {
+  clientId: string;
+  source: Source;
+}
+
+/** Registers an order. The same registration again: `created: false`; the same id with another body: 409. */
+export async function registerOrder(db: Database, input: NewOrder, actor: Actor): Promise<{ created: boolean; order: OrderRow }> {
+  const hash = bodyHash(input);
+  return db.transaction(async (tx) => {
+    const [location] = await tx.select({ id: locations.locationId }).from(locations).where(eq(locations.locationId, input.shipFromLocationId));
+    if (!location) {
+      throw new TransitionError('unknown_location', `location ${input.shipFromLocationId} is not a known store location`, {
+        shipFromLocationId: input.shipFromLocationId,
+      });
+    }
+    const now = new Date();
+    const [inserted] = await tx
+      .insert(orders)
+      .values({
+        orderId: input.orderId,
+        shipFromLocationId: input.shipFromLocationId,
+        customer: input.customer,
+        paymentMethod: input.paymentMethod,
+        codAmount: input.codAmount !== undefined ? input.codAmount.toFixed(2) : null,
+        status: input.status,
+        historySeq: 1,
+        registrationHash: hash,
+        createdAt: now,
+        updatedAt: now,
+        statusChangedAt: now,
+      })
+      .onConflictDoNothing({ target: orders.orderId })
+      .returning();
+    if (!inserted) {
+      const [existing] = await tx.select().from(orders).where(eq(orders.orderId, input.orderId));
+      if (existing?.registrationHash !== hash) {
+        throw new ConflictError(`order ${input.orderId} is already registered with different details`, { orderId: input.orderId }, 'order_conflict');
+      }
+      return { created: false, order: existing };
+    }
+    await Promise.all([
+      tx.insert(statusHistory).values({
+        orderId: input.orderId,
+        seq: 1,
+        fromStatus: null,
+        toStatus: input.status,
+        occurredAt: now,
+        recordedAt: now,
+        actor: actor.clientId,
+        source: actor.source,
+        reasonCode: 'registered',
+      }),
+      writeToOutbox(tx, [
+        {
+          type: 'status.changed',
+          orderId: input.orderId,
+          occurredAt: now,
+          payload: { orderId: input.orderId, locationId: input.shipFromLocationId, from: null, to: input.status, source: actor.source, actor: actor.clientId, at: now.toISOString() },
+        },
+      ]),
+    ]);
+    return { created: true, order: inserted };
+  });
+}
+
+/** Cancels an order not yet fulfilled. Cancelling a cancelled order answers with it unchanged. */
+export async function cancelOrder(db: Database, orderId: string, input: z.infer<typeof cancelSchema>, actor: Actor): Promise<OrderRow> {
+  return db.transaction(async (tx) => {
+    const order = await lockOrder(tx, orderId);
+    if (!order) throw new NotFoundError('order', orderId);
+    if (order.status === 9000) return order;
+    const result = await applyTransition(tx, order, {
+      event: { type: 'OPERATOR_MOVE', to: 9000 },
+      actor: actor.clientId,
+      source: actor.source,
+      reasonCode: input.reasonCode,
+      note: input.note ?? null,
+    });
+    if (result.kind !== 'moved') {
+      throw new TransitionError('invalid_transition', `order ${orderId} at ${order.status} cannot be cancelled (only before 7000)`, {
+        orderId,
+        status: order.status,
+      });
+    }
+    return result.order;
+  });
+}
+
+export async function getOrder(db: Database, orderId: string): Promise<OrderRow> {
+  const [order] = await db.select().from(orders).where(eq(orders.orderId, orderId));
+  if (!order) throw new NotFoundError('order', orderId);
+  return order;
+}
+
+export async function getHistory(db: Database, orderId: string): Promise<HistoryRow[]> {
+  await getOrder(db, orderId);
+  return db.select().from(statusHistory).where(eq(statusHistory.orderId, orderId)).orderBy(asc(statusHistory.seq));
+}
+
+export async function getOrderEvents(db: Database, orderId: string) {
+  await getOrder(db, orderId);
+  return db.select().from(inboundEvents).where(eq(inboundEvents.orderId, orderId)).orderBy(desc(inboundEvents.receivedAt)).limit(500);
+}
+
+export function orderView(o: OrderRow) {
+  return {
+    orderId: o.orderId,
+    shipFromLocationId: o.shipFromLocationId,
+    status: o.status,
+    statusName: STATUS_NAMES[o.status as StatusCode] ?? 'Unknown',
+    subStep: o.subStep,
+    customer: o.customer,
+    paymentMethod: o.paymentMethod,
+    codAmount: o.codAmount !== null ? Number(o.codAmount) : null,
+    tracking: o.trackingId ? { trackingId: o.trackingId, carrierCode: o.carrierCode, estimatedDelivery: o.estimatedDelivery?.toISOString() ?? null } : null,
+    slickConfirmation: o.slickConfirmation,
+    version: o.version,
+    createdAt: o.createdAt.toISOString(),
+    updatedAt: o.updatedAt.toISOString(),
+    statusChangedAt: o.statusChangedAt.toISOString(),
+  };
+}
+
+export function historyView(h: HistoryRow) {
+  return {
+    seq: h.seq,
+    from: h.fromStatus,
+    to: h.toStatus,
+    subStep: h.subStep,
+    occurredAt: h.occurredAt?.toISOString() ?? null,
+    recordedAt: h.recordedAt.toISOString(),
+    actor: h.actor,
+    source: h.source,
+    reasonCode: h.reasonCode,
+    eventId: h.eventId,
+    note: h.note,
+    implied: h.implied,
+    override: h.override,
+  };
+}

@@ -1,0 +1,167 @@
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { HubDeps } from '../deps.js';
+import { inboundEvents, statusHistory } from '../db/schema/index.js';
+import type { EventState } from '../db/schema/events.js';
+import { decideTransition, type StatusCode, type SubStep } from '../machines/order.machine.js';
+import { partnerCallJobId, partnerCallJobOptions } from '../queues/partner-calls.queue.js';
+import { applyTransition, lockEventAndOrder } from './apply-transition.js';
+import { announceOutcomes } from './event-outcomes.js';
+import { writeToOutbox } from './topic-messages.js';
+import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
+
+/** Ship events from the fulfillment side (SPEC §4.1). */
+
+export const SHIP_EVENT_TYPES = ['picking', 'picked', 'packing', 'packed', 'shipped'] as const;
+export type ShipEventType = (typeof SHIP_EVENT_TYPES)[number];
+
+export const shipEventSchema = z
+  .object({
+    eventId: eventIdSchema,
+    orderId: z.string().min(1).max(64),
+    shipFromLocationId: z.string().min(1).max(64),
+    eventType: z.enum(SHIP_EVENT_TYPES),
+    occurredAt: isoInstant.refine(notTooFarInFuture, 'occurredAt is more than 5 minutes in the future'),
+    tracking: z
+      .object({
+        trackingId: z.string().min(1).max(128),
+        carrierCode: z.string().min(1).max(32),
+        estimatedDelivery: isoInstant.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((e) => e.eventType !== 'shipped' || e.tracking !== undefined, {
+    message: 'tracking is required for shipped',
+    path: ['tracking'],
+  });
+export type ShipEvent = z.infer<typeof shipEventSchema>;
+
+const TARGET: Record<Exclude<ShipEventType, 'shipped'>, { to: StatusCode; subStep?: SubStep }> = {
+  picking: { to: 3500 },
+  picked: { to: 3600 },
+  packing: { to: 3600, subStep: 'packing' },
+  packed: { to: 3700 },
+};
+
+interface Outcome {
+  state: Exclude<EventState, 'queued'>;
+  reason: string | null;
+  orderStatus: number | null;
+}
+
+/**
+ * Applies one stored ship event, exactly once: the event row and the order row are locked together,
+ * an event no longer `queued` is left alone (a job run twice applies once), and the outcome is
+ * committed with the status change, its history and its topic messages.
+ */
+export async function applyShipEvent(deps: HubDeps, eventId: string): Promise<Outcome | 'already_processed'> {
+  const { db } = deps;
+  let confirmationToSchedule: { orderId: string } | undefined;
+  let receivedAt: Date | undefined;
+
+  const result = await db.transaction(async (tx) => {
+    const { event: row, order } = await lockEventAndOrder(tx, eventId);
+    if (row?.state !== 'queued') return 'already_processed' as const;
+    receivedAt = row.receivedAt;
+    const event = row.payload as ShipEvent;
+    const occurredAt = new Date(event.occurredAt);
+
+    let outcome: Outcome;
+    if (!order) {
+      outcome = { state: 'rejected', reason: 'unknown_order', orderStatus: null };
+    } else if (order.shipFromLocationId !== event.shipFromLocationId) {
+      outcome = { state: 'rejected', reason: 'location_mismatch', orderStatus: order.status };
+    } else if (event.eventType === 'shipped') {
+      // Tracking is recorded now; the order reaches 7000 only when Slick confirms (SPEC §4.2).
+      const decision = decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: 7000 });
+      if (decision.kind === 'invalid') {
+        outcome = { state: 'rejected', reason: 'invalid_transition', orderStatus: order.status };
+      } else if (decision.kind === 'stale' || order.slickConfirmation === 'pending' || order.slickConfirmation === 'confirmed') {
+        outcome = { state: 'ignored', reason: 'stale', orderStatus: order.status };
+      } else {
+        const tracking = event.tracking!;
+        await Promise.all([
+          tx.execute(sql`update orders set tracking_id = ${tracking.trackingId}, carrier_code = ${tracking.carrierCode},
+              estimated_delivery = ${tracking.estimatedDelivery ?? null}, slick_confirmation = 'pending',
+              version = version + 1, updated_at = now() where order_id = ${order.orderId}`),
+          writeToOutbox(tx, [
+            {
+              type: 'delivery.updated',
+              orderId: order.orderId,
+              occurredAt,
+              payload: { orderId: order.orderId, eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
+            },
+          ]),
+        ]);
+        confirmationToSchedule = { orderId: order.orderId };
+        outcome = { state: 'applied', reason: null, orderStatus: order.status };
+      }
+    } else {
+      const target = TARGET[event.eventType];
+      const moved = await applyTransition(tx, order, {
+        event: { type: 'SHIP_EVENT', to: target.to, ...(target.subStep ? { subStep: target.subStep } : {}) },
+        actor: row.actor,
+        source: 'slick',
+        occurredAt,
+        eventId,
+      });
+      if (moved.kind === 'moved') {
+        outcome = { state: 'applied', reason: null, orderStatus: moved.order.status };
+        for (const s of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(s.to), source: 'slick' });
+      } else if (moved.kind === 'stale') {
+        outcome = { state: 'ignored', reason: 'stale', orderStatus: order.status };
+        // A late event for a step that was implied by a later one gives that step its real time.
+        await tx
+          .update(statusHistory)
+          .set({ occurredAt, eventId, note: `implied step confirmed by late event ${eventId}` })
+          .where(
+            and(
+              eq(statusHistory.orderId, order.orderId),
+              eq(statusHistory.toStatus, target.to),
+              eq(statusHistory.implied, true),
+              isNull(statusHistory.occurredAt),
+            ),
+          );
+      } else {
+        outcome = { state: 'rejected', reason: 'invalid_transition', orderStatus: order.status };
+      }
+    }
+
+    await tx
+      .update(inboundEvents)
+      .set({ state: outcome.state, reason: outcome.reason, orderStatus: outcome.orderStatus, processedAt: sql`clock_timestamp()` })
+      .where(eq(inboundEvents.eventId, eventId));
+    return outcome;
+  });
+
+  if (result === 'already_processed') return result;
+  const log = deps.logger.child({ eventId });
+  if (receivedAt) {
+    const latency = (deps.clock.now() - receivedAt.getTime()) / 1000;
+    deps.metrics.eventReceiptToCommit.observe({ type: 'ship-event', state: result.state }, Math.max(0, latency));
+  }
+  deps.metrics.eventsProcessed.inc({ type: 'ship-event', state: result.state, reason: result.reason ?? '' });
+  if (confirmationToSchedule) {
+    await scheduleSlickConfirmation(deps, confirmationToSchedule.orderId, eventId);
+  }
+  await announceOutcomes(deps.redis, deps.config.redisPrefix, [eventId]).catch((err: unknown) =>
+    log.warn({ err }, 'could not announce the event outcome; waiters will read it at their deadline'),
+  );
+  return result;
+}
+
+/**
+ * Schedules the Slick ship confirmation. The job id is derived from the order, so scheduling twice
+ * (a re-run job, the sweeper) keeps one job. If Redis is down the order stays `pending` and the
+ * sweeper schedules it later.
+ */
+export async function scheduleSlickConfirmation(deps: HubDeps, orderId: string, shipEventId: string): Promise<void> {
+  await deps.queues.partnerCalls.add(
+    'slick.ship-confirmation',
+    { orderId, shipEventId },
+    { ...partnerCallJobOptions(deps.config.integrations.slick), jobId: partnerCallJobId('slick.ship-confirmation', orderId) },
+  );
+}
+

@@ -1,0 +1,38 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+
+/**
+ * Partner events (ship events now; delivery and PMP events share the queue). The event itself lives in
+ * Postgres (inbound_events); a job only names it, so a lost job is recreated by the sweeper from the row.
+ */
+export const INBOUND_EVENTS_QUEUE = 'inbound-events';
+
+export const inboundEventJobs = {
+  'ship-event': z.object({ eventId: z.string().min(1).max(128) }),
+} as const;
+export type InboundEventJobName = keyof typeof inboundEventJobs;
+export type InboundEventJobData = z.infer<(typeof inboundEventJobs)['ship-event']>;
+
+/** BullMQ job ids may not contain ':'; base64url keeps any eventId unique and legal. */
+export function inboundEventJobId(eventId: string): string {
+  return `evt-${Buffer.from(eventId, 'utf8').toString('base64url')}`;
+}
+
+export const inboundEventJobOptions: JobsOptions = {
+  // Failures here are Postgres hiccups (the event rules themselves never throw); a few quick
+  // retries, and then the job stays in the failed set and the sweeper retries it later.
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 200 },
+  // Completed jobs are only needed briefly (the outcome is in Postgres).
+  removeOnComplete: { age: 600, count: 5000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+export function createInboundEventsQueue(connection: Redis, prefix: string): Queue<InboundEventJobData, void, InboundEventJobName> {
+  return new Queue<InboundEventJobData, void, InboundEventJobName>(INBOUND_EVENTS_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: inboundEventJobOptions,
+  });
+}

@@ -1,0 +1,49 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { IntegrationConfig } from '../config.js';
+
+/**
+ * Outbound partner calls. Each call is a job so its retries are BullMQ retries with delays: a worker
+ * never sleeps holding a job, and a crash loses no attempt.
+ */
+export const PARTNER_CALLS_QUEUE = 'partner-calls';
+
+export const partnerCallJobs = {
+  'slick.ship-confirmation': z.object({ orderId: z.string().min(1), shipEventId: z.string().min(1) }),
+} as const;
+export type PartnerCallJobName = keyof typeof partnerCallJobs;
+export type PartnerCallJobData = z.infer<(typeof partnerCallJobs)[PartnerCallJobName]>;
+
+/** Which integration each job calls: its timeout, retry delays and breaker come from that integration. */
+export const partnerCallIntegration: Record<PartnerCallJobName, IntegrationConfig['name']> = {
+  'slick.ship-confirmation': 'slick',
+};
+
+export function partnerCallJobId(name: PartnerCallJobName, orderId: string): string {
+  return `${name.replace('.', '-')}-${Buffer.from(orderId, 'utf8').toString('base64url')}`;
+}
+
+/** Attempts = 1 + one per configured retry delay; the delays themselves come from the backoff strategy. */
+export function partnerCallJobOptions(integration: IntegrationConfig): JobsOptions {
+  return {
+    attempts: integration.retryDelaysMs.length + 1,
+    backoff: { type: 'partner-call' },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: false, // the failed set is the dead-letter queue; entries leave it by retry or by an operator
+  };
+}
+
+/**
+ * Delay before retry number `attemptsMade` (1-based): the configured delay, shortened by jitter of at
+ * most a quarter (SPEC §4.2), or the partner's Retry-After if that is longer.
+ */
+export function retryDelayMs(delays: number[], attemptsMade: number, retryAfterMs: number | undefined, random = Math.random): number {
+  const base = delays[Math.min(attemptsMade, delays.length) - 1] ?? delays.at(-1) ?? 1000;
+  const jittered = Math.round(base * (0.75 + 0.25 * random()));
+  return retryAfterMs !== undefined ? Math.max(jittered, retryAfterMs) : jittered;
+}
+
+export function createPartnerCallsQueue(connection: Redis, prefix: string): Queue<PartnerCallJobData, void, PartnerCallJobName> {
+  return new Queue<PartnerCallJobData, void, PartnerCallJobName>(PARTNER_CALLS_QUEUE, { connection, prefix });
+}
