@@ -60,6 +60,7 @@ CREATE TABLE "inbound_events" (
 --> statement-breakpoint
 CREATE TABLE "outbox" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"position" bigserial NOT NULL,
 	"type" text NOT NULL,
 	"order_id" text NOT NULL,
 	"occurred_at" timestamp with time zone NOT NULL,
@@ -91,6 +92,6 @@ CREATE INDEX "orders_slick_pending_idx" ON "orders" USING btree ("updated_at") W
 CREATE UNIQUE INDEX "status_history_order_seq_uq" ON "status_history" USING btree ("order_id","seq");--> statement-breakpoint
 CREATE INDEX "inbound_events_queued_idx" ON "inbound_events" USING btree ("received_at") WHERE "inbound_events"."state" = 'queued';--> statement-breakpoint
 CREATE INDEX "inbound_events_order_idx" ON "inbound_events" USING btree ("order_id","received_at");--> statement-breakpoint
-CREATE INDEX "outbox_unpublished_idx" ON "outbox" USING btree ("created_at") WHERE "outbox"."published_at" is null;--> statement-breakpoint
+CREATE INDEX "outbox_unpublished_idx" ON "outbox" USING btree ("position") WHERE "outbox"."published_at" is null;--> statement-breakpoint
 CREATE UNIQUE INDEX "interventions_one_open_uq" ON "interventions" USING btree ("order_id","cause") WHERE "interventions"."state" = 'open';--> statement-breakpoint
 CREATE INDEX "interventions_state_idx" ON "interventions" USING btree ("state","created_at");

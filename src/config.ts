@@ -107,6 +107,8 @@ const envSchema = z.object({
   /** An accepted event still `queued` after this long is considered waiting past its SLA. */
   EVENT_SLA_MS: int(1).default(60_000),
   WORKER_CONCURRENCY: int(1, 1000).default(16),
+  /** If set, a worker process serves its own /metrics on this port (0 = any free port). */
+  WORKER_METRICS_PORT: int(0, 65535).optional(),
   /** A stored event still queued this long after receipt gets its job re-created by the sweeper. */
   SWEEP_AFTER_MS: int(100).default(10_000),
   SWEEP_INTERVAL_MS: int(50).default(5_000),
@@ -132,6 +134,7 @@ export interface Config {
   dlqAlertThreshold: number;
   eventSlaMs: number;
   workerConcurrency: number;
+  workerMetricsPort: number | undefined;
   sweepAfterMs: number;
   sweepIntervalMs: number;
   outboxPollMs: number;
@@ -203,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dlqAlertThreshold: e.DLQ_ALERT_THRESHOLD,
     eventSlaMs: e.EVENT_SLA_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
     sweepAfterMs: e.SWEEP_AFTER_MS,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     outboxPollMs: e.OUTBOX_POLL_MS,

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigserial, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 export type EventState = 'queued' | 'applied' | 'ignored' | 'rejected' | 'failed';
 
@@ -34,6 +34,8 @@ export const outbox = pgTable(
   'outbox',
   {
     id: uuid('id').primaryKey().defaultRandom(),
+    /** Publication order: the order in which the messages were written, across and within transactions. */
+    position: bigserial('position', { mode: 'number' }).notNull(),
     type: text('type').notNull(),
     orderId: text('order_id').notNull(),
     occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull(),
@@ -42,5 +44,5 @@ export const outbox = pgTable(
     publishedAt: timestamp('published_at', { withTimezone: true }),
     streamId: text('stream_id'),
   },
-  (t) => [index('outbox_unpublished_idx').on(t.createdAt).where(sql`${t.publishedAt} is null`)],
+  (t) => [index('outbox_unpublished_idx').on(t.position).where(sql`${t.publishedAt} is null`)],
 );

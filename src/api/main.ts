@@ -1,0 +1,30 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../config.js';
+import { EventOutcomeWaiters, eventOutcomeChannel } from '../orders/event-outcomes.js';
+import { connectRedis } from '../queues/redis-connection.js';
+import { buildHubDeps, stopOnSignals } from '../runtime.js';
+import { createApp } from './app.js';
+
+/** Composition root of the `web` process: config → deps → app → listen → signals. */
+const config = loadConfig();
+const deps = buildHubDeps(config, 'web');
+if (config.usingDevelopmentClients) {
+  deps.logger.warn('API_CLIENTS is not set: using the documented development clients (never in production)');
+}
+const subscriber = connectRedis(config.redisUrl, 'worker', 'hub-web-outcomes');
+subscriber.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis subscriber error'));
+const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(config.redisPrefix));
+await waiters.start();
+
+const server = createApp(deps, { waiters }).listen(config.port);
+await once(server, 'listening');
+deps.logger.info({ port: (server.address() as AddressInfo).port }, 'web listening');
+
+stopOnSignals(deps.logger, async () => {
+  // Stop intake first (in-flight requests finish), then release connections.
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  subscriber.disconnect();
+  await deps.close();
+});

@@ -1,0 +1,91 @@
+import { and, desc, eq, lt, sql } from 'drizzle-orm';
+import type { Job, Queue } from 'bullmq';
+import type { HubDeps } from '../deps.js';
+import { inboundEvents, orders } from '../db/schema/index.js';
+import { inboundEventJobId } from '../queues/inbound-events.queue.js';
+import { scheduleSlickConfirmation } from '../orders/ship-events.js';
+import { partnerCallJobId } from '../queues/partner-calls.queue.js';
+
+const SWEEP_BATCH = 1000;
+
+/**
+ * What the sweeper does with a job for work Postgres says is still pending:
+ * missing (Redis lost it, or intake could not enqueue) → create it; failed → retry it;
+ * completed while the work is still pending (a race) → replace it. Waiting, active or delayed → leave it.
+ */
+async function ensureJob(queue: Queue, jobId: string, create: () => Promise<unknown>): Promise<boolean> {
+  const job = (await queue.getJob(jobId)) as Job | undefined;
+  if (!job) {
+    await create();
+    return true;
+  }
+  const state = await job.getState();
+  if (state === 'failed') {
+    await job.retry('failed');
+    return true;
+  }
+  if (state === 'completed' || state === 'unknown') {
+    await job.remove().catch(() => {});
+    await create();
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Re-creates the jobs of stored events that are still `queued` after SWEEP_AFTER_MS, and of Slick
+ * confirmations still `pending`: Postgres is the record, Redis only the trigger.
+ */
+export async function sweepOnce(deps: HubDeps): Promise<number> {
+  const cutoff = new Date(deps.clock.now() - deps.config.sweepAfterMs);
+  let swept = 0;
+
+  const stuckEvents = await deps.db
+    .select({ eventId: inboundEvents.eventId, type: inboundEvents.type, orderId: inboundEvents.orderId })
+    .from(inboundEvents)
+    .where(and(eq(inboundEvents.state, 'queued'), lt(inboundEvents.receivedAt, cutoff)))
+    .orderBy(inboundEvents.receivedAt)
+    .limit(SWEEP_BATCH);
+  for (const e of stuckEvents) {
+    const jobName = e.type === 'ship-event' ? 'ship-event' : undefined;
+    if (!jobName) continue;
+    const created = await ensureJob(deps.queues.inboundEvents as unknown as Queue, inboundEventJobId(e.eventId), () =>
+      deps.queues.inboundEvents.add(jobName, { eventId: e.eventId }, { jobId: inboundEventJobId(e.eventId) }),
+    );
+    if (created) {
+      swept++;
+      deps.metrics.eventsSwept.inc({ kind: 'inbound-event' });
+      deps.logger.info({ eventId: e.eventId, orderId: e.orderId }, 'sweeper re-enqueued a stored event');
+    }
+  }
+
+  const pending = await deps.db
+    .select({ orderId: orders.orderId })
+    .from(orders)
+    .where(and(eq(orders.slickConfirmation, 'pending'), lt(orders.updatedAt, cutoff)))
+    .limit(SWEEP_BATCH);
+  for (const o of pending) {
+    const [shipped] = await deps.db
+      .select({ eventId: inboundEvents.eventId })
+      .from(inboundEvents)
+      .where(
+        and(
+          eq(inboundEvents.orderId, o.orderId),
+          eq(inboundEvents.state, 'applied'),
+          sql`${inboundEvents.payload}->>'eventType' = 'shipped'`,
+        ),
+      )
+      .orderBy(desc(inboundEvents.processedAt))
+      .limit(1);
+    if (!shipped) continue;
+    const created = await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', o.orderId), () =>
+      scheduleSlickConfirmation(deps, o.orderId, shipped.eventId),
+    );
+    if (created) {
+      swept++;
+      deps.metrics.eventsSwept.inc({ kind: 'slick-confirmation' });
+      deps.logger.info({ orderId: o.orderId, eventId: shipped.eventId }, 'sweeper re-scheduled a Slick confirmation');
+    }
+  }
+  return swept;
+}

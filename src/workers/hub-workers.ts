@@ -1,0 +1,61 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { HubDeps } from '../deps.js';
+import { PartnerHttp, type PartnerCallObserver } from '../integrations/partner-http.js';
+import { SlickClient } from '../integrations/slick.js';
+import { applyShipEvent } from '../orders/ship-events.js';
+import { INBOUND_EVENTS_QUEUE, inboundEventJobs, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
+import { PARTNER_CALLS_QUEUE, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
+import { partnerCallBackoff, processPartnerCall } from './partner-call.processor.js';
+
+/** Processors of partner events, typed per job name: a job name without a processor does not compile. */
+const inboundEventProcessors: { [N in InboundEventJobName]: (deps: HubDeps, data: InboundEventJobData) => Promise<unknown> } = {
+  'ship-event': (deps, data) => applyShipEvent(deps, inboundEventJobs['ship-event'].parse(data).eventId),
+};
+
+export interface HubWorkers {
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the queue workers of one worker process. `connection` must allow blocking commands
+ * (maxRetriesPerRequest: null); BullMQ duplicates it for each worker's blocking connection.
+ */
+export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
+  const observePartnerCall: PartnerCallObserver = (record) => {
+    deps.metrics.partnerCalls.observe(
+      { integration: record.integration, outcome: record.errorClass ?? 'success' },
+      record.latencyMs / 1000,
+    );
+    deps.logger.info(
+      { orderId: record.orderId, integration: record.integration, status: record.status, attempt: record.attempt, latencyMs: record.latencyMs, errorClass: record.errorClass },
+      'partner call',
+    );
+  };
+  const clients = { slick: new SlickClient(new PartnerHttp(deps.config.integrations.slick, { observers: [observePartnerCall] })) };
+
+  const inbound = new Worker<InboundEventJobData, void, InboundEventJobName>(
+    INBOUND_EVENTS_QUEUE,
+    async (job) => {
+      await inboundEventProcessors[job.name](deps, job.data);
+    },
+    { connection, prefix: deps.config.redisPrefix, concurrency: deps.config.workerConcurrency },
+  );
+  const partnerCalls = new Worker<PartnerCallJobData, void, PartnerCallJobName>(PARTNER_CALLS_QUEUE, processPartnerCall(deps, clients), {
+    connection,
+    prefix: deps.config.redisPrefix,
+    concurrency: deps.config.workerConcurrency,
+    settings: { backoffStrategy: partnerCallBackoff(deps) },
+  });
+  for (const w of [inbound, partnerCalls]) {
+    w.on('error', (err) => deps.logger.warn({ err: err.message, queue: w.name }, 'worker error'));
+    w.on('failed', (job, err) =>
+      deps.logger.warn({ queue: w.name, jobId: job?.id, job: job?.name, attemptsMade: job?.attemptsMade, err: err.message }, 'job attempt failed'),
+    );
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    // Finishes the jobs in hand (BullMQ hands back nothing it has not finished: unfinished jobs stall and are re-run).
+    close: () => (closing ??= Promise.allSettled([inbound.close(), partnerCalls.close()]).then(() => undefined)),
+  };
+}

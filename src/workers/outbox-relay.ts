@@ -1,0 +1,59 @@
+import { asc, inArray, isNull } from 'drizzle-orm';
+import type { HubDeps } from '../deps.js';
+import { outbox } from '../db/schema/index.js';
+
+export const OUTBOX_BATCH = 500;
+/** The stream is capped (approximately) so Redis memory stays bounded; consumers keep their own offsets. */
+export const TOPIC_MAX_LENGTH = 1_000_000;
+
+/**
+ * Publishes committed outbox rows to the Redis Stream, oldest first. Rows are marked published only
+ * after Redis took them, so a crash in between publishes them again (at least once); each message's
+ * `id` field is the outbox row id, for consumer de-duplication. SKIP LOCKED lets two relays run.
+ */
+export async function relayOutboxOnce(deps: Pick<HubDeps, 'db' | 'redis' | 'config' | 'metrics'>): Promise<number> {
+  return deps.db.transaction(async (tx) => {
+    const rows = await tx
+      .select()
+      .from(outbox)
+      .where(isNull(outbox.publishedAt))
+      .orderBy(asc(outbox.position))
+      .limit(OUTBOX_BATCH)
+      .for('update', { skipLocked: true });
+    if (rows.length === 0) return 0;
+    const pipeline = deps.redis.pipeline();
+    for (const r of rows) {
+      pipeline.xadd(
+        deps.config.topicStream,
+        'MAXLEN',
+        '~',
+        TOPIC_MAX_LENGTH,
+        '*',
+        'id',
+        r.id,
+        'type',
+        r.type,
+        'orderId',
+        r.orderId,
+        'occurredAt',
+        r.occurredAt.toISOString(),
+        'payload',
+        JSON.stringify(r.payload),
+      );
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0];
+    await tx
+      .update(outbox)
+      .set({ publishedAt: new Date() })
+      .where(
+        inArray(
+          outbox.id,
+          rows.map((r) => r.id),
+        ),
+      );
+    deps.metrics.outboxPublished.inc(rows.length);
+    return rows.length;
+  });
+}

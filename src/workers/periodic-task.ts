@@ -1,0 +1,45 @@
+import type { Logger } from '../logger.js';
+
+export interface PeriodicTask {
+  /** Run now instead of waiting for the interval. */
+  kick(): void;
+  /** Stops after the run in progress, if any. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `runOnce` until stopped: again at once while it reports more work, else after `intervalMs`.
+ * A failing run is logged and retried at the next interval; it never stops the loop.
+ */
+export function startPeriodicTask(name: string, logger: Logger, intervalMs: number, runOnce: () => Promise<boolean>): PeriodicTask {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  const loop = (async () => {
+    while (!stopped) {
+      let more = false;
+      try {
+        more = await runOnce();
+      } catch (err) {
+        logger.warn({ err: (err as Error).message, task: name }, 'periodic task failed; retrying at the next interval');
+      }
+      if (stopped || more) continue;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, intervalMs);
+      });
+    }
+  })();
+  const interrupt = () => {
+    if (timer) clearTimeout(timer);
+    wake?.();
+  };
+  return {
+    kick: interrupt,
+    stop: async () => {
+      stopped = true;
+      interrupt();
+      await loop;
+    },
+  };
+}

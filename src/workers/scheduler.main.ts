@@ -1,0 +1,14 @@
+import { loadConfig } from '../config.js';
+import { buildHubDeps, stopOnSignals } from '../runtime.js';
+import { startSchedulerTasks } from './scheduler-tasks.js';
+
+/** Composition root of the `scheduler` process: the outbox relay and the sweeper. One is enough; two are safe. */
+const config = loadConfig();
+const deps = buildHubDeps(config, 'scheduler', { dbPoolSize: 4 });
+const tasks = startSchedulerTasks(deps);
+deps.logger.info({ outboxPollMs: config.outboxPollMs, sweepIntervalMs: config.sweepIntervalMs }, 'scheduler started');
+
+stopOnSignals(deps.logger, async () => {
+  await tasks.stop();
+  await deps.close();
+});
