@@ -1,0 +1,218 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import { createApp } from '../../src/api/app.js';
+import { HubClient } from '../../src/api/hub-client.js';
+import { DEVELOPMENT_CLIENTS, loadConfig, type Config } from '../../src/config.js';
+import { EventOutcomeWaiters, eventOutcomeChannel } from '../../src/orders/event-outcomes.js';
+import { connectRedis } from '../../src/queues/redis-connection.js';
+import { buildHubDeps } from '../../src/runtime.js';
+import { startAllSimulators, type AllSimulators } from '../../src/simulators/index.js';
+import { startHubWorkers, type HubWorkers } from '../../src/workers/hub-workers.js';
+import { startSchedulerTasks } from '../../src/workers/scheduler-tasks.js';
+import { createDatabaseFromTemplate, dropDatabase } from './test-database.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const SLICK_TOKEN = 'slick-test-token-0123456789';
+
+let counter = 0;
+
+export interface TestHubOptions {
+  /** Run BullMQ workers inside the test process (default true). */
+  inProcessWorkers?: boolean;
+  /** Run the outbox relay and the sweeper inside the test process (default true). */
+  scheduler?: boolean;
+  env?: Record<string, string>;
+}
+
+export type ClientId = 'slick' | 'grab' | 'pmp' | 'mao' | 'viewer' | 'operator' | 'admin';
+
+/**
+ * A whole hub for one test file: its own database (from the migrated template) and Redis prefix,
+ * the real web app on port 0, optionally in-process workers and scheduler, and real simulator servers.
+ */
+export async function startTestHub(options: TestHubOptions = {}) {
+  const runId = inject('runId');
+  const n = ++counter;
+  const suffix = `${runId}_${process.pid}_${n}`;
+  const dbName = `hub_test_${suffix}`;
+  const databaseUrl = await createDatabaseFromTemplate(dbName, inject('templateDatabase'));
+  const prefix = `hubtest:${suffix}`;
+  const sims = await startAllSimulators({ slickToken: SLICK_TOKEN });
+
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    TOPIC_STREAM: `${prefix}:order.fulfillment.v1`,
+    SLICK_BASE_URL: sims.slick.url,
+    SLICK_API_TOKEN: SLICK_TOKEN,
+    SLICK_TIMEOUT_MS: '2000',
+    SLICK_RETRY_DELAYS_MS: '100,200,400',
+    PMP_BASE_URL: sims.pmp.url,
+    MAO_BASE_URL: sims.mao.url,
+    GRAB_BASE_URL: sims.grab.url,
+    NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
+    INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
+    WORKER_CONCURRENCY: '8',
+    OUTBOX_POLL_MS: '20',
+    SWEEP_AFTER_MS: '60000',
+    SWEEP_INTERVAL_MS: '60000',
+    ...options.env,
+  };
+  const config: Readonly<Config> = loadConfig(env);
+  const logLines: string[] = [];
+  // Logs are captured so tests can assert what reaches them (e.g. that no secret does).
+  const logger = pino(
+    { level: 'info', redact: { paths: ['req.headers.authorization'], censor: '[redacted]' } },
+    { write: (line: string) => void logLines.push(line) },
+  );
+
+  const web = buildHubDeps(config, 'web', { logger: logger.child({ role: 'web' }) });
+  const subscriber = connectRedis(config.redisUrl, 'worker', 'test-outcomes');
+  const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(prefix));
+  await waiters.start();
+  const server: Server = createApp(web, { waiters }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const worker = buildHubDeps(config, 'worker', { logger: logger.child({ role: 'worker' }) });
+  const workerConnection = connectRedis(config.redisUrl, 'worker', 'test-worker');
+  let workers: HubWorkers | undefined = options.inProcessWorkers === false ? undefined : startHubWorkers(worker, workerConnection);
+  const scheduler = options.scheduler === false ? undefined : startSchedulerTasks(worker);
+  const redis = new Redis(REDIS_URL);
+  const children = new Set<ChildProcess>();
+
+  const clients = Object.fromEntries(DEVELOPMENT_CLIENTS.map((c) => [c.id, new HubClient(baseUrl, c)])) as Record<ClientId, HubClient>;
+
+  const hub = {
+    config,
+    env,
+    prefix,
+    databaseUrl,
+    baseUrl,
+    sims: sims as AllSimulators,
+    web,
+    worker,
+    redis,
+    logLines,
+    clients,
+    startInProcessWorkers() {
+      workers ??= startHubWorkers(worker, workerConnection);
+    },
+    async stopInProcessWorkers() {
+      await workers?.close();
+      workers = undefined;
+    },
+    /** A real `worker` process with this hub's configuration; resolves once it says it started. */
+    async spawnWorker(extraEnv: Record<string, string> = {}) {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts'], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extraEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.add(child);
+      const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }));
+      exited.finally(() => children.delete(child));
+      let output = '';
+      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          output += d.toString();
+          if (output.includes('"worker started"')) resolve();
+        });
+        exited.then(({ code }) => reject(new Error(`worker exited (${code}) before starting:\n${output}`)));
+      });
+      return { child, exited, output: () => output };
+    },
+    /** Topic messages on this hub's stream, as field maps. */
+    async topicMessages(): Promise<Array<Record<string, string>>> {
+      const entries = await redis.xrange(config.topicStream, '-', '+');
+      return entries.map(([, fields]) => {
+        const m: Record<string, string> = {};
+        for (let i = 0; i < fields.length; i += 2) m[fields[i]!] = fields[i + 1]!;
+        return m;
+      });
+    },
+    /** Deletes every Redis key of this hub (as if Redis restarted empty). */
+    async emptyRedis() {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) await redis.del(...keys);
+      } while (cursor !== '0');
+    },
+    async close() {
+      for (const child of children) child.kill('SIGKILL');
+      await scheduler?.stop();
+      await workers?.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      subscriber.disconnect();
+      workerConnection.disconnect();
+      await Promise.allSettled([web.close(), worker.close(), sims.close()]);
+      await hub.emptyRedis();
+      redis.disconnect();
+      await dropDatabase(dbName);
+    },
+  };
+  return hub;
+}
+export type TestHub = Awaited<ReturnType<typeof startTestHub>>;
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+let orderCounter = 0;
+export function newOrderId(tag = 'SO'): string {
+  return `${tag}-${process.pid}-${Date.now().toString(36)}-${++orderCounter}`;
+}
+
+export async function registerOrder(hub: TestHub, overrides: Record<string, unknown> = {}) {
+  const orderId = (overrides.orderId as string | undefined) ?? newOrderId();
+  const res = await hub.clients.mao.post('/api/orders', {
+    orderId,
+    shipFromLocationId: 'STORE-007',
+    customer: { id: 'CUST-1', name: 'Somchai', phone: '+66800000000', email: 'somchai@example.com' },
+    paymentMethod: 'PREPAID',
+    status: 3000,
+    ...overrides,
+  });
+  if (res.status !== 201) throw new Error(`order registration failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return orderId;
+}
+
+let eventCounter = 0;
+export function shipEvent(orderId: string, eventType: string, overrides: Record<string, unknown> = {}) {
+  return {
+    eventId: `evt-${orderId}-${eventType}-${++eventCounter}`,
+    orderId,
+    shipFromLocationId: 'STORE-007',
+    eventType,
+    occurredAt: new Date().toISOString(),
+    ...(eventType === 'shipped' ? { tracking: { trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } } : {}),
+    ...overrides,
+  };
+}
