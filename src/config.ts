@@ -107,6 +107,12 @@ const envSchema = z.object({
   /** An accepted event still `queued` after this long is considered waiting past its SLA. */
   EVENT_SLA_MS: int(1).default(60_000),
   WORKER_CONCURRENCY: int(1, 1000).default(16),
+  /**
+   * How long a worker's claim on a job lasts without renewal. A crashed worker's jobs are re-run
+   * after about this long, so it bounds the delay a crash adds; too short and a slow job is run twice
+   * (harmless: jobs are idempotent, but wasteful).
+   */
+  JOB_LOCK_MS: int(1000).default(30_000),
   /** If set, a worker process serves its own /metrics on this port (0 = any free port). */
   WORKER_METRICS_PORT: int(0, 65535).optional(),
   /** A stored event still queued this long after receipt gets its job re-created by the sweeper. */
@@ -135,6 +141,7 @@ export interface Config {
   eventSlaMs: number;
   workerConcurrency: number;
   workerMetricsPort: number | undefined;
+  jobLockMs: number;
   sweepAfterMs: number;
   sweepIntervalMs: number;
   outboxPollMs: number;
@@ -207,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     eventSlaMs: e.EVENT_SLA_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    jobLockMs: e.JOB_LOCK_MS,
     sweepAfterMs: e.SWEEP_AFTER_MS,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     outboxPollMs: e.OUTBOX_POLL_MS,

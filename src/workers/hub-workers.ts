@@ -13,6 +13,17 @@ const inboundEventProcessors: { [N in InboundEventJobName]: (deps: HubDeps, data
   'ship-event': (deps, data) => applyShipEvent(deps, inboundEventJobs['ship-event'].parse(data).eventId),
 };
 
+/** A crashed worker's jobs are found stalled and re-run after about JOB_LOCK_MS. */
+function claimOptions(deps: HubDeps) {
+  return {
+    prefix: deps.config.redisPrefix,
+    lockDuration: deps.config.jobLockMs,
+    stalledInterval: deps.config.jobLockMs,
+    // A job may stall this many times (each a crash mid-job) before it is failed; the sweeper still retries it.
+    maxStalledCount: 3,
+  };
+}
+
 export interface HubWorkers {
   close(): Promise<void>;
 }
@@ -39,11 +50,11 @@ export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
     async (job) => {
       await inboundEventProcessors[job.name](deps, job.data);
     },
-    { connection, prefix: deps.config.redisPrefix, concurrency: deps.config.workerConcurrency },
+    { ...claimOptions(deps), concurrency: deps.config.workerConcurrency, connection },
   );
   const partnerCalls = new Worker<PartnerCallJobData, void, PartnerCallJobName>(PARTNER_CALLS_QUEUE, processPartnerCall(deps, clients), {
+    ...claimOptions(deps),
     connection,
-    prefix: deps.config.redisPrefix,
     concurrency: deps.config.workerConcurrency,
     settings: { backoffStrategy: partnerCallBackoff(deps) },
   });
