@@ -221,3 +221,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     healthProbeIntervalMs: e.HEALTH_PROBE_INTERVAL_MS,
   });
 }
+
+/** For process entry points: a bad configuration ends the process with one clear line, not a stack trace. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${JSON.stringify({ level: 60, msg: 'cannot start: bad configuration', error: err.message })}\n`);
+    process.exit(1);
+  }
+}

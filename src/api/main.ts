@@ -1,13 +1,13 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { loadConfig } from '../config.js';
+import { loadConfigOrExit } from '../config.js';
 import { EventOutcomeWaiters, eventOutcomeChannel } from '../orders/event-outcomes.js';
 import { connectRedis } from '../queues/redis-connection.js';
 import { buildHubDeps, stopOnSignals } from '../runtime.js';
 import { createApp } from './app.js';
 
 /** Composition root of the `web` process: config → deps → app → listen → signals. */
-const config = loadConfig();
+const config = loadConfigOrExit();
 const deps = buildHubDeps(config, 'web');
 if (config.usingDevelopmentClients) {
   deps.logger.warn('API_CLIENTS is not set: using the documented development clients (never in production)');

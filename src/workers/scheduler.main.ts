@@ -1,9 +1,9 @@
-import { loadConfig } from '../config.js';
+import { loadConfigOrExit } from '../config.js';
 import { buildHubDeps, stopOnSignals } from '../runtime.js';
 import { startSchedulerTasks } from './scheduler-tasks.js';
 
 /** Composition root of the `scheduler` process: the outbox relay and the sweeper. One is enough; two are safe. */
-const config = loadConfig();
+const config = loadConfigOrExit();
 const deps = buildHubDeps(config, 'scheduler', { dbPoolSize: 4 });
 const tasks = startSchedulerTasks(deps);
 deps.logger.info({ outboxPollMs: config.outboxPollMs, sweepIntervalMs: config.sweepIntervalMs }, 'scheduler started');

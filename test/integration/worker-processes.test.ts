@@ -99,11 +99,15 @@ describe('worker processes', () => {
     const orders = await Promise.all(Array.from({ length: 10 }, () => registerOrder(hub!)));
     const events = orders.flatMap((o) => ['picking', 'packed'].map((t) => shipEvent(o, t)));
     for (const e of events) expect((await hub.clients.slick.post('/api/fulfillment/ship-events', e)).status).toBe(202);
+    // Nobody is working the queue: a partner that waits gets 202 (not yet done) at its deadline.
+    const waited = await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orders[0]!, 'picked'), { prefer: 'wait=1' });
+    expect(waited.status).toBe(202);
+    expect(waited.body.state).toBe('queued');
     await hub.emptyRedis();
     expect(await hub.web.queues.inboundEvents.getJobCounts('waiting')).toEqual({ waiting: 0 });
 
     hub.startInProcessWorkers();
-    await eventually(() => allProcessed(hub!, 20), 'swept events processed', 20_000);
+    await eventually(() => allProcessed(hub!, 21), 'swept events processed', 20_000);
     for (const orderId of orders) {
       const o = (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
       expect(o.status).toBe(3700);

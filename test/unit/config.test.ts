@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEVELOPMENT_CLIENTS, loadConfig } from '../../src/config.js';
+
+describe('configuration', () => {
+  it('uses documented defaults and the development clients outside production', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(3000);
+    expect(c.topicStream).toBe('order.fulfillment.v1');
+    expect(c.integrations.slick).toMatchObject({ timeoutMs: 30_000, retryDelaysMs: [1000, 2000, 4000] });
+    expect(c.circuitFailureThreshold).toBe(5);
+    expect(c.circuitOpenMs).toBe(30_000);
+    expect(c.usingDevelopmentClients).toBe(true);
+    expect(c.apiClients).toEqual(DEVELOPMENT_CLIENTS);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('refuses to start in production without API_CLIENTS', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/API_CLIENTS/);
+  });
+
+  it('names the variable that is wrong', () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ SLICK_TIMEOUT_MS: 'soon' }, /SLICK_TIMEOUT_MS/],
+      [{ SLICK_RETRY_DELAYS_MS: '1000,,x' }, /SLICK_RETRY_DELAYS_MS/],
+      [{ SLICK_BASE_URL: 'not a url' }, /SLICK_BASE_URL/],
+      [{ PORT: '70000' }, /PORT/],
+      [{ REDIS_URL: 'http://x' }, /REDIS_URL/],
+      [{ API_CLIENTS: '{' }, /API_CLIENTS: not valid JSON/],
+      [{ API_CLIENTS: '[{"id":"a","role":"god","key":"0123456789abcdef"}]' }, /API_CLIENTS/],
+      [{ API_CLIENTS: '[{"id":"s","role":"partner:slick","key":"0123456789abcdef"}]' }, /partner clients need a secret/],
+    ];
+    for (const [env, message] of cases) {
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(message);
+    }
+  });
+
+  it('accepts keySha256 in place of a key, and custom retry delays', () => {
+    const c = loadConfig({
+      API_CLIENTS: JSON.stringify([{ id: 'ops', role: 'operator', keySha256: 'a'.repeat(64) }]),
+      PMP_RETRY_DELAYS_MS: '10, 20',
+      REDIS_URL: 'redis://127.0.0.1:6379/5',
+    });
+    expect(c.apiClients[0]!.keySha256).toBe('a'.repeat(64));
+    expect(c.integrations.pmp.retryDelaysMs).toEqual([10, 20]);
+    expect(c.usingDevelopmentClients).toBe(false);
+  });
+});
