@@ -19,7 +19,6 @@ await waiters.start();
 
 const server = createApp(deps, { waiters }).listen(config.port);
 await once(server, 'listening');
-deps.logger.info({ port: (server.address() as AddressInfo).port }, 'web listening');
 
 stopOnSignals(deps.logger, async () => {
   // Stop intake first (in-flight requests finish), then release connections.
@@ -28,3 +27,5 @@ stopOnSignals(deps.logger, async () => {
   subscriber.disconnect();
   await deps.close();
 });
+// Logged only once the signal handlers are in place, so whoever waits for it may stop us at once.
+deps.logger.info({ port: (server.address() as AddressInfo).port }, 'web listening');

@@ -22,7 +22,6 @@ const metricsServer = metricsPort !== undefined
       deps.metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(text));
     }).listen(metricsPort)
   : undefined;
-deps.logger.info({ concurrency: config.workerConcurrency, metricsPort: metricsPort ?? null }, 'worker started');
 
 stopOnSignals(deps.logger, async () => {
   await workers.close();
@@ -30,3 +29,5 @@ stopOnSignals(deps.logger, async () => {
   connection.disconnect();
   await deps.close();
 });
+// Logged only once the signal handlers are in place, so whoever waits for it may stop us at once.
+deps.logger.info({ concurrency: config.workerConcurrency, metricsPort: metricsPort ?? null }, 'worker started');

@@ -6,9 +6,9 @@ import { startSchedulerTasks } from './scheduler-tasks.js';
 const config = loadConfigOrExit();
 const deps = buildHubDeps(config, 'scheduler', { dbPoolSize: 4 });
 const tasks = startSchedulerTasks(deps);
-deps.logger.info({ outboxPollMs: config.outboxPollMs, sweepIntervalMs: config.sweepIntervalMs }, 'scheduler started');
 
 stopOnSignals(deps.logger, async () => {
   await tasks.stop();
   await deps.close();
 });
+deps.logger.info({ outboxPollMs: config.outboxPollMs, sweepIntervalMs: config.sweepIntervalMs }, 'scheduler started');
