@@ -57,6 +57,39 @@ export function createMetrics(role: string) {
       help: 'Messages published to the topic from the outbox',
       registers: [registry],
     }),
+    circuitState: new Gauge({
+      name: 'hub_circuit_state',
+      help: 'Circuit breaker state per integration: 0 closed, 1 half-open, 2 open',
+      labelNames: ['integration'] as const,
+      registers: [registry],
+    }),
+    integrationUp: new Gauge({
+      name: 'hub_integration_up',
+      help: 'Whether the last /health probe of the integration succeeded (1) or not (0)',
+      labelNames: ['integration'] as const,
+      registers: [registry],
+    }),
+    deadLetters: new Gauge({
+      name: 'hub_dead_letter_jobs',
+      help: 'Jobs in the dead-letter queue (failed set) per queue',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    openIncidents: new Gauge({
+      name: 'hub_open_incidents',
+      help: 'Incidents currently open',
+      registers: [registry],
+    }),
+    openInterventions: new Gauge({
+      name: 'hub_open_interventions',
+      help: 'Manual-intervention cases currently open',
+      registers: [registry],
+    }),
+    slaBreaches: new Gauge({
+      name: 'hub_events_waiting_past_sla',
+      help: 'Accepted events still waiting longer than EVENT_SLA_MS',
+      registers: [registry],
+    }),
     eventsSwept: new Counter({
       name: 'hub_events_swept_total',
       help: 'Stored events or partner calls whose lost job the sweeper re-created',

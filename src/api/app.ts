@@ -2,7 +2,10 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { sql } from 'drizzle-orm';
+import type { IntegrationName } from '../config.js';
 import type { HubDeps } from '../deps.js';
+import { createCircuitBreakers, type CircuitBreaker } from '../integrations/circuit-breaker.js';
 import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js';
 import type { EventOutcomeWaiters } from '../orders/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
@@ -11,6 +14,7 @@ import { eventRoutes } from './routes/events.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { interventionRoutes } from './routes/interventions.routes.js';
 import { locationRoutes } from './routes/locations.routes.js';
+import { operationsRoutes } from './routes/operations.routes.js';
 import { orderRoutes } from './routes/orders.routes.js';
 import { shipEventRoutes } from './routes/ship-events.routes.js';
 
@@ -24,11 +28,12 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   const directory = new ApiClientDirectory(deps.config.apiClients);
+  const breakers = createCircuitBreakers(deps.redis, deps.config, deps.clock);
 
   app.use(requestMetrics(deps));
   app.use(healthRoutes(deps));
   app.get('/metrics', async (_req, res) => {
-    await refreshQueueDepths(deps);
+    await refreshOperationalGauges(deps, breakers);
     res.setHeader('content-type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });
@@ -42,6 +47,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   app.use(eventRoutes(deps));
   app.use(interventionRoutes(deps));
   app.use(locationRoutes(deps));
+  app.use(operationsRoutes(deps, breakers));
 
   app.use((req: Request, _res: Response, next: NextFunction) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
   app.use(errorHandler(deps.logger));
@@ -60,18 +66,31 @@ function requestMetrics(deps: HubDeps) {
   };
 }
 
-async function refreshQueueDepths(deps: HubDeps) {
+const CIRCUIT_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+
+/** Gauges whose truth lives in Redis or Postgres are read at scrape time, so every web process reports the same. */
+async function refreshOperationalGauges(deps: HubDeps, breakers: Record<IntegrationName, CircuitBreaker>) {
   const queues = [deps.queues.inboundEvents, deps.queues.partnerCalls];
-  await Promise.all(
-    queues.map(async (q) => {
-      try {
-        const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
-        for (const [state, n] of Object.entries(counts)) deps.metrics.queueDepth.set({ queue: q.name, state }, n);
-      } catch {
-        // Redis down: keep the last values; readiness reports the outage.
-      }
+  const steps: Array<() => Promise<void>> = [
+    ...queues.map((q) => async () => {
+      const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+      for (const [state, n] of Object.entries(counts)) deps.metrics.queueDepth.set({ queue: q.name, state }, n);
+      deps.metrics.deadLetters.set({ queue: q.name }, counts.failed ?? 0);
     }),
-  );
+    ...Object.values(breakers).map((b) => async () => {
+      const snapshot = await b.snapshot();
+      deps.metrics.circuitState.set({ integration: b.integration }, CIRCUIT_STATE_VALUE[snapshot.state]);
+    }),
+    async () => {
+      const [row] = await deps.db.execute<{ incidents: number; interventions: number }>(sql`
+        select (select count(*)::int from incidents where state = 'open') as incidents,
+               (select count(*)::int from interventions where state = 'open') as interventions`);
+      deps.metrics.openIncidents.set(row?.incidents ?? 0);
+      deps.metrics.openInterventions.set(row?.interventions ?? 0);
+    },
+  ];
+  // A store that is down keeps its gauges at their last values; readiness reports the outage.
+  await Promise.allSettled(steps.map((step) => step()));
 }
 
 function bullBoard(deps: HubDeps): ExpressAdapter {

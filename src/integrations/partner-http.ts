@@ -1,6 +1,7 @@
 import { request, type Dispatcher } from 'undici';
 import type { IntegrationConfig } from '../config.js';
 import { NonRetriableIntegrationError, RetriableIntegrationError, type IntegrationErrorClass } from '../errors.js';
+import type { BreakerChange, CircuitBreaker } from './circuit-breaker.js';
 
 /**
  * The one way the hub calls a partner: a single attempt with the integration's timeout, redirects
@@ -13,6 +14,8 @@ export const MAX_RESPONSE_BYTES = 256 * 1024;
 export interface PartnerRequest {
   method: 'GET' | 'POST' | 'PUT';
   path: string;
+  /** What the call is for, in the audit log (e.g. ship-confirmation). */
+  operation: string;
   body?: unknown;
   /** For the audit trail and logs. */
   orderId?: string | null;
@@ -28,6 +31,7 @@ export interface PartnerResponse {
 /** One record per attempt, success or not; the audit log and metrics are fed from it. */
 export interface PartnerCallRecord {
   integration: IntegrationConfig['name'];
+  operation: string;
   method: string;
   url: string;
   orderId: string | null;
@@ -41,11 +45,37 @@ export interface PartnerCallRecord {
 }
 
 export type PartnerCallObserver = (record: PartnerCallRecord) => void | Promise<void>;
+export type BreakerObserver = (integration: IntegrationConfig['name'], change: BreakerChange) => void | Promise<void>;
+
+/**
+ * The breaker for this integration is open (or busy with its probe): the call was not made. Not a
+ * failure of the call: the job waits until `retryAt` and uses none of its retries.
+ */
+export class CircuitOpenError extends Error {
+  constructor(
+    readonly integration: string,
+    readonly retryAt: number,
+    readonly state: string,
+  ) {
+    super(`${integration} circuit is ${state}; next attempt at ${new Date(retryAt).toISOString()}`);
+    this.name = 'CircuitOpenError';
+  }
+}
+
+export interface PartnerHttpOptions {
+  dispatcher?: Dispatcher;
+  observers?: PartnerCallObserver[];
+  breaker?: CircuitBreaker;
+  onBreakerChange?: BreakerObserver;
+  /** Told when bookkeeping (breaker, observers) fails; the call's own outcome stands regardless. */
+  onBookkeepingError?: (err: unknown) => void;
+  now?: () => number;
+}
 
 export class PartnerHttp {
   constructor(
     readonly integration: IntegrationConfig,
-    private readonly options: { dispatcher?: Dispatcher; observers?: PartnerCallObserver[]; now?: () => number } = {},
+    private readonly options: PartnerHttpOptions = {},
   ) {}
 
   get enabled(): boolean {
@@ -55,11 +85,17 @@ export class PartnerHttp {
   async call(req: PartnerRequest): Promise<PartnerResponse> {
     const { name, baseUrl, token, timeoutMs } = this.integration;
     if (!baseUrl) throw new NonRetriableIntegrationError(name, `${name} is not configured (no base URL)`, null);
-    const url = new URL(req.path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).toString();
+    // An empty path calls the base URL itself (webhooks); otherwise the path is relative to it.
+    const url = req.path === '' ? baseUrl : new URL(req.path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).toString();
+    const breaker = this.options.breaker;
+    const admission = breaker ? await breaker.acquire(req.orderId ?? req.operation) : undefined;
+    if (admission && !admission.allowed) throw new CircuitOpenError(name, admission.retryAt, admission.state);
+
     const now = this.options.now ?? Date.now;
     const started = now();
     const record: PartnerCallRecord = {
       integration: name,
+      operation: req.operation,
       method: req.method,
       url,
       orderId: req.orderId ?? null,
@@ -86,7 +122,17 @@ export class PartnerHttp {
       record.error = classified.message;
       throw classified;
     } finally {
-      for (const observe of this.options.observers ?? []) await observe(record);
+      // Bookkeeping must not turn a call Slick accepted into a failure (that would call it again).
+      try {
+        if (breaker && admission?.allowed) {
+          // Only failures that say the partner is unwell count; a 4xx answer means it is up.
+          const change = await breaker.record(admission.lease, record.errorClass === 'retriable' ? 'failure' : 'success');
+          if (change) await this.options.onBreakerChange?.(name, change);
+        }
+        for (const observe of this.options.observers ?? []) await observe(record);
+      } catch (err) {
+        this.options.onBookkeepingError?.(err);
+      }
     }
   }
 

@@ -22,10 +22,17 @@ export class SlickClient {
 
   /** POST /api/fulfillment/ship-events. Resolves on 200; throws a classified integration error otherwise. */
   sendShipEvent(event: SlickShipEvent, attempt = 1): Promise<PartnerResponse> {
-    return this.http.call({ method: 'POST', path: 'api/fulfillment/ship-events', body: event, orderId: event.orderId, attempt });
+    return this.http.call({
+      method: 'POST',
+      path: 'api/fulfillment/ship-events',
+      operation: event.eventType === 'shipped' ? 'ship-confirmation' : 'cod-collected',
+      body: event,
+      orderId: event.orderId,
+      attempt,
+    });
   }
 
   health(): Promise<PartnerResponse> {
-    return this.http.call({ method: 'GET', path: 'health' });
+    return this.http.call({ method: 'GET', path: 'health', operation: 'health' });
   }
 }

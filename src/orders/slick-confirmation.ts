@@ -2,12 +2,11 @@ import { eq } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import { inboundEvents, orders } from '../db/schema/index.js';
 import { NonRetriableIntegrationError, RetriableIntegrationError } from '../errors.js';
+import { CircuitOpenError } from '../integrations/partner-http.js';
 import type { SlickClient } from '../integrations/slick.js';
 import { applyTransition, lockOrder } from './apply-transition.js';
-import { openIntervention } from './interventions.js';
+import { closeInterventionsResolvedBySystem, openIntervention, SLICK_CONFIRMATION_CAUSE } from './interventions.js';
 import type { ShipEvent } from './ship-events.js';
-
-export const SLICK_CONFIRMATION_CAUSE = 'slick_ship_confirmation_failed';
 
 export type ConfirmationResult = 'confirmed' | 'nothing_to_do' | 'confirmed_but_order_moved';
 
@@ -47,6 +46,8 @@ export async function confirmShipmentWithSlick(
       job.attempt,
     );
   } catch (err) {
+    // An open breaker means the call was not made: the job waits, nothing failed.
+    if (err instanceof CircuitOpenError) throw err;
     const permanent = err instanceof NonRetriableIntegrationError || !(err instanceof RetriableIntegrationError) || job.lastAttempt;
     if (permanent) {
       await deps.db.transaction(async (tx) => {
@@ -86,6 +87,7 @@ export async function confirmShipmentWithSlick(
       orderChanges: { slickConfirmation: 'confirmed' },
     });
     if (result.kind === 'moved') {
+      await closeInterventionsResolvedBySystem(tx, job.orderId, SLICK_CONFIRMATION_CAUSE, `Slick confirmed on attempt ${job.attempt}`);
       for (const s of result.steps) deps.metrics.transitions.inc({ from: String(result.from), to: String(s.to), source: 'slick' });
       return 'confirmed' as const;
     }

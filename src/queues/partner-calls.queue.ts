@@ -10,18 +10,27 @@ import type { IntegrationConfig } from '../config.js';
 export const PARTNER_CALLS_QUEUE = 'partner-calls';
 
 export const partnerCallJobs = {
+  /** Confirm a `shipped` ship event with Slick (SPEC §4.2). */
   'slick.ship-confirmation': z.object({ orderId: z.string().min(1), shipEventId: z.string().min(1) }),
+  /** Page the incident receiver about an incident opening or resolving. */
+  'incident.notify': z.object({ incidentId: z.uuid(), action: z.enum(['trigger', 'resolve']) }),
+  /** Tell the customer about a status change (SPEC §6: at most once per order and status). */
+  'notify.customer': z.object({ orderId: z.string().min(1), status: z.number().int() }),
 } as const;
 export type PartnerCallJobName = keyof typeof partnerCallJobs;
-export type PartnerCallJobData = z.infer<(typeof partnerCallJobs)[PartnerCallJobName]>;
+export type PartnerCallJobDataOf<N extends PartnerCallJobName> = z.infer<(typeof partnerCallJobs)[N]>;
+export type PartnerCallJobData = { [N in PartnerCallJobName]: PartnerCallJobDataOf<N> }[PartnerCallJobName];
 
 /** Which integration each job calls: its timeout, retry delays and breaker come from that integration. */
 export const partnerCallIntegration: Record<PartnerCallJobName, IntegrationConfig['name']> = {
   'slick.ship-confirmation': 'slick',
+  'incident.notify': 'incident',
+  'notify.customer': 'notify',
 };
 
-export function partnerCallJobId(name: PartnerCallJobName, orderId: string): string {
-  return `${name.replace('.', '-')}-${Buffer.from(orderId, 'utf8').toString('base64url')}`;
+/** Deterministic job ids, so scheduling the same call twice keeps one job. BullMQ ids may not contain ':'. */
+export function partnerCallJobId(name: PartnerCallJobName, ...key: Array<string | number>): string {
+  return `${name.replace('.', '-')}-${Buffer.from(key.join('|'), 'utf8').toString('base64url')}`;
 }
 
 /** Attempts = 1 + one per configured retry delay; the delays themselves come from the backoff strategy. */

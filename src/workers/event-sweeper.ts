@@ -1,5 +1,6 @@
 import { and, desc, eq, lt, sql } from 'drizzle-orm';
-import type { Job, Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
+import { ensureJob } from '../queues/ensure-job.js';
 import type { HubDeps } from '../deps.js';
 import { inboundEvents, orders } from '../db/schema/index.js';
 import { inboundEventJobId } from '../queues/inbound-events.queue.js';
@@ -7,30 +8,6 @@ import { scheduleSlickConfirmation } from '../orders/ship-events.js';
 import { partnerCallJobId } from '../queues/partner-calls.queue.js';
 
 const SWEEP_BATCH = 1000;
-
-/**
- * What the sweeper does with a job for work Postgres says is still pending:
- * missing (Redis lost it, or intake could not enqueue) → create it; failed → retry it;
- * completed while the work is still pending (a race) → replace it. Waiting, active or delayed → leave it.
- */
-async function ensureJob(queue: Queue, jobId: string, create: () => Promise<unknown>): Promise<boolean> {
-  const job = (await queue.getJob(jobId)) as Job | undefined;
-  if (!job) {
-    await create();
-    return true;
-  }
-  const state = await job.getState();
-  if (state === 'failed') {
-    await job.retry('failed');
-    return true;
-  }
-  if (state === 'completed' || state === 'unknown') {
-    await job.remove().catch(() => {});
-    await create();
-    return true;
-  }
-  return false;
-}
 
 /**
  * Re-creates the jobs of stored events that are still `queued` after SWEEP_AFTER_MS, and of Slick

@@ -1,12 +1,18 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { HubDeps } from '../deps.js';
-import { PartnerHttp, type PartnerCallObserver } from '../integrations/partner-http.js';
+import type { IntegrationName } from '../config.js';
+import { createCircuitBreakers } from '../integrations/circuit-breaker.js';
+import { CustomerNotificationClient } from '../integrations/customer-notifications.js';
+import { IncidentWebhookClient } from '../integrations/incident-webhook.js';
+import { PartnerHttp } from '../integrations/partner-http.js';
 import { SlickClient } from '../integrations/slick.js';
+import { onBreakerChange } from '../operations/breaker-changes.js';
+import { auditPartnerCalls } from '../operations/partner-audit.js';
 import { applyShipEvent } from '../orders/ship-events.js';
 import { INBOUND_EVENTS_QUEUE, inboundEventJobs, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 import { PARTNER_CALLS_QUEUE, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
-import { partnerCallBackoff, processPartnerCall } from './partner-call.processor.js';
+import { partnerCallBackoff, processPartnerCall, type PartnerClients } from './partner-call.processor.js';
 
 /** Processors of partner events, typed per job name: a job name without a processor does not compile. */
 const inboundEventProcessors: { [N in InboundEventJobName]: (deps: HubDeps, data: InboundEventJobData) => Promise<unknown> } = {
@@ -33,17 +39,22 @@ export interface HubWorkers {
  * (maxRetriesPerRequest: null); BullMQ duplicates it for each worker's blocking connection.
  */
 export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
-  const observePartnerCall: PartnerCallObserver = (record) => {
-    deps.metrics.partnerCalls.observe(
-      { integration: record.integration, outcome: record.errorClass ?? 'success' },
-      record.latencyMs / 1000,
-    );
-    deps.logger.info(
-      { orderId: record.orderId, integration: record.integration, status: record.status, attempt: record.attempt, latencyMs: record.latencyMs, errorClass: record.errorClass },
-      'partner call',
-    );
+  const breakers = createCircuitBreakers(deps.redis, deps.config, deps.clock);
+  const audit = auditPartnerCalls(deps);
+  const breakerChanged = onBreakerChange(deps);
+  const http = (name: IntegrationName) =>
+    new PartnerHttp(deps.config.integrations[name], {
+      breaker: breakers[name],
+      observers: [audit],
+      onBreakerChange: breakerChanged,
+      onBookkeepingError: (err) => deps.logger.error({ err: (err as Error).message, integration: name }, 'partner call bookkeeping failed'),
+      now: () => deps.clock.now(),
+    });
+  const clients: PartnerClients = {
+    slick: new SlickClient(http('slick')),
+    notify: new CustomerNotificationClient(http('notify')),
+    incident: new IncidentWebhookClient(http('incident')),
   };
-  const clients = { slick: new SlickClient(new PartnerHttp(deps.config.integrations.slick, { observers: [observePartnerCall] })) };
 
   const inbound = new Worker<InboundEventJobData, void, InboundEventJobName>(
     INBOUND_EVENTS_QUEUE,

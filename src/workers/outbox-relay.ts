@@ -1,6 +1,7 @@
 import { asc, inArray, isNull } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import { outbox } from '../db/schema/index.js';
+import { NOTIFIED_STATUSES, scheduleCustomerNotification } from '../orders/customer-notifications.js';
 
 export const OUTBOX_BATCH = 500;
 /** The stream is capped (approximately) so Redis memory stays bounded; consumers keep their own offsets. */
@@ -11,7 +12,7 @@ export const TOPIC_MAX_LENGTH = 1_000_000;
  * after Redis took them, so a crash in between publishes them again (at least once); each message's
  * `id` field is the outbox row id, for consumer de-duplication. SKIP LOCKED lets two relays run.
  */
-export async function relayOutboxOnce(deps: Pick<HubDeps, 'db' | 'redis' | 'config' | 'metrics'>): Promise<number> {
+export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
   return deps.db.transaction(async (tx) => {
     const rows = await tx
       .select()
@@ -44,6 +45,15 @@ export async function relayOutboxOnce(deps: Pick<HubDeps, 'db' | 'redis' | 'conf
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
+    // Status changes the customer hears about become notification jobs, from the same committed facts.
+    if (deps.config.integrations.notify.baseUrl) {
+      for (const r of rows) {
+        const p = r.payload as { to?: number; implied?: boolean };
+        if (r.type === 'status.changed' && !p.implied && typeof p.to === 'number' && NOTIFIED_STATUSES[p.to]) {
+          await scheduleCustomerNotification(deps, r.orderId, p.to);
+        }
+      }
+    }
     await tx
       .update(outbox)
       .set({ publishedAt: new Date() })

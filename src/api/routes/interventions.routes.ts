@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { HubDeps } from '../../deps.js';
-import { interventionView, listInterventions } from '../../orders/interventions.js';
-import { authorize, READERS } from '../auth.js';
-import { parseWith } from '../request-body.js';
+import { interventionView, listInterventions, resolveInterventionSchema, resolveIntervention } from '../../orders/interventions.js';
+import { authorize, clientOf, OPERATORS, READERS } from '../auth.js';
+import { parseWith, readJsonBody } from '../request-body.js';
 
 const listQuery = z
   .object({
@@ -19,6 +19,12 @@ export function interventionRoutes(deps: HubDeps): Router {
     const query = parseWith(listQuery, req.query, 'query');
     const rows = await listInterventions(deps.db, query);
     res.json({ interventions: rows.map(interventionView) });
+  });
+  router.post('/api/interventions/:id/resolve', authorize(...OPERATORS), readJsonBody, async (req, res) => {
+    const id = parseWith(z.uuid(), req.params.id, 'intervention id');
+    const resolution = parseWith(resolveInterventionSchema, res.locals.body);
+    const row = await resolveIntervention(deps, id, resolution, { clientId: clientOf(res).id });
+    res.json(interventionView(row));
   });
   return router;
 }

@@ -2,3 +2,5 @@ export * from './locations.js';
 export * from './orders.js';
 export * from './events.js';
 export * from './interventions.js';
+export * from './partner-calls.js';
+export * from './incidents.js';

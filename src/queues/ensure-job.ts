@@ -1,0 +1,26 @@
+import type { Job, Queue } from 'bullmq';
+
+/**
+ * Makes sure a job exists to do work Postgres says is still pending:
+ * missing (Redis lost it, or it was never enqueued) → create it; failed → retry it;
+ * completed although the work is pending → replace it. Waiting, active or delayed → leave it.
+ * Returns whether anything was (re)scheduled.
+ */
+export async function ensureJob(queue: Queue, jobId: string, create: () => Promise<unknown>): Promise<boolean> {
+  const job = (await queue.getJob(jobId)) as Job | undefined;
+  if (!job) {
+    await create();
+    return true;
+  }
+  const state = await job.getState();
+  if (state === 'failed') {
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    return true;
+  }
+  if (state === 'completed' || state === 'unknown') {
+    await job.remove().catch(() => {});
+    await create();
+    return true;
+  }
+  return false;
+}
