@@ -84,6 +84,10 @@ export GRAB_BASE_URL="http://127.0.0.1:$SIM_GRAB_PORT"
 export NOTIFY_WEBHOOK_URL="http://127.0.0.1:$SIM_NOTIFY_PORT/"
 export INCIDENT_WEBHOOK_URL="http://127.0.0.1:$SIM_INCIDENT_PORT/"
 export HUB_URL
+# Shorter than production so the partner-outage walk-through (npm run outage) takes seconds, not minutes.
+export CIRCUIT_OPEN_MS="${CIRCUIT_OPEN_MS:-5000}"
+export CIRCUIT_FAILURE_THRESHOLD="${CIRCUIT_FAILURE_THRESHOLD:-3}"
+export HEALTH_PROBE_INTERVAL_MS="${HEALTH_PROBE_INTERVAL_MS:-5000}"
 
 NAMES=()
 PIDS=()

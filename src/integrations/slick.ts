@@ -5,7 +5,7 @@ import type { PartnerHttp, PartnerResponse } from './partner-http.js';
 export interface SlickTracking {
   trackingId: string;
   carrierCode: string;
-  estimatedDelivery?: string | null;
+  estimatedDelivery?: string;
 }
 
 export interface SlickShipEvent {

@@ -39,7 +39,8 @@ export async function confirmShipmentWithSlick(
         tracking: {
           trackingId: order.trackingId ?? '',
           carrierCode: order.carrierCode ?? '',
-          estimatedDelivery: order.estimatedDelivery?.toISOString() ?? null,
+          // Sent only when known: Slick takes an ISO time or no field at all, not null.
+          ...(order.estimatedDelivery ? { estimatedDelivery: order.estimatedDelivery.toISOString() } : {}),
         },
         ...(order.paymentMethod === 'COD' && order.codAmount !== null ? { codAmount: Number(order.codAmount) } : {}),
       },

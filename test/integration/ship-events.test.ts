@@ -183,8 +183,12 @@ describe('ship events end to end', () => {
   it('calls a ship event at 7000 stale', async () => {
     const orderId = await registerOrder(hub);
     await send(shipEvent(orderId, 'packed'));
-    await send(shipEvent(orderId, 'shipped'));
+    // Without an estimated delivery time: Slick gets the tracking without that field.
+    await send(shipEvent(orderId, 'shipped', { tracking: { trackingId: 'GRB-NO-ETA', carrierCode: 'GRAB' } }));
     await eventually(async () => ((await order(orderId)).status === 7000 ? true : undefined), 'order at 7000');
+    expect(hub.sims.slick.requests.find((r) => r.path === '/api/fulfillment/ship-events')!.body).toMatchObject({
+      tracking: { trackingId: 'GRB-NO-ETA', carrierCode: 'GRAB' },
+    });
     expect((await send(shipEvent(orderId, 'packed'))).body).toMatchObject({ state: 'ignored', reason: 'stale', orderStatus: 7000 });
     expect((await send(shipEvent(orderId, 'shipped'))).body).toMatchObject({ state: 'ignored', reason: 'stale', orderStatus: 7000 });
     expect(hub.sims.slick.requests.filter((r) => r.path === '/api/fulfillment/ship-events')).toHaveLength(1);
