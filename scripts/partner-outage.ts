@@ -79,6 +79,12 @@ try {
   const delayed = /hub_queue_jobs\{[^}]*queue="partner-calls",state="delayed"[^}]*\} (\d+)/.exec(waiting)?.[1];
   say(`confirmations waiting for the breaker (delayed jobs): ${delayed ?? '?'}; none failed, none dead-lettered`);
 
+  const reopened = await until('a probe after the open period', async () => {
+    const s = await slickCircuit();
+    return s.circuit.openUntil && s.circuit.openUntil > (open.circuit.openUntil ?? 0) ? s : undefined;
+  });
+  say(`the open period ended, one probe went to Slick and failed: open again until ${new Date(reopened.circuit.openUntil).toISOString()}`);
+
   say('Slick recovers');
   await setSlickFailure(null);
   for (const orderId of orders) {
@@ -91,7 +97,8 @@ try {
   });
   say(`incident resolved at ${resolved.resolvedAt}`);
   const calls = (await viewer.get(`/api/orders/${orders[0]}/partner-calls`)).body.partnerCalls as Array<Record<string, any>>;
-  say(`audit of ${orders[0]}: ${calls.map((c) => `attempt ${c.attempt} → ${c.status ?? c.error}`).reverse().join(', ')}`);
+  const confirmations = calls.filter((c) => c.operation === 'ship-confirmation').reverse();
+  say(`Slick calls for ${orders[0]} (audit log): ${confirmations.map((c) => `attempt ${c.attempt} → ${c.status ?? c.error}`).join(', ')}`);
 } catch (err) {
   await setSlickFailure(null).catch(() => {});
   console.error(`outage walk-through failed: ${(err as Error).message}`);
