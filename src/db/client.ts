@@ -9,6 +9,35 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/**
+ * drizzle runs its queries through postgres.js `unsafe()` unprepared, and for a statement with
+ * parameters postgres.js then asks Postgres for the parameter types first: two round trips per
+ * statement, every time. Asking for prepared statements makes that one round trip once a connection
+ * has seen the statement. The hub's statements have a small fixed set of shapes, so the per-connection
+ * statement cache stays small.
+ */
+function withPreparedStatements(sql: postgres.Sql): postgres.Sql {
+  type Callback = (tx: postgres.Sql) => unknown;
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') {
+        return (query: string, params?: unknown[], options: Record<string, unknown> = {}) =>
+          target.unsafe(query, params as postgres.ParameterOrJSON<never>[], { ...options, prepare: true });
+      }
+      if (prop === 'begin' || prop === 'savepoint') {
+        return (...args: unknown[]) => {
+          const callback = args.at(-1) as Callback;
+          const wrapped = (tx: postgres.Sql) => callback(withPreparedStatements(tx));
+          const original = (target as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]!;
+          return original.apply(target, [...args.slice(0, -1), wrapped]);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 export function connectDatabase(url: string, opts: { max?: number } = {}): DatabaseHandle {
   const sql = postgres(url, {
     max: opts.max ?? 10,
@@ -16,7 +45,7 @@ export function connectDatabase(url: string, opts: { max?: number } = {}): Datab
     // Numerics (COD amounts) stay strings; money is never a float.
     types: { bigint: postgres.BigInt },
   });
-  const db = drizzle(sql, { schema });
+  const db = drizzle(withPreparedStatements(sql), { schema });
   let closing: Promise<void> | undefined;
   return {
     db,
