@@ -4,6 +4,8 @@ import type { HubDeps } from '../deps.js';
 import { inboundEvents, statusHistory } from '../db/schema/index.js';
 import type { EventState } from '../db/schema/events.js';
 import { decideTransition, type StatusCode, type SubStep } from '../machines/order.machine.js';
+import type { Queue } from 'bullmq';
+import { ensureJob } from '../queues/ensure-job.js';
 import { partnerCallJobId, partnerCallJobOptions } from '../queues/partner-calls.queue.js';
 import { applyTransition, lockEventAndOrder } from './apply-transition.js';
 import { announceOutcomes } from './event-outcomes.js';
@@ -144,7 +146,11 @@ export async function applyShipEvent(deps: HubDeps, eventId: string): Promise<Ou
   }
   deps.metrics.eventsProcessed.inc({ type: 'ship-event', state: result.state, reason: result.reason ?? '' });
   if (confirmationToSchedule) {
-    await scheduleSlickConfirmation(deps, confirmationToSchedule.orderId, eventId);
+    const { orderId } = confirmationToSchedule;
+    // A dead-lettered confirmation of an earlier `shipped` holds the same job id: retry it rather than add.
+    await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', orderId), () =>
+      scheduleSlickConfirmation(deps, orderId, eventId),
+    ).catch((err: unknown) => log.warn({ orderId, err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'));
   }
   await announceOutcomes(deps.redis, deps.config.redisPrefix, [eventId]).catch((err: unknown) =>
     log.warn({ err }, 'could not announce the event outcome; waiters will read it at their deadline'),

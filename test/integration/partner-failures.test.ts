@@ -213,3 +213,18 @@ describe('Slick failures', () => {
     expect(notes[0]!.body).toEqual({ orderId, customerId: 'CUST-1', status: 7000, template: 'order_shipped' });
   });
 });
+
+describe('a new shipped event after a failed confirmation', () => {
+  it('confirms again with Slick, reusing the dead-lettered job', async () => {
+    hub.sims.reset();
+    hub.sims.slick.setFailureMode({ status: 400 });
+    const orderId = await shipOrder();
+    await untilConfirmationFailed(orderId);
+    hub.sims.slick.resetFailureMode();
+    const again = await hub.clients.slick.post(SHIP_PATH, shipEvent(orderId, 'shipped'), { prefer: 'wait=10' });
+    expect(again.body.state).toBe('applied');
+    await eventually(async () => ((await order(orderId)).status === 7000 ? true : undefined), 'order at 7000');
+    expect(slickCalls(orderId)).toHaveLength(2);
+    expect(await openCases(orderId)).toHaveLength(0);
+  });
+});

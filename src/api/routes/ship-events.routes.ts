@@ -10,6 +10,18 @@ import { errorBody } from '../error-handler.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
 export const MAX_PREFER_WAIT_SECONDS = 10;
+/** How long intake waits for Redis to take a job before answering anyway (the event is already stored). */
+export const ENQUEUE_DEADLINE_MS = 1000;
+
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  // A late rejection of `work` after the deadline must not surface as unhandled.
+  work.catch(() => {});
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
 
 /** `Prefer: wait=N` (RFC 7240), capped at 10 s; undefined when absent. */
 export function preferWaitSeconds(req: Request): number | undefined {
@@ -55,7 +67,12 @@ export async function acceptPartnerEvent(
   const log = deps.logger.child({ eventId: event.eventId, orderId: event.orderId });
   if (!stored.duplicate) {
     try {
-      await deps.queues.inboundEvents.add(event.jobName, { eventId: event.eventId }, { jobId: inboundEventJobId(event.eventId) });
+      // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
+      await withDeadline(
+        deps.queues.inboundEvents.add(event.jobName, { eventId: event.eventId }, { jobId: inboundEventJobId(event.eventId) }),
+        ENQUEUE_DEADLINE_MS,
+        'enqueue',
+      );
     } catch (err) {
       // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.
       log.warn({ err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
