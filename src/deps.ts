@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type postgres from 'postgres';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { Logger } from './logger.js';
@@ -21,6 +22,8 @@ export interface Queues {
 export interface HubDeps {
   config: Readonly<Config>;
   db: Database;
+  /** The same pool without drizzle, for the two-round-trip transaction of the hot path. */
+  pg: postgres.Sql;
   logger: Logger;
   metrics: Metrics;
   queues: Queues;

@@ -33,6 +33,7 @@ export function buildHubDeps(
   return {
     config,
     db: database.db,
+    pg: database.sql,
     database,
     logger,
     metrics: createMetrics(role),

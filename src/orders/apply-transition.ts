@@ -1,4 +1,5 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, getTableColumns, sql } from 'drizzle-orm';
+import type { RenderedStatement, StatementRunner } from '../db/pipelined-transaction.js';
 import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
 import { inboundEvents, orders, statusHistory } from '../db/schema/index.js';
 import type { InboundEventRow, OrderRow, Source, Tx } from '../db/types.js';
@@ -18,24 +19,42 @@ export async function lockOrder(tx: Tx, orderId: string): Promise<LockedOrder | 
   return row as LockedOrder | undefined;
 }
 
+const ORDER_COLUMNS = Object.entries(getTableColumns(orders));
+const EVENT_COLUMNS = Object.entries(getTableColumns(inboundEvents));
+const selectList = (alias: string, columns: typeof ORDER_COLUMNS | typeof EVENT_COLUMNS) =>
+  columns.map(([key, column]) => `${alias}."${column.name}" as "${alias}.${key}"`).join(', ');
+
+function fromRow<T>(row: Record<string, unknown>, alias: string, columns: typeof ORDER_COLUMNS | typeof EVENT_COLUMNS): T {
+  return Object.fromEntries(
+    columns.map(([key, column]) => {
+      const value = row[`${alias}.${key}`];
+      return [key, value === null || value === undefined ? null : column.mapFromDriverValue(value)];
+    }),
+  ) as T;
+}
+
 /**
- * Locks an inbound event's row and its order's row in one round trip. Under READ COMMITTED the
- * re-check after waiting for the lock reads the newest version of both rows, so a job that waited
- * behind a duplicate of itself sees the event already processed.
+ * Locks an inbound event's row and its order's row in one statement. Under READ COMMITTED the re-check
+ * after waiting for a lock reads the newest version of both rows, so a job that waited behind a
+ * duplicate of itself sees the event already processed. No row: unknown order (or unknown event).
  */
-export async function lockEventAndOrder(
-  tx: Tx,
-  eventId: string,
-): Promise<{ event: InboundEventRow | undefined; order: LockedOrder | undefined }> {
-  const [row] = await tx
-    .select({ event: inboundEvents, order: orders })
-    .from(inboundEvents)
-    .innerJoin(orders, eq(orders.orderId, inboundEvents.orderId))
-    .where(eq(inboundEvents.eventId, eventId))
-    .for('update');
-  if (row) return { event: row.event, order: row.order as LockedOrder };
-  const [event] = await tx.select().from(inboundEvents).where(eq(inboundEvents.eventId, eventId)).for('update');
-  return { event, order: undefined };
+export function lockEventAndOrderStatement(eventId: string): RenderedStatement {
+  return {
+    sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
+          from inbound_events e join orders o on o.order_id = e.order_id
+          where e.event_id = $1 for update`,
+    params: [eventId],
+  };
+}
+
+export function lockedEventAndOrder(row: Record<string, unknown>): { event: InboundEventRow; order: LockedOrder } {
+  return { event: fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS), order: fromRow<LockedOrder>(row, 'o', ORDER_COLUMNS) };
+}
+
+/** The event alone, locked: for an event whose order does not exist. */
+export async function lockEventAlone(run: StatementRunner, eventId: string): Promise<{ event: InboundEventRow | undefined; order: undefined }> {
+  const [row] = await run({ sql: `select ${selectList('e', EVENT_COLUMNS)} from inbound_events e where e.event_id = $1 for update`, params: [eventId] });
+  return { event: row ? fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS) : undefined, order: undefined };
 }
 
 export interface TransitionRequest {
@@ -58,12 +77,25 @@ export type TransitionResult =
   | { kind: 'stale'; order: OrderRow }
   | { kind: 'invalid'; order: OrderRow; reason: string };
 
-export async function applyTransition(tx: Tx, order: LockedOrder, req: TransitionRequest): Promise<TransitionResult> {
+/** A write the transition needs: a drizzle query, run by awaiting it or rendered with `toSQL()`. */
+export interface PlannedWrite extends PromiseLike<unknown> {
+  toSQL(): { sql: string; params: unknown[] };
+}
+type QueryBuilder = Pick<Tx, 'update' | 'insert'>;
+
+export type TransitionPlan = { result: TransitionResult; writes: PlannedWrite[] };
+
+/**
+ * Asks the machine what `req` does to the locked order and builds the writes that record it (the
+ * order, one history row per step, the topic messages) without running them. `applyTransition` runs
+ * them in the caller's transaction; the ship-event path pipelines them with its other writes.
+ */
+export function planTransition(qb: QueryBuilder, order: LockedOrder, req: TransitionRequest): TransitionPlan {
   if (!isStatusCode(order.status)) throw new Error(`order ${order.orderId} has unknown status ${order.status}`);
   const from = order.status;
   const decision: Decision = decideTransition(from, (order.subStep as SubStep | null) ?? null, req.event);
-  if (decision.kind === 'stale') return { kind: 'stale', order };
-  if (decision.kind === 'invalid') return { kind: 'invalid', order, reason: decision.reason };
+  if (decision.kind === 'stale') return { result: { kind: 'stale', order }, writes: [] };
+  if (decision.kind === 'invalid') return { result: { kind: 'invalid', order, reason: decision.reason }, writes: [] };
 
   const now = new Date();
   const occurredAt = req.occurredAt ?? now;
@@ -111,9 +143,8 @@ export async function applyTransition(tx: Tx, order: LockedOrder, req: Transitio
   }));
   messages.push(...(req.extraMessages ?? []));
 
-  // Issued together so postgres.js pipelines them on the transaction's connection: one round trip.
-  await Promise.all([
-    tx
+  const writes: PlannedWrite[] = [
+    qb
       .update(orders)
       .set({
         ...req.orderChanges,
@@ -125,7 +156,7 @@ export async function applyTransition(tx: Tx, order: LockedOrder, req: Transitio
         statusChangedAt: updated.statusChangedAt,
       })
       .where(eq(orders.orderId, order.orderId)),
-    tx.insert(statusHistory).values(
+    qb.insert(statusHistory).values(
       rows.map((r, i) => ({
         orderId: order.orderId,
         seq: order.historySeq + i + 1,
@@ -144,7 +175,15 @@ export async function applyTransition(tx: Tx, order: LockedOrder, req: Transitio
         override,
       })),
     ),
-    writeToOutbox(tx, messages),
-  ]);
-  return { kind: 'moved', order: updated, from, steps: decision.steps, subStep: decision.subStep };
+    writeToOutbox(qb, messages),
+  ];
+  return { result: { kind: 'moved', order: updated, from, steps: decision.steps, subStep: decision.subStep }, writes };
+}
+
+/** Plans the transition and runs its writes in `tx`; the caller's transaction commits them. */
+export async function applyTransition(tx: Tx, order: LockedOrder, req: TransitionRequest): Promise<TransitionResult> {
+  const plan = planTransition(tx, order, req);
+  // Issued together so postgres.js pipelines them on the transaction's connection: one round trip.
+  await Promise.all(plan.writes);
+  return plan.result;
 }

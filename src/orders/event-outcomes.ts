@@ -14,6 +14,9 @@ export async function announceOutcomes(redis: Redis, prefix: string, eventIds: s
   await redis.publish(eventOutcomeChannel(prefix), JSON.stringify(eventIds));
 }
 
+/** How often a waiter also reads the event row, in case no announcement comes. */
+export const WAITER_POLL_MS = 250;
+
 export class EventOutcomeWaiters {
   private readonly waiters = new Map<string, Set<() => void>>();
 
@@ -43,18 +46,25 @@ export class EventOutcomeWaiters {
   /** Resolves when the event's outcome is announced, or when `ms` pass, whichever is first. */
   wait(eventId: string, ms: number, isDone: () => Promise<boolean>): Promise<void> {
     return new Promise<void>((resolve) => {
-      let set = this.waiters.get(eventId);
-      if (!set) this.waiters.set(eventId, (set = new Set()));
-      const finish = () => {
-        clearTimeout(timer);
-        set!.delete(finish);
-        if (set!.size === 0) this.waiters.delete(eventId);
+      const registry = this.waiters;
+      let set = registry.get(eventId);
+      if (!set) registry.set(eventId, (set = new Set()));
+      const waiters = set;
+      // The outcome may have been committed before we subscribed to it, or without an announcement
+      // (a duplicate that waits on the first's job): look at the row now and then as well.
+      const look = () => isDone().then((done) => (done ? finish() : undefined), () => {});
+      const poll = setInterval(look, WAITER_POLL_MS);
+      const deadline = setTimeout(() => finish(), ms);
+      function finish() {
+        clearTimeout(deadline);
+        clearInterval(poll);
+        waiters.delete(finish);
+        if (waiters.size === 0) registry.delete(eventId);
         resolve();
-      };
-      const timer = setTimeout(finish, ms);
-      set.add(finish);
-      // The outcome may have been committed before we subscribed to it.
-      isDone().then((done) => done && finish(), () => {});
+      }
+      waiters.add(finish);
+      void look();
     });
   }
+
 }

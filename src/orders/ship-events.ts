@@ -7,7 +7,9 @@ import { decideTransition, type StatusCode, type SubStep } from '../machines/ord
 import type { Queue } from 'bullmq';
 import { ensureJob } from '../queues/ensure-job.js';
 import { partnerCallJobId, partnerCallJobOptions } from '../queues/partner-calls.queue.js';
-import { applyTransition, lockEventAndOrder } from './apply-transition.js';
+import { lockedEventAndOrder, lockEventAlone, lockEventAndOrderStatement, planTransition, type PlannedWrite, type TransitionResult } from './apply-transition.js';
+import { twoRoundTripTransaction } from '../db/pipelined-transaction.js';
+import { orders } from '../db/schema/index.js';
 import { announceOutcomes } from './event-outcomes.js';
 import { writeToOutbox } from './topic-messages.js';
 import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
@@ -57,18 +59,29 @@ interface Outcome {
  * Applies one stored ship event, exactly once: the event row and the order row are locked together,
  * an event no longer `queued` is left alone (a job run twice applies once), and the outcome is
  * committed with the status change, its history and its topic messages.
+ *
+ * This is the hot path, so it runs as a two-round-trip transaction: BEGIN with the locking read, then
+ * every write with COMMIT. The writes are the same drizzle queries the rest of the hub runs, rendered.
  */
-export async function applyShipEvent(deps: HubDeps, eventId: string): Promise<Outcome | 'already_processed'> {
+export async function applyShipEvent(
+  deps: HubDeps,
+  eventId: string,
+  options: { announce?: boolean } = {},
+): Promise<Outcome | 'already_processed'> {
   const { db } = deps;
   let confirmationToSchedule: { orderId: string } | undefined;
   let receivedAt: Date | undefined;
+  let moved: Extract<TransitionResult, { kind: 'moved' }> | undefined;
 
-  const result = await db.transaction(async (tx) => {
-    const { event: row, order } = await lockEventAndOrder(tx, eventId);
-    if (row?.state !== 'queued') return 'already_processed' as const;
+  const result = await twoRoundTripTransaction<Outcome | 'already_processed'>(deps.pg, lockEventAndOrderStatement(eventId), async (rows, run) => {
+    const locked = rows.length ? lockedEventAndOrder(rows[0]!) : await lockEventAlone(run, eventId);
+    const row = locked.event;
+    if (row?.state !== 'queued') return { writes: [], value: 'already_processed' as const };
+    const order = locked.order;
     receivedAt = row.receivedAt;
     const event = row.payload as ShipEvent;
     const occurredAt = new Date(event.occurredAt);
+    const writes: PlannedWrite[] = [];
 
     let outcome: Outcome;
     if (!order) {
@@ -84,11 +97,19 @@ export async function applyShipEvent(deps: HubDeps, eventId: string): Promise<Ou
         outcome = { state: 'ignored', reason: 'stale', orderStatus: order.status };
       } else {
         const tracking = event.tracking!;
-        await Promise.all([
-          tx.execute(sql`update orders set tracking_id = ${tracking.trackingId}, carrier_code = ${tracking.carrierCode},
-              estimated_delivery = ${tracking.estimatedDelivery ?? null}, slick_confirmation = 'pending',
-              version = version + 1, updated_at = now() where order_id = ${order.orderId}`),
-          writeToOutbox(tx, [
+        writes.push(
+          db
+            .update(orders)
+            .set({
+              trackingId: tracking.trackingId,
+              carrierCode: tracking.carrierCode,
+              estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
+              slickConfirmation: 'pending',
+              version: sql`${orders.version} + 1`,
+              updatedAt: new Date(),
+            })
+            .where(eq(orders.orderId, order.orderId)),
+          writeToOutbox(db, [
             {
               type: 'delivery.updated',
               orderId: order.orderId,
@@ -96,50 +117,56 @@ export async function applyShipEvent(deps: HubDeps, eventId: string): Promise<Ou
               payload: { orderId: order.orderId, eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
             },
           ]),
-        ]);
+        );
         confirmationToSchedule = { orderId: order.orderId };
         outcome = { state: 'applied', reason: null, orderStatus: order.status };
       }
     } else {
       const target = TARGET[event.eventType];
-      const moved = await applyTransition(tx, order, {
+      const plan = planTransition(db, order, {
         event: { type: 'SHIP_EVENT', to: target.to, ...(target.subStep ? { subStep: target.subStep } : {}) },
         actor: row.actor,
         source: 'slick',
         occurredAt,
         eventId,
       });
-      if (moved.kind === 'moved') {
-        outcome = { state: 'applied', reason: null, orderStatus: moved.order.status };
-        for (const s of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(s.to), source: 'slick' });
-      } else if (moved.kind === 'stale') {
+      writes.push(...plan.writes);
+      if (plan.result.kind === 'moved') {
+        moved = plan.result;
+        outcome = { state: 'applied', reason: null, orderStatus: plan.result.order.status };
+      } else if (plan.result.kind === 'stale') {
         outcome = { state: 'ignored', reason: 'stale', orderStatus: order.status };
         // A late event for a step that was implied by a later one gives that step its real time.
-        await tx
-          .update(statusHistory)
-          .set({ occurredAt, eventId, note: `implied step confirmed by late event ${eventId}` })
-          .where(
-            and(
-              eq(statusHistory.orderId, order.orderId),
-              eq(statusHistory.toStatus, target.to),
-              eq(statusHistory.implied, true),
-              isNull(statusHistory.occurredAt),
+        writes.push(
+          db
+            .update(statusHistory)
+            .set({ occurredAt, eventId, note: `implied step confirmed by late event ${eventId}` })
+            .where(
+              and(
+                eq(statusHistory.orderId, order.orderId),
+                eq(statusHistory.toStatus, target.to),
+                eq(statusHistory.implied, true),
+                isNull(statusHistory.occurredAt),
+              ),
             ),
-          );
+        );
       } else {
         outcome = { state: 'rejected', reason: 'invalid_transition', orderStatus: order.status };
       }
     }
 
-    await tx
-      .update(inboundEvents)
-      .set({ state: outcome.state, reason: outcome.reason, orderStatus: outcome.orderStatus, processedAt: sql`clock_timestamp()` })
-      .where(eq(inboundEvents.eventId, eventId));
-    return outcome;
+    writes.push(
+      db
+        .update(inboundEvents)
+        .set({ state: outcome.state, reason: outcome.reason, orderStatus: outcome.orderStatus, processedAt: sql`clock_timestamp()` })
+        .where(eq(inboundEvents.eventId, eventId)),
+    );
+    return { writes: writes.map((w) => w.toSQL()), value: outcome };
   });
 
   if (result === 'already_processed') return result;
   const log = deps.logger.child({ eventId });
+  if (moved) for (const step of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(step.to), source: 'slick' });
   if (receivedAt) {
     const latency = (deps.clock.now() - receivedAt.getTime()) / 1000;
     deps.metrics.eventReceiptToCommit.observe({ type: 'ship-event', state: result.state }, Math.max(0, latency));
@@ -152,9 +179,12 @@ export async function applyShipEvent(deps: HubDeps, eventId: string): Promise<Ou
       scheduleSlickConfirmation(deps, orderId, eventId),
     ).catch((err: unknown) => log.warn({ orderId, err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'));
   }
-  await announceOutcomes(deps.redis, deps.config.redisPrefix, [eventId]).catch((err: unknown) =>
-    log.warn({ err }, 'could not announce the event outcome; waiters will read it at their deadline'),
-  );
+  // Only a partner waiting with `Prefer: wait` needs the news; the others read the row when they ask.
+  if (options.announce) {
+    await announceOutcomes(deps.redis, deps.config.redisPrefix, [eventId]).catch((err: unknown) =>
+      log.warn({ err }, 'could not announce the event outcome; the waiter reads it at its deadline'),
+    );
+  }
   return result;
 }
 

@@ -12,6 +12,6 @@ export interface TopicMessage {
 }
 
 /** Adds messages to the transactional outbox: they reach the topic if and only if `tx` commits. */
-export function writeToOutbox(tx: Tx, messages: TopicMessage[]) {
+export function writeToOutbox(tx: Pick<Tx, 'insert'>, messages: TopicMessage[]) {
   return tx.insert(outbox).values(messages);
 }

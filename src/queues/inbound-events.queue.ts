@@ -9,7 +9,8 @@ import { z } from 'zod';
 export const INBOUND_EVENTS_QUEUE = 'inbound-events';
 
 export const inboundEventJobs = {
-  'ship-event': z.object({ eventId: z.string().min(1).max(128) }),
+  /** `announce`: a partner waits for the outcome (Prefer: wait), so the worker publishes it when done. */
+  'ship-event': z.object({ eventId: z.string().min(1).max(128), announce: z.boolean().optional() }),
 } as const;
 export type InboundEventJobName = keyof typeof inboundEventJobs;
 export type InboundEventJobData = z.infer<(typeof inboundEventJobs)['ship-event']>;

@@ -16,7 +16,10 @@ import { partnerCallBackoff, processPartnerCall, type PartnerClients } from './p
 
 /** Processors of partner events, typed per job name: a job name without a processor does not compile. */
 const inboundEventProcessors: { [N in InboundEventJobName]: (deps: HubDeps, data: InboundEventJobData) => Promise<unknown> } = {
-  'ship-event': (deps, data) => applyShipEvent(deps, inboundEventJobs['ship-event'].parse(data).eventId),
+  'ship-event': (deps, data) => {
+    const job = inboundEventJobs['ship-event'].parse(data);
+    return applyShipEvent(deps, job.eventId, { announce: job.announce ?? false });
+  },
 };
 
 /** A crashed worker's jobs are found stalled and re-run after about JOB_LOCK_MS. */

@@ -65,11 +65,16 @@ export async function acceptPartnerEvent(
   });
   deps.metrics.eventsReceived.inc({ type: event.type, result: stored.duplicate ? 'duplicate' : 'new' });
   const log = deps.logger.child({ eventId: event.eventId, orderId: event.orderId });
+  const wait = preferWaitSeconds(req);
   if (!stored.duplicate) {
     try {
       // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
       await withDeadline(
-        deps.queues.inboundEvents.add(event.jobName, { eventId: event.eventId }, { jobId: inboundEventJobId(event.eventId) }),
+        deps.queues.inboundEvents.add(
+          event.jobName,
+          { eventId: event.eventId, ...(wait ? { announce: true } : {}) },
+          { jobId: inboundEventJobId(event.eventId) },
+        ),
         ENQUEUE_DEADLINE_MS,
         'enqueue',
       );
@@ -80,7 +85,6 @@ export async function acceptPartnerEvent(
   }
 
   let current = stored.event;
-  const wait = preferWaitSeconds(req);
   if (wait !== undefined && wait > 0 && current.state === 'queued') {
     await waiters.wait(event.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, event.eventId))?.state !== 'queued');
     current = (await findInboundEvent(deps.db, event.eventId)) ?? current;
