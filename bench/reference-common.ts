@@ -1,0 +1,54 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type postgres from 'postgres';
+
+/**
+ * What the two reference servers (stripped, naive) share: reading a body with no checks at all, the
+ * single INSERT that stores the event as the hub's intake would (state queued, received_at =
+ * clock_timestamp(), the same columns), and shutdown on SIGTERM/SIGINT.
+ */
+
+export interface MinimalShipEvent {
+  eventId: string;
+  orderId: string;
+}
+
+export function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** One statement, one round trip: no idempotency read-back, no body hash, no validation. */
+export async function insertEvent(sql: postgres.Sql, raw: string): Promise<MinimalShipEvent> {
+  const event = JSON.parse(raw) as MinimalShipEvent;
+  await sql`insert into inbound_events (event_id, source, type, order_id, actor, body_hash, payload, state, received_at)
+    values (${event.eventId}, 'slick', 'ship-event', ${event.orderId}, 'slick', '-', ${raw}::jsonb, 'queued', clock_timestamp())`;
+  return event;
+}
+
+export function answer(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+export function stopOn(signals: NodeJS.Signals[], stop: () => Promise<void>, server?: Server): void {
+  let stopping = false;
+  for (const s of signals) {
+    process.on(s, () => {
+      if (stopping) return;
+      stopping = true;
+      setTimeout(() => process.exit(1), 10_000).unref();
+      if (server) {
+        server.close();
+        server.closeAllConnections();
+      }
+      stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * Counts what one ship event costs the hub in I/O, independent of how fast the machine is: Postgres
+ * round trips (socket writes the client then waits on) and statements, Redis round trips and commands —
+ * for the intake (web), the worker, and the outbox relay, per event.
+ *
+ * It runs the hub's own code in this process (createApp, startHubWorkers, relayOutboxOnce) against a
+ * database and Redis prefix of its own, and watches every socket write to Postgres and Redis: Postgres
+ * frames are decoded (Parse/Bind/Execute/Query) to name each statement; Redis RESP arrays give each
+ * command. Run alone (`node --import tsx bench/round-trips.ts [--orders=100] [--json]`) or from run.ts.
+ * Uses DATABASE_URL's server (database `bench_<ts>_rt`, dropped at the end) and REDIS_URL (prefix
+ * `bench-<ts>-rt`, deleted at the end).
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import path from 'node:path';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import postgres from 'postgres';
+import { HubClient } from '../src/api/hub-client.js';
+import { createApp } from '../src/api/app.js';
+import { DEVELOPMENT_CLIENTS, loadConfig } from '../src/config.js';
+import { connectDatabase } from '../src/db/client.js';
+import { applyMigrations } from '../src/db/migrate.js';
+import { seedStoreLocations } from '../src/db/store-locations.js';
+import { EventOutcomeWaiters, eventOutcomeChannel } from '../src/orders/event-outcomes.js';
+import { registerOrder } from '../src/orders/order-registration.js';
+import { connectRedis } from '../src/queues/redis-connection.js';
+import { buildHubDeps } from '../src/runtime.js';
+import { startHubWorkers } from '../src/workers/hub-workers.js';
+import { relayOutboxOnce } from '../src/workers/outbox-relay.js';
+
+// ───────────── socket tap (installed before any connection is made) ─────────────
+
+interface Tally {
+  pgWrites: number;
+  /** Writes that only Parse + Describe + Flush: postgres.js asks for parameter types before it can bind. */
+  pgDescribeWrites: number;
+  pgStatements: Map<string, number>;
+  redisWrites: number;
+  redisCommands: Map<string, number>;
+}
+const newTally = (): Tally => ({ pgWrites: 0, pgDescribeWrites: 0, pgStatements: new Map(), redisWrites: 0, redisCommands: new Map() });
+let tally = newTally();
+let pgPort = 5432;
+let redisPort = 6379;
+/** Per connection: statement name ('' = the unnamed one) → SQL, and the SQL of the last Bind. */
+const connections = new WeakMap<object, { names: Map<string, string>; bound: string }>();
+const redisPartial = new WeakMap<object, Buffer>();
+
+const bump = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
+const cstring = (b: Buffer, at: number): [string, number] => {
+  const end = b.indexOf(0, at);
+  return [b.toString('utf8', at, end), end + 1];
+};
+const shortSql = (q: string) => q.replace(/\s+/g, ' ').trim().slice(0, 90);
+
+function tapPostgres(socket: object, data: Buffer): void {
+  tally.pgWrites++;
+  let conn = connections.get(socket);
+  if (!conn) connections.set(socket, (conn = { names: new Map(), bound: '(unknown)' }));
+  let executes = 0;
+  let flush = false;
+  let i = 0;
+  while (i + 5 <= data.length) {
+    const type = String.fromCharCode(data[i]!);
+    const len = data.readInt32BE(i + 1);
+    if (len < 4 || !/[A-Za-z]/.test(type)) return; // startup message or something unframed
+    const body = i + 5;
+    if (type === 'P') {
+      const [name, next] = cstring(data, body);
+      const [query] = cstring(data, next);
+      conn.names.set(name, shortSql(query));
+    } else if (type === 'B') {
+      const [, next] = cstring(data, body); // portal
+      const [name] = cstring(data, next);
+      conn.bound = conn.names.get(name) ?? `(statement ${name})`;
+    } else if (type === 'E') {
+      executes++;
+      bump(tally.pgStatements, conn.bound);
+    } else if (type === 'Q') {
+      executes++;
+      bump(tally.pgStatements, shortSql(cstring(data, body)[0]));
+    } else if (type === 'H') {
+      flush = true;
+    }
+    i += 1 + len;
+  }
+  if (flush && executes === 0) tally.pgDescribeWrites++;
+}
+
+function tapRedis(socket: object, chunk: Buffer): void {
+  tally.redisWrites++;
+  const prev = redisPartial.get(socket);
+  const data = prev ? Buffer.concat([prev, chunk]) : chunk;
+  let i = 0;
+  const line = (at: number): [string, number] | undefined => {
+    const end = data.indexOf('\r\n', at);
+    return end < 0 ? undefined : [data.toString('latin1', at, end), end + 2];
+  };
+  for (;;) {
+    if (i >= data.length) break;
+    const head = line(i);
+    if (!head || head[0][0] !== '*') break;
+    const n = Number(head[0].slice(1));
+    let at = head[1];
+    const args: string[] = [];
+    let complete = true;
+    for (let k = 0; k < n; k++) {
+      const h = line(at);
+      if (!h) {
+        complete = false;
+        break;
+      }
+      const len = Number(h[0].slice(1));
+      if (h[1] + len + 2 > data.length) {
+        complete = false;
+        break;
+      }
+      if (k < 2) args.push(data.toString('latin1', h[1], h[1] + Math.min(len, 60)));
+      at = h[1] + len + 2;
+    }
+    if (!complete) break;
+    const cmd = (args[0] ?? '?').toUpperCase();
+    bump(tally.redisCommands, cmd === 'EVALSHA' ? `EVALSHA ${args[1] ?? ''}` : cmd);
+    i = at;
+  }
+  if (i < data.length) redisPartial.set(socket, data.subarray(i));
+  else redisPartial.delete(socket);
+}
+/** BullMQ's Lua scripts by SHA1 (what EVALSHA names), from the scripts BullMQ ships. */
+const scriptNames = new Map<string, string>();
+try {
+  const require = createRequire(import.meta.url);
+  const scripts = require(path.join(path.dirname(require.resolve('bullmq')), 'scripts', 'index.js')) as Record<string, { name?: string; content?: string }>;
+  for (const script of Object.values(scripts)) {
+    if (script?.content) scriptNames.set(createHash('sha1').update(script.content).digest('hex'), script.name ?? '?');
+  }
+} catch {
+  // names are a nicety: without them EVALSHA shows the SHA's first characters
+}
+const commandName = (c: string) => (c.startsWith('EVALSHA ') ? `EVALSHA ${scriptNames.get(c.slice(8)) ?? c.slice(8, 16)}` : c);
+
+const proto = net.Socket.prototype as unknown as {
+  _writeGeneric(writev: boolean, data: unknown, encoding: string, cb: unknown): unknown;
+};
+const original = proto._writeGeneric;
+proto._writeGeneric = function (this: net.Socket, writev: boolean, data: unknown, encoding: string, cb: unknown) {
+  const port = this.remotePort;
+  if (port === pgPort || port === redisPort) {
+    const chunks = writev
+      ? (data as Array<{ chunk: Buffer | string; encoding: BufferEncoding }>).map((c) => (typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk))
+      : [typeof data === 'string' ? Buffer.from(data, encoding as BufferEncoding) : (data as Buffer)];
+    const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    try {
+      if (port === pgPort) tapPostgres(this, buf);
+      else tapRedis(this, buf);
+    } catch {
+      // counting must never break the hub
+    }
+  }
+  return original.call(this, writev, data, encoding, cb);
+};
+
+// ───────────── the measurement ─────────────
+
+export interface RoundTripReport {
+  events: number;
+  parts: Array<{ part: string; perEvent: { pgRoundTrips: number; pgDescribeRoundTrips: number; pgStatements: number; redisRoundTrips: number; redisCommands: number }; statements: Array<[string, number]>; commands: Array<[string, number]> }>;
+}
+
+function summarize(part: string, t: Tally, per: number): RoundTripReport['parts'][number] {
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [commandName(k), v / per] as [string, number]);
+  return {
+    part,
+    perEvent: { pgRoundTrips: t.pgWrites / per, pgDescribeRoundTrips: t.pgDescribeWrites / per, pgStatements: sum(t.pgStatements) / per, redisRoundTrips: t.redisWrites / per, redisCommands: sum(t.redisCommands) / per },
+    statements: sorted(t.pgStatements),
+    commands: sorted(t.redisCommands),
+  };
+}
+
+export async function measureRoundTrips(options: { serverUrl: string; redisUrl: string; name: string; orders?: number }): Promise<RoundTripReport> {
+  const orders = options.orders ?? 100;
+  const dbUrl = (db: string) => {
+    const u = new URL(options.serverUrl);
+    u.pathname = `/${db}`;
+    return u.toString();
+  };
+  pgPort = Number(new URL(options.serverUrl).port || 5432);
+  redisPort = Number(new URL(options.redisUrl).port || 6379);
+  const admin = postgres(dbUrl('postgres'), { max: 1, onnotice: () => {} });
+  const database = options.name.replace(/-/g, '_');
+  await admin.unsafe(`create database "${database}"`);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    await applyMigrations(dbUrl(database));
+    const seed = connectDatabase(dbUrl(database), { max: 4 });
+    await seedStoreLocations(seed.db);
+
+    const config = loadConfig({
+      NODE_ENV: 'development',
+      DATABASE_URL: dbUrl(database),
+      REDIS_URL: options.redisUrl,
+      REDIS_PREFIX: options.name,
+      TOPIC_STREAM: `${options.name}:order.fulfillment.v1`,
+      LOG_LEVEL: 'warn',
+      PORT: '0',
+    });
+    const web = buildHubDeps(config, 'web');
+    cleanups.push(() => web.close());
+    const subscriber = connectRedis(config.redisUrl, 'worker', 'rt-web-outcomes');
+    cleanups.push(async () => subscriber.disconnect());
+    const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(config.redisPrefix));
+    await waiters.start();
+    if (web.redis.status !== 'ready') await once(web.redis, 'ready');
+    const server = createApp(web, { waiters }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      server.close();
+      server.closeAllConnections();
+    });
+    const slick = DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!;
+    const client = new HubClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, slick);
+
+    const loc = (n: number) => `STORE-${String((n % 25) + 1).padStart(3, '0')}`;
+    const TYPES = ['picking', 'picked', 'packing', 'packed'];
+    const workerDeps = buildHubDeps(config, 'worker');
+    cleanups.push(() => workerDeps.close());
+    const connection = connectRedis(config.redisUrl, 'worker', 'rt-worker');
+    cleanups.push(async () => connection.disconnect());
+    let processed = 0;
+    const processedSoFar = async () => (await workerDeps.metrics.eventsProcessed.get()).values.reduce((a, v) => a + v.value, 0);
+
+    /**
+     * One round: register `count` orders (not counted), send their four events through the intake one
+     * request at a time with no worker running, then let one worker process' code work off the backlog
+     * (as under load), then relay the outbox. The events go in waves (all pickings, then all pickeds, …)
+     * as in run.ts, so concurrent jobs never hold two events of one order and every event applies in order.
+     */
+    const round = async (tag: string, count: number) => {
+      const ids = Array.from({ length: count }, (_, n) => `rt-${tag}-o${n}`);
+      for (const [n, orderId] of ids.entries()) {
+        await registerOrder(seed.db, { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 }, { clientId: 'mao', source: 'mao' });
+      }
+      while ((await relayOutboxOnce(web)) > 0); // the registrations' messages are not the events'
+      const events = TYPES.flatMap((type) => ids.map((orderId, n) => ({ orderId, n, type })));
+
+      tally = newTally();
+      for (const [i, e] of events.entries()) {
+        const res = await client.post('/api/fulfillment/ship-events', { eventId: `rt-${tag}-${i}`, orderId: e.orderId, shipFromLocationId: loc(e.n), eventType: e.type, occurredAt: new Date().toISOString() });
+        if (res.status !== 202) throw new Error(`intake answered ${res.status}: ${JSON.stringify(res.body)}`);
+      }
+      const intake = summarize('intake (web)', tally, events.length);
+
+      tally = newTally();
+      const workers = startHubWorkers(workerDeps, connection);
+      const deadline = Date.now() + 120_000;
+      while ((await processedSoFar()) < processed + events.length) {
+        if (Date.now() > deadline) throw new Error('the worker did not process the events within 120 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      processed += events.length;
+      await workers.close();
+      const worker = summarize('worker', tally, events.length);
+
+      tally = newTally();
+      let published = 0;
+      for (let n; (n = await relayOutboxOnce(web)) > 0; ) published += n;
+      const relay = summarize(`outbox relay (${(published / events.length).toFixed(2)} messages/event)`, tally, events.length);
+      return { total: events.length, parts: [intake, worker, relay] };
+    };
+
+    // Warm-up round (not reported): connections open and prepare their statements, as in a process
+    // that has been running for a while.
+    await round('warm', 50);
+    const { total, parts: [intake, worker, relay] } = await round('count', orders);
+    await seed.close();
+    return { events: total, parts: [intake!, worker!, relay!] };
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await admin.unsafe(`drop database if exists "${database}" with (force)`).catch(() => {});
+    await admin.end({ timeout: 5 });
+  }
+}
+
+export function roundTripMarkdown(r: RoundTripReport): string {
+  const f = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
+  const lines = [
+    `| part | Postgres round trips | … of which describe-only | Postgres statements | Redis round trips | Redis commands |`,
+    `|---|---:|---:|---:|---:|---:|`,
+    ...r.parts.map((p) => `| ${p.part} | ${f(p.perEvent.pgRoundTrips)} | ${f(p.perEvent.pgDescribeRoundTrips)} | ${f(p.perEvent.pgStatements)} | ${f(p.perEvent.redisRoundTrips)} | ${f(p.perEvent.redisCommands)} |`),
+  ];
+  const total = r.parts.reduce(
+    (a, p) => ({ pg: a.pg + p.perEvent.pgRoundTrips, pd: a.pd + p.perEvent.pgDescribeRoundTrips, st: a.st + p.perEvent.pgStatements, rr: a.rr + p.perEvent.redisRoundTrips, rc: a.rc + p.perEvent.redisCommands }),
+    { pg: 0, pd: 0, st: 0, rr: 0, rc: 0 },
+  );
+  lines.push(`| **total** | **${f(total.pg)}** | **${f(total.pd)}** | **${f(total.st)}** | **${f(total.rr)}** | **${f(total.rc)}** |`);
+  for (const p of r.parts) {
+    lines.push('', `${p.part}, per event:`, '');
+    for (const [s, n] of p.statements) lines.push(`- ${f(n)} × \`${s}\``);
+    for (const [c, n] of p.commands) lines.push(`- ${f(n)} × Redis \`${c}\``);
+  }
+  return lines.join('\n');
+}
+
+// CLI
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const json = process.argv.includes('--json');
+  const ordersArg = process.argv.find((a) => a.startsWith('--orders='));
+  const id = process.env.BENCH_RT_NAME ?? `bench-${Date.now()}-rt`;
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const { Redis } = await import('ioredis');
+  let report: RoundTripReport | undefined;
+  try {
+    report = await measureRoundTrips({
+      serverUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      redisUrl,
+      name: id,
+      ...(ordersArg ? { orders: Number(ordersArg.split('=')[1]) } : {}),
+    });
+  } finally {
+    const r = new Redis(redisUrl);
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${id}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await r.unlink(...keys);
+    } while (cursor !== '0');
+    r.disconnect();
+  }
+  console.log(json ? JSON.stringify(report) : roundTripMarkdown(report));
+  process.exit(0);
+}
