@@ -33,28 +33,42 @@ function fromRow<T>(row: Record<string, unknown>, alias: string, columns: typeof
   ) as T;
 }
 
+/** At most this many waiting events of one order are applied in one transaction. */
+export const INBOX_BATCH = 50;
+
 /**
- * Locks an inbound event's row and its order's row in one statement. Under READ COMMITTED the re-check
- * after waiting for a lock reads the newest version of both rows, so a job that waited behind a
- * duplicate of itself sees the event already processed. No row: unknown order (or unknown event).
+ * Locks an order's row with its events still `queued` that arrived no later than `eventId`, oldest
+ * first, in one statement: a backlog of one order's events is then applied in the order received, in
+ * one transaction. Under READ COMMITTED, a row that was locked by another transaction is re-checked
+ * at its newest version once the lock is granted, so an event another job processed meanwhile drops
+ * out. Everyone locks in receipt order, so two jobs of one order cannot deadlock. No row: the event
+ * is not queued any more, or its order does not exist.
  */
-export function lockEventAndOrderStatement(eventId: string): RenderedStatement {
+export function lockOrderInboxStatement(eventId: string): RenderedStatement {
   return {
     sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
           from inbound_events e join orders o on o.order_id = e.order_id
-          where e.event_id = $1 for update`,
+          where e.order_id = (select order_id from inbound_events where event_id = $1)
+            and e.state = 'queued'
+            and e.received_at <= (select received_at from inbound_events where event_id = $1)
+          order by e.received_at, e.event_id
+          limit ${INBOX_BATCH}
+          for update`,
     params: [eventId],
   };
 }
 
-export function lockedEventAndOrder(row: Record<string, unknown>): { event: InboundEventRow; order: LockedOrder } {
-  return { event: fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS), order: fromRow<LockedOrder>(row, 'o', ORDER_COLUMNS) };
+export function lockedOrderInbox(rows: ReadonlyArray<Record<string, unknown>>): { events: InboundEventRow[]; order: LockedOrder } {
+  return {
+    events: rows.map((r) => fromRow<InboundEventRow>(r, 'e', EVENT_COLUMNS)),
+    order: fromRow<LockedOrder>(rows[0]!, 'o', ORDER_COLUMNS),
+  };
 }
 
 /** The event alone, locked: for an event whose order does not exist. */
-export async function lockEventAlone(run: StatementRunner, eventId: string): Promise<{ event: InboundEventRow | undefined; order: undefined }> {
+export async function lockEventAlone(run: StatementRunner, eventId: string): Promise<{ events: InboundEventRow[]; order: undefined }> {
   const [row] = await run({ sql: `select ${selectList('e', EVENT_COLUMNS)} from inbound_events e where e.event_id = $1 for update`, params: [eventId] });
-  return { event: row ? fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS) : undefined, order: undefined };
+  return { events: row ? [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] : [], order: undefined };
 }
 
 export interface TransitionRequest {

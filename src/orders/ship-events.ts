@@ -7,7 +7,17 @@ import { decideTransition, type StatusCode, type SubStep } from '../machines/ord
 import type { Queue } from 'bullmq';
 import { ensureJob } from '../queues/ensure-job.js';
 import { partnerCallJobId, partnerCallJobOptions } from '../queues/partner-calls.queue.js';
-import { lockedEventAndOrder, lockEventAlone, lockEventAndOrderStatement, planTransition, type PlannedWrite, type TransitionResult } from './apply-transition.js';
+import type { InboundEventRow } from '../db/types.js';
+import {
+  INBOX_BATCH,
+  lockedOrderInbox,
+  lockEventAlone,
+  lockOrderInboxStatement,
+  planTransition,
+  type LockedOrder,
+  type PlannedWrite,
+  type TransitionResult,
+} from './apply-transition.js';
 import { twoRoundTripTransaction } from '../db/pipelined-transaction.js';
 import { orders } from '../db/schema/index.js';
 import { announceOutcomes } from './event-outcomes.js';
@@ -55,13 +65,112 @@ interface Outcome {
   orderStatus: number | null;
 }
 
+interface PlannedShipEvent {
+  outcome: Outcome;
+  writes: PlannedWrite[];
+  /** The order as this event leaves it, for the next event of the same order in the batch. */
+  order: LockedOrder | undefined;
+  moved?: Extract<TransitionResult, { kind: 'moved' }>;
+  confirmShipment: boolean;
+}
+
+/** What one queued ship event does to its (locked) order: the outcome and the writes that record it. */
+function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: InboundEventRow): PlannedShipEvent {
+  const event = row.payload as ShipEvent;
+  const eventId = row.eventId;
+  const occurredAt = new Date(event.occurredAt);
+  const unchanged = (outcome: Outcome): PlannedShipEvent => ({ outcome, writes: [], order, confirmShipment: false });
+
+  if (!order) return unchanged({ state: 'rejected', reason: 'unknown_order', orderStatus: null });
+  if (order.shipFromLocationId !== event.shipFromLocationId) {
+    return unchanged({ state: 'rejected', reason: 'location_mismatch', orderStatus: order.status });
+  }
+  if (event.eventType === 'shipped') {
+    // Tracking is recorded now; the order reaches 7000 only when Slick confirms (SPEC §4.2).
+    const decision = decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: 7000 });
+    if (decision.kind === 'invalid') return unchanged({ state: 'rejected', reason: 'invalid_transition', orderStatus: order.status });
+    if (decision.kind === 'stale' || order.slickConfirmation === 'pending' || order.slickConfirmation === 'confirmed') {
+      return unchanged({ state: 'ignored', reason: 'stale', orderStatus: order.status });
+    }
+    const tracking = event.tracking!;
+    const changes = {
+      trackingId: tracking.trackingId,
+      carrierCode: tracking.carrierCode,
+      estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
+      slickConfirmation: 'pending' as const,
+      updatedAt: new Date(),
+    };
+    return {
+      outcome: { state: 'applied', reason: null, orderStatus: order.status },
+      writes: [
+        db
+          .update(orders)
+          .set({ ...changes, version: sql`${orders.version} + 1` })
+          .where(eq(orders.orderId, order.orderId)),
+        writeToOutbox(db, [
+          {
+            type: 'delivery.updated',
+            orderId: order.orderId,
+            occurredAt,
+            payload: { orderId: order.orderId, eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
+          },
+        ]),
+      ],
+      order: { ...order, ...changes, version: order.version + 1 },
+      confirmShipment: true,
+    };
+  }
+
+  const target = TARGET[event.eventType];
+  const plan = planTransition(db, order, {
+    event: { type: 'SHIP_EVENT', to: target.to, ...(target.subStep ? { subStep: target.subStep } : {}) },
+    actor: row.actor,
+    source: 'slick',
+    occurredAt,
+    eventId,
+  });
+  if (plan.result.kind === 'moved') {
+    return {
+      outcome: { state: 'applied', reason: null, orderStatus: plan.result.order.status },
+      writes: plan.writes,
+      order: plan.result.order as LockedOrder,
+      moved: plan.result,
+      confirmShipment: false,
+    };
+  }
+  if (plan.result.kind === 'stale') {
+    // A late event for a step that was implied by a later one gives that step its real time.
+    return {
+      outcome: { state: 'ignored', reason: 'stale', orderStatus: order.status },
+      writes: [
+        db
+          .update(statusHistory)
+          .set({ occurredAt, eventId, note: `implied step confirmed by late event ${eventId}` })
+          .where(
+            and(
+              eq(statusHistory.orderId, order.orderId),
+              eq(statusHistory.toStatus, target.to),
+              eq(statusHistory.implied, true),
+              isNull(statusHistory.occurredAt),
+            ),
+          ),
+      ],
+      order,
+      confirmShipment: false,
+    };
+  }
+  return unchanged({ state: 'rejected', reason: 'invalid_transition', orderStatus: order.status });
+}
+
 /**
- * Applies one stored ship event, exactly once: the event row and the order row are locked together,
- * an event no longer `queued` is left alone (a job run twice applies once), and the outcome is
- * committed with the status change, its history and its topic messages.
+ * Applies a stored ship event exactly once, together with any earlier events of the same order still
+ * waiting, in the order they were received: the order's row and its queued events' rows are locked
+ * together; an event no longer `queued` is left alone (a job run twice applies once; the job of an
+ * event applied in an earlier batch finds nothing to do). Outcomes, status changes, history and topic
+ * messages commit at once.
  *
- * This is the hot path, so it runs as a two-round-trip transaction: BEGIN with the locking read, then
- * every write with COMMIT. The writes are the same drizzle queries the rest of the hub runs, rendered.
+ * This is the hot path, so it is a two-round-trip transaction: BEGIN with the locking read, then every
+ * write with COMMIT. The writes are the same drizzle queries the rest of the hub runs, rendered.
  */
 export async function applyShipEvent(
   deps: HubDeps,
@@ -69,123 +178,52 @@ export async function applyShipEvent(
   options: { announce?: boolean } = {},
 ): Promise<Outcome | 'already_processed'> {
   const { db } = deps;
-  let confirmationToSchedule: { orderId: string } | undefined;
-  let receivedAt: Date | undefined;
-  let moved: Extract<TransitionResult, { kind: 'moved' }> | undefined;
+  const batch: Array<{ row: InboundEventRow; planned: PlannedShipEvent }> = [];
 
-  const result = await twoRoundTripTransaction<Outcome | 'already_processed'>(deps.pg, lockEventAndOrderStatement(eventId), async (rows, run) => {
-    const locked = rows.length ? lockedEventAndOrder(rows[0]!) : await lockEventAlone(run, eventId);
-    const row = locked.event;
-    if (row?.state !== 'queued') return { writes: [], value: 'already_processed' as const };
-    const order = locked.order;
-    receivedAt = row.receivedAt;
-    const event = row.payload as ShipEvent;
-    const occurredAt = new Date(event.occurredAt);
-    const writes: PlannedWrite[] = [];
-
-    let outcome: Outcome;
-    if (!order) {
-      outcome = { state: 'rejected', reason: 'unknown_order', orderStatus: null };
-    } else if (order.shipFromLocationId !== event.shipFromLocationId) {
-      outcome = { state: 'rejected', reason: 'location_mismatch', orderStatus: order.status };
-    } else if (event.eventType === 'shipped') {
-      // Tracking is recorded now; the order reaches 7000 only when Slick confirms (SPEC §4.2).
-      const decision = decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: 7000 });
-      if (decision.kind === 'invalid') {
-        outcome = { state: 'rejected', reason: 'invalid_transition', orderStatus: order.status };
-      } else if (decision.kind === 'stale' || order.slickConfirmation === 'pending' || order.slickConfirmation === 'confirmed') {
-        outcome = { state: 'ignored', reason: 'stale', orderStatus: order.status };
-      } else {
-        const tracking = event.tracking!;
-        writes.push(
-          db
-            .update(orders)
-            .set({
-              trackingId: tracking.trackingId,
-              carrierCode: tracking.carrierCode,
-              estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
-              slickConfirmation: 'pending',
-              version: sql`${orders.version} + 1`,
-              updatedAt: new Date(),
-            })
-            .where(eq(orders.orderId, order.orderId)),
-          writeToOutbox(db, [
-            {
-              type: 'delivery.updated',
-              orderId: order.orderId,
-              occurredAt,
-              payload: { orderId: order.orderId, eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
-            },
-          ]),
-        );
-        confirmationToSchedule = { orderId: order.orderId };
-        outcome = { state: 'applied', reason: null, orderStatus: order.status };
-      }
-    } else {
-      const target = TARGET[event.eventType];
-      const plan = planTransition(db, order, {
-        event: { type: 'SHIP_EVENT', to: target.to, ...(target.subStep ? { subStep: target.subStep } : {}) },
-        actor: row.actor,
-        source: 'slick',
-        occurredAt,
-        eventId,
-      });
-      writes.push(...plan.writes);
-      if (plan.result.kind === 'moved') {
-        moved = plan.result;
-        outcome = { state: 'applied', reason: null, orderStatus: plan.result.order.status };
-      } else if (plan.result.kind === 'stale') {
-        outcome = { state: 'ignored', reason: 'stale', orderStatus: order.status };
-        // A late event for a step that was implied by a later one gives that step its real time.
-        writes.push(
-          db
-            .update(statusHistory)
-            .set({ occurredAt, eventId, note: `implied step confirmed by late event ${eventId}` })
-            .where(
-              and(
-                eq(statusHistory.orderId, order.orderId),
-                eq(statusHistory.toStatus, target.to),
-                eq(statusHistory.implied, true),
-                isNull(statusHistory.occurredAt),
-              ),
-            ),
-        );
-      } else {
-        outcome = { state: 'rejected', reason: 'invalid_transition', orderStatus: order.status };
-      }
+  await twoRoundTripTransaction<void>(deps.pg, lockOrderInboxStatement(eventId), async (rows, run) => {
+    const inbox = rows.length ? lockedOrderInbox(rows) : await lockEventAlone(run, eventId);
+    let order = inbox.order;
+    for (const row of inbox.events) {
+      if (row.state !== 'queued') continue;
+      const planned = planShipEvent(db, order, row);
+      order = planned.order;
+      planned.writes.push(
+        db
+          .update(inboundEvents)
+          .set({ state: planned.outcome.state, reason: planned.outcome.reason, orderStatus: planned.outcome.orderStatus, processedAt: sql`clock_timestamp()` })
+          .where(eq(inboundEvents.eventId, row.eventId)),
+      );
+      batch.push({ row, planned });
     }
-
-    writes.push(
-      db
-        .update(inboundEvents)
-        .set({ state: outcome.state, reason: outcome.reason, orderStatus: outcome.orderStatus, processedAt: sql`clock_timestamp()` })
-        .where(eq(inboundEvents.eventId, eventId)),
-    );
-    return { writes: writes.map((w) => w.toSQL()), value: outcome };
+    return { writes: batch.flatMap((b) => b.planned.writes.map((w) => w.toSQL())), value: undefined };
   });
 
-  if (result === 'already_processed') return result;
-  const log = deps.logger.child({ eventId });
-  if (moved) for (const step of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(step.to), source: 'slick' });
-  if (receivedAt) {
-    const latency = (deps.clock.now() - receivedAt.getTime()) / 1000;
-    deps.metrics.eventReceiptToCommit.observe({ type: 'ship-event', state: result.state }, Math.max(0, latency));
+  const now = deps.clock.now();
+  for (const { row, planned } of batch) {
+    const log = deps.logger.child({ eventId: row.eventId, orderId: row.orderId });
+    const { outcome, moved } = planned;
+    if (moved) for (const step of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(step.to), source: 'slick' });
+    deps.metrics.eventReceiptToCommit.observe({ type: 'ship-event', state: outcome.state }, Math.max(0, (now - row.receivedAt.getTime()) / 1000));
+    deps.metrics.eventsProcessed.inc({ type: 'ship-event', state: outcome.state, reason: outcome.reason ?? '' });
+    if (outcome.state === 'rejected') log.info({ reason: outcome.reason }, 'ship event rejected');
+    if (planned.confirmShipment) {
+      // A dead-lettered confirmation of an earlier `shipped` holds the same job id: retry it rather than add.
+      await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', row.orderId), () =>
+        scheduleSlickConfirmation(deps, row.orderId, row.eventId),
+      ).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'));
+    }
   }
-  deps.metrics.eventsProcessed.inc({ type: 'ship-event', state: result.state, reason: result.reason ?? '' });
-  if (confirmationToSchedule) {
-    const { orderId } = confirmationToSchedule;
-    // A dead-lettered confirmation of an earlier `shipped` holds the same job id: retry it rather than add.
-    await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', orderId), () =>
-      scheduleSlickConfirmation(deps, orderId, eventId),
-    ).catch((err: unknown) => log.warn({ orderId, err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'));
-  }
-  // Only a partner waiting with `Prefer: wait` needs the news; the others read the row when they ask.
-  if (options.announce) {
-    await announceOutcomes(deps.redis, deps.config.redisPrefix, [eventId]).catch((err: unknown) =>
-      log.warn({ err }, 'could not announce the event outcome; the waiter reads it at its deadline'),
+  // A partner waiting with `Prefer: wait` needs the news; events of a batch may have waiters of their own.
+  if (batch.length > 0 && (options.announce || batch.length > 1)) {
+    await announceOutcomes(deps.redis, deps.config.redisPrefix, batch.map((b) => b.row.eventId)).catch((err: unknown) =>
+      deps.logger.warn({ eventId, err }, 'could not announce event outcomes; waiters read them at their deadline'),
     );
   }
-  return result;
+  const own = batch.find((b) => b.row.eventId === eventId);
+  if (own) return own.planned.outcome;
+  // A full batch of older events may have left this one for the next transaction.
+  if (batch.length === INBOX_BATCH) return applyShipEvent(deps, eventId, options);
+  return 'already_processed';
 }
 
 /**
