@@ -185,6 +185,27 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
   }
 }
 
+/**
+ * Another web process of the same hub, with some settings changed (e.g. a Postgres or Redis that does
+ * not answer), on its own port; `close` releases it.
+ */
+export async function startExtraWeb(hub: TestHub, envOverrides: Record<string, string>) {
+  const config = loadConfig({ ...hub.env, ...envOverrides });
+  const deps = buildHubDeps(config, 'web', { logger: pino({ level: 'silent' }) });
+  const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused') }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    baseUrl,
+    clients: Object.fromEntries(DEVELOPMENT_CLIENTS.map((c) => [c.id, new HubClient(baseUrl, c)])) as Record<ClientId, HubClient>,
+    async close() {
+      server.close();
+      server.closeAllConnections();
+      await deps.close();
+    },
+  };
+}
+
 let orderCounter = 0;
 export function newOrderId(tag = 'SO'): string {
   return `${tag}-${process.pid}-${Date.now().toString(36)}-${++orderCounter}`;

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
-import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 let hub: TestHub;
 let orderId: string;
@@ -148,30 +148,14 @@ describe('bad bodies get the right 4xx and store nothing', () => {
   });
 
   it('503, never 2xx, when the event cannot be stored', async () => {
-    // Point a second app at a database that does not answer: the partner must not get a 2xx.
-    const { loadConfig } = await import('../../src/config.js');
-    const { buildHubDeps } = await import('../../src/runtime.js');
-    const { createApp } = await import('../../src/api/app.js');
-    const { EventOutcomeWaiters } = await import('../../src/orders/event-outcomes.js');
-    const { connectRedis } = await import('../../src/queues/redis-connection.js');
-    const config = loadConfig({ ...hub.env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
-    const deps = buildHubDeps(config, 'web', { logger: (await import('pino')).pino({ level: 'silent' }) });
-    const sub = connectRedis(config.redisUrl, 'worker', 'test');
-    const app = createApp(deps, { waiters: new EventOutcomeWaiters(sub, 'unused') });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
+    // A second web process whose database does not answer: the partner must not get a 2xx.
+    const web = await startExtraWeb(hub, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
     try {
-      const b = JSON.stringify(shipEvent(orderId, 'picking'));
-      const port = (server.address() as { port: number }).port;
-      const res = await request(`http://127.0.0.1:${port}${PATH}`, { method: 'POST', headers: signedHeaders(b), body: b });
-      const json = (await res.body.json()) as any;
-      expect(res.statusCode).toBe(503);
-      expect(json.error.code).toBe('service_unavailable');
+      const res = await web.clients.slick.post(PATH, shipEvent(orderId, 'picking'));
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('service_unavailable');
     } finally {
-      server.close();
-      server.closeAllConnections();
-      sub.disconnect();
-      await deps.close();
+      await web.close();
     }
   });
 });

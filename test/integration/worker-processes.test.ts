@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
-import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 let hub: TestHub | undefined;
 afterEach(async () => {
@@ -148,34 +148,19 @@ describe('Redis down at intake', () => {
     hub = await startTestHub({ env: { SWEEP_AFTER_MS: '200', SWEEP_INTERVAL_MS: '100' } });
     const orderId = await registerOrder(hub);
     // A second web process whose Redis does not answer, on the same database.
-    const { loadConfig } = await import('../../src/config.js');
-    const { buildHubDeps } = await import('../../src/runtime.js');
-    const { createApp } = await import('../../src/api/app.js');
-    const { EventOutcomeWaiters } = await import('../../src/orders/event-outcomes.js');
-    const { HubClient } = await import('../../src/api/hub-client.js');
-    const { DEVELOPMENT_CLIENTS } = await import('../../src/config.js');
-    const { pino } = await import('pino');
-    const config = loadConfig({ ...hub.env, REDIS_URL: 'redis://127.0.0.1:1' });
-    const deps = buildHubDeps(config, 'web', { logger: pino({ level: 'silent' }) });
-    const app = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused') });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
+    const web = await startExtraWeb(hub, { REDIS_URL: 'redis://127.0.0.1:1' });
     try {
-      const port = (server.address() as { port: number }).port;
-      const slick = new HubClient(`http://127.0.0.1:${port}`, DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!);
       const event = shipEvent(orderId, 'picking');
-      const res = await slick.post('/api/fulfillment/ship-events', event);
+      const res = await web.clients.slick.post('/api/fulfillment/ship-events', event);
       expect(res.status).toBe(202);
-      expect((await slick.get('/api/health/ready')).status).toBe(503);
+      expect((await web.clients.slick.get('/api/health/ready')).status).toBe(503);
       const applied = await eventually(async () => {
         const e = (await hub!.clients.slick.get(`/api/events/${event.eventId}`)).body;
         return e.state === 'applied' ? e : undefined;
       }, 'event applied after the sweep');
       expect(applied.orderStatus).toBe(3500);
     } finally {
-      server.close();
-      server.closeAllConnections();
-      await deps.close();
+      await web.close();
     }
   });
 });
