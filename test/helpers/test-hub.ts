@@ -87,7 +87,7 @@ export async function startTestHub(options: TestHubOptions = {}) {
   const worker = buildHubDeps(config, 'worker', { logger: logger.child({ role: 'worker' }) });
   const workerConnection = connectRedis(config.redisUrl, 'worker', 'test-worker');
   let workers: HubWorkers | undefined = options.inProcessWorkers === false ? undefined : startHubWorkers(worker, workerConnection);
-  const scheduler = options.scheduler === false ? undefined : startSchedulerTasks(worker);
+  let scheduler = options.scheduler === false ? undefined : startSchedulerTasks(worker);
   const redis = new Redis(REDIS_URL);
   const children = new Set<ChildProcess>();
 
@@ -107,6 +107,9 @@ export async function startTestHub(options: TestHubOptions = {}) {
     clients,
     startInProcessWorkers() {
       workers ??= startHubWorkers(worker, workerConnection);
+    },
+    startScheduler() {
+      scheduler ??= startSchedulerTasks(worker);
     },
     async stopInProcessWorkers() {
       await workers?.close();

@@ -120,7 +120,8 @@ describe('worker processes', () => {
   });
 
   it('Redis emptied after events were accepted: the sweeper re-creates the jobs and all get applied', async () => {
-    hub = await startTestHub({ inProcessWorkers: false, env: { SWEEP_AFTER_MS: '200', SWEEP_INTERVAL_MS: '100' } });
+    // The sweeper starts only after Redis was emptied, so the emptiness below is not a race with it.
+    hub = await startTestHub({ inProcessWorkers: false, scheduler: false, env: { SWEEP_AFTER_MS: '200', SWEEP_INTERVAL_MS: '100' } });
     const orders = await Promise.all(Array.from({ length: 10 }, () => registerOrder(hub!)));
     const events = orders.flatMap((o) => ['picking', 'packed'].map((t) => shipEvent(o, t)));
     for (const e of events) expect((await hub.clients.slick.post('/api/fulfillment/ship-events', e)).status).toBe(202);
@@ -132,6 +133,7 @@ describe('worker processes', () => {
     expect(await hub.web.queues.inboundEvents.getJobCounts('waiting')).toEqual({ waiting: 0 });
 
     hub.startInProcessWorkers();
+    hub.startScheduler();
     await eventually(() => allProcessed(hub!, 21), 'swept events processed', 20_000);
     for (const orderId of orders) {
       const o = (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
