@@ -1,4 +1,4 @@
-import { assign, setup, transition, type SnapshotFrom } from 'xstate';
+import { assign, setup, transition } from 'xstate';
 
 /**
  * The order status model (SPEC §2). This machine is the only place that decides whether an order may
@@ -44,7 +44,6 @@ export const STATUS_NAMES: Record<StatusCode, string> = {
 };
 
 export const STATUS_CODES = Object.values(STATUS) as StatusCode[];
-export const TERMINAL_STATUSES: readonly StatusCode[] = [7500, 8500, 9000];
 
 export function isStatusCode(n: unknown): n is StatusCode {
   return typeof n === 'number' && (STATUS_CODES as number[]).includes(n);
@@ -206,8 +205,6 @@ const orderMachine = setup({
   ),
 });
 
-export type OrderSnapshot = SnapshotFrom<typeof orderMachine>;
-
 /**
  * Asks the machine what `event` does to an order at `status` (with `subStep`), without side effects.
  * XState's pure `transition` returns the next snapshot; its context carries the decision.
@@ -221,9 +218,4 @@ export function decideTransition(status: StatusCode, subStep: SubStep | null, ev
     throw new Error(`order machine inconsistency: state ${String(next.value)} vs decided ${decision.steps.at(-1)!.to}`);
   }
   return decision;
-}
-
-/** The one-step moves an operator may make from `status` (for error messages and UIs). */
-export function allowedOperatorMoves(status: StatusCode): StatusCode[] {
-  return directMoves(status);
 }
