@@ -1,7 +1,6 @@
 import type { Job, Queue } from 'bullmq';
-import { and, eq } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
-import { orders } from '../db/schema/index.js';
+import { reopenFailedConfirmation } from '../orders/slick-confirmation-jobs.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 
 /**
@@ -65,10 +64,6 @@ export async function retryDeadLetter(deps: HubDeps, id: string): Promise<Return
 /** Puts back what a final failure recorded, so the retried job has work to do. */
 async function prepareRetry(deps: HubDeps, job: Job): Promise<void> {
   if (job.name === 'slick.ship-confirmation') {
-    const orderId = (job.data as { orderId: string }).orderId;
-    await deps.db
-      .update(orders)
-      .set({ slickConfirmation: 'pending', updatedAt: new Date() })
-      .where(and(eq(orders.orderId, orderId), eq(orders.slickConfirmation, 'failed')));
+    await reopenFailedConfirmation(deps.db, (job.data as { orderId: string }).orderId);
   }
 }

@@ -1,16 +1,13 @@
-import type { Queue } from 'bullmq';
 import { and, desc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
-import { inboundEvents, interventions, orders, type InterventionState } from '../db/schema/index.js';
+import { interventions, type InterventionState } from '../db/schema/index.js';
 import type { InterventionRow, Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import { ConflictError, NotFoundError, TransitionError, ValidationError } from '../errors.js';
 import { isStatusCode } from '../machines/order.machine.js';
-import { ensureJob } from '../queues/ensure-job.js';
-import { partnerCallJobId } from '../queues/partner-calls.queue.js';
 import { applyTransition, lockOrder } from './apply-transition.js';
-import { scheduleSlickConfirmation } from './ship-events.js';
+import { ensureSlickConfirmationJob, latestShippedEventId, reopenFailedConfirmation } from './slick-confirmation-jobs.js';
 
 /** The cause of a case opened when Slick would not confirm a shipment. */
 export const SLICK_CONFIRMATION_CAUSE = 'slick_ship_confirmation_failed';
@@ -77,22 +74,12 @@ export type InterventionResolution = z.infer<typeof resolveInterventionSchema>;
 /** Causes whose failed call can be run again by `retry`, and how. */
 const RETRIABLE_CAUSES: Record<string, (deps: HubDeps, orderId: string, tx: Tx) => Promise<() => Promise<void>>> = {
   [SLICK_CONFIRMATION_CAUSE]: async (deps, orderId, tx) => {
-    await tx
-      .update(orders)
-      .set({ slickConfirmation: 'pending', updatedAt: new Date() })
-      .where(and(eq(orders.orderId, orderId), eq(orders.slickConfirmation, 'failed')));
-    const [shipped] = await tx
-      .select({ eventId: inboundEvents.eventId })
-      .from(inboundEvents)
-      .where(and(eq(inboundEvents.orderId, orderId), eq(inboundEvents.state, 'applied'), sql`${inboundEvents.payload}->>'eventType' = 'shipped'`))
-      .orderBy(desc(inboundEvents.processedAt))
-      .limit(1);
-    if (!shipped) throw new TransitionError('retry_not_applicable', `order ${orderId} has no applied shipped event to confirm`);
+    await reopenFailedConfirmation(tx, orderId);
+    const shipEventId = await latestShippedEventId(tx, orderId);
+    if (!shipEventId) throw new TransitionError('retry_not_applicable', `order ${orderId} has no applied shipped event to confirm`);
     // After commit: the dead-lettered job is retried, or a new one made.
     return async () => {
-      await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', orderId), () =>
-        scheduleSlickConfirmation(deps, orderId, shipped.eventId),
-      );
+      await ensureSlickConfirmationJob(deps, orderId, shipEventId);
     };
   },
 };

@@ -4,9 +4,7 @@ import type { HubDeps } from '../deps.js';
 import { inboundEvents, statusHistory } from '../db/schema/index.js';
 import type { EventState } from '../db/schema/events.js';
 import { decideTransition, type StatusCode, type SubStep } from '../machines/order.machine.js';
-import type { Queue } from 'bullmq';
-import { ensureJob } from '../queues/ensure-job.js';
-import { partnerCallJobId, partnerCallJobOptions } from '../queues/partner-calls.queue.js';
+import { ensureSlickConfirmationJob } from './slick-confirmation-jobs.js';
 import type { InboundEventRow } from '../db/types.js';
 import {
   INBOX_BATCH,
@@ -207,10 +205,10 @@ export async function applyShipEvent(
     deps.metrics.eventsProcessed.inc({ type: 'ship-event', state: outcome.state, reason: outcome.reason ?? '' });
     if (outcome.state === 'rejected') log.info({ reason: outcome.reason }, 'ship event rejected');
     if (planned.confirmShipment) {
-      // A dead-lettered confirmation of an earlier `shipped` holds the same job id: retry it rather than add.
-      await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', row.orderId), () =>
-        scheduleSlickConfirmation(deps, row.orderId, row.eventId),
-      ).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'));
+      // If Redis cannot take it now, the order stays `pending` and the sweeper schedules it later.
+      await ensureSlickConfirmationJob(deps, row.orderId, row.eventId).catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'),
+      );
     }
   }
   // A partner waiting with `Prefer: wait` needs the news; events of a batch may have waiters of their own.
@@ -225,17 +223,3 @@ export async function applyShipEvent(
   if (batch.length === INBOX_BATCH) return applyShipEvent(deps, eventId, options);
   return 'already_processed';
 }
-
-/**
- * Schedules the Slick ship confirmation. The job id is derived from the order, so scheduling twice
- * (a re-run job, the sweeper) keeps one job. If Redis is down the order stays `pending` and the
- * sweeper schedules it later.
- */
-export async function scheduleSlickConfirmation(deps: HubDeps, orderId: string, shipEventId: string): Promise<void> {
-  await deps.queues.partnerCalls.add(
-    'slick.ship-confirmation',
-    { orderId, shipEventId },
-    { ...partnerCallJobOptions(deps.config.integrations.slick), jobId: partnerCallJobId('slick.ship-confirmation', orderId) },
-  );
-}
-

@@ -1,11 +1,10 @@
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, lt } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import { ensureJob } from '../queues/ensure-job.js';
 import type { HubDeps } from '../deps.js';
 import { inboundEvents, orders } from '../db/schema/index.js';
 import { inboundEventJobId } from '../queues/inbound-events.queue.js';
-import { scheduleSlickConfirmation } from '../orders/ship-events.js';
-import { partnerCallJobId } from '../queues/partner-calls.queue.js';
+import { ensureSlickConfirmationJob, latestShippedEventId } from '../orders/slick-confirmation-jobs.js';
 
 const SWEEP_BATCH = 1000;
 
@@ -42,26 +41,12 @@ export async function sweepOnce(deps: HubDeps): Promise<number> {
     .where(and(eq(orders.slickConfirmation, 'pending'), lt(orders.updatedAt, cutoff)))
     .limit(SWEEP_BATCH);
   for (const o of pending) {
-    const [shipped] = await deps.db
-      .select({ eventId: inboundEvents.eventId })
-      .from(inboundEvents)
-      .where(
-        and(
-          eq(inboundEvents.orderId, o.orderId),
-          eq(inboundEvents.state, 'applied'),
-          sql`${inboundEvents.payload}->>'eventType' = 'shipped'`,
-        ),
-      )
-      .orderBy(desc(inboundEvents.processedAt))
-      .limit(1);
-    if (!shipped) continue;
-    const created = await ensureJob(deps.queues.partnerCalls as unknown as Queue, partnerCallJobId('slick.ship-confirmation', o.orderId), () =>
-      scheduleSlickConfirmation(deps, o.orderId, shipped.eventId),
-    );
-    if (created) {
+    const shipEventId = await latestShippedEventId(deps.db, o.orderId);
+    if (!shipEventId) continue;
+    if (await ensureSlickConfirmationJob(deps, o.orderId, shipEventId)) {
       swept++;
       deps.metrics.eventsSwept.inc({ kind: 'slick-confirmation' });
-      deps.logger.info({ orderId: o.orderId, eventId: shipped.eventId }, 'sweeper re-scheduled a Slick confirmation');
+      deps.logger.info({ orderId: o.orderId, eventId: shipEventId }, 'sweeper re-scheduled a Slick confirmation');
     }
   }
   return swept;
