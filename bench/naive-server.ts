@@ -1,9 +1,8 @@
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import { loadConfig } from '../src/config.js';
 import { applyShipEvent } from '../src/orders/ship-events.js';
 import { buildHubDeps } from '../src/runtime.js';
-import { answer, insertEvent, readBody, stopOn } from './reference-common.js';
+import { insertEvent, serveReference } from './reference-common.js';
 
 /**
  * Reference "naive": no queue. The HTTP handler stores the event with one INSERT and then runs the
@@ -16,18 +15,12 @@ const deps = buildHubDeps(config, 'web', { dbPoolSize: Number(process.env.NAIVE_
 if (deps.redis.status !== 'ready') await once(deps.redis, 'ready'); // the web connection has no offline queue
 const sql = deps.database.sql;
 
-const server = createServer((req, res) => {
-  if (req.method === 'GET') return answer(res, 200, { status: 'ok' });
-  readBody(req)
-    .then(async (raw) => {
-      const event = await insertEvent(sql, raw);
-      const outcome = await applyShipEvent(deps, event.eventId);
-      answer(res, 200, { eventId: event.eventId, outcome });
-    })
-    .catch((err: unknown) => answer(res, 503, { error: { code: 'unavailable', message: (err as Error).message } }));
-});
-server.keepAliveTimeout = 60_000;
-server.listen(config.port, '127.0.0.1');
-await once(server, 'listening');
-
-stopOn(['SIGTERM', 'SIGINT'], () => deps.close(), server);
+await serveReference(
+  config.port,
+  async (raw) => {
+    const event = await insertEvent(sql, raw);
+    const outcome = await applyShipEvent(deps, event.eventId);
+    return [200, { eventId: event.eventId, outcome }];
+  },
+  () => deps.close(),
+);

@@ -1,4 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type postgres from 'postgres';
 
 /**
@@ -51,4 +52,26 @@ export function stopOn(signals: NodeJS.Signals[], stop: () => Promise<void>, ser
       );
     });
   }
+}
+
+/**
+ * Serves a reference handler: GET answers 200 (readiness), any other request's raw body goes to
+ * `handle`, whose [status, body] is the answer; a failure answers 503. Runs `close` on SIGTERM/SIGINT.
+ */
+export async function serveReference(
+  port: number,
+  handle: (raw: string) => Promise<[number, unknown]>,
+  close: () => Promise<void>,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method === 'GET') return answer(res, 200, { status: 'ok' });
+    readBody(req)
+      .then(async (raw) => answer(res, ...(await handle(raw))))
+      .catch((err: unknown) => answer(res, 503, { error: { code: 'unavailable', message: (err as Error).message } }));
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  stopOn(['SIGTERM', 'SIGINT'], close, server);
+  return server;
 }
