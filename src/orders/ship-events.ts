@@ -198,16 +198,16 @@ export async function applyShipEvent(
 
   const now = deps.clock.now();
   for (const { row, planned } of batch) {
-    const log = deps.logger.child({ eventId: row.eventId, orderId: row.orderId });
+    const ids = { eventId: row.eventId, orderId: row.orderId };
     const { outcome, moved } = planned;
     if (moved) for (const step of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(step.to), source: 'slick' });
     deps.metrics.eventReceiptToCommit.observe({ type: 'ship-event', state: outcome.state }, Math.max(0, (now - row.receivedAt.getTime()) / 1000));
     deps.metrics.eventsProcessed.inc({ type: 'ship-event', state: outcome.state, reason: outcome.reason ?? '' });
-    if (outcome.state === 'rejected') log.info({ reason: outcome.reason }, 'ship event rejected');
+    if (outcome.state === 'rejected') deps.logger.info({ ...ids, reason: outcome.reason }, 'ship event rejected');
     if (planned.confirmShipment) {
       // If Redis cannot take it now, the order stays `pending` and the sweeper schedules it later.
       await ensureSlickConfirmationJob(deps, row.orderId, row.eventId).catch((err: unknown) =>
-        log.warn({ err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'),
+        deps.logger.warn({ ...ids, err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'),
       );
     }
   }
