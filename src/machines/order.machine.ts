@@ -208,8 +208,33 @@ const orderMachine = setup({
 /**
  * Asks the machine what `event` does to an order at `status` (with `subStep`), without side effects.
  * XState's pure `transition` returns the next snapshot; its context carries the decision.
+ *
+ * The machine is deterministic and its inputs are a handful of small values, so each distinct question
+ * is put to it once per process and its (frozen) answer kept: the worker asks on every event, and an
+ * actor snapshot per question was a tenth of its CPU.
  */
 export function decideTransition(status: StatusCode, subStep: SubStep | null, event: OrderEvent): Decision {
+  const key = `${status}|${subStep ?? ''}|${event.type}|${event.to}|${'subStep' in event ? (event.subStep ?? '') : ''}`;
+  let decision = decisions.get(key);
+  if (!decision) {
+    decision = deepFreeze(askMachine(status, subStep, event));
+    decisions.set(key, decision);
+  }
+  return decision;
+}
+
+/** Bounded by the machine's (status, sub-step, event) combinations: a few hundred. */
+const decisions = new Map<string, Decision>();
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function askMachine(status: StatusCode, subStep: SubStep | null, event: OrderEvent): Decision {
   const current = orderMachine.resolveState({ value: String(status), context: { subStep, decision: null } });
   const [next] = transition(orderMachine, current, event);
   const decision = next.context.decision;

@@ -106,3 +106,27 @@ describe('delivery events', () => {
     });
   }
 });
+
+describe('answers are kept per question', () => {
+  it('gives the same answer the second time, and a kept answer cannot be changed by a caller', () => {
+    const first = decideTransition(3000, null, { type: 'SHIP_EVENT', to: 3700 });
+    const again = decideTransition(3000, null, { type: 'SHIP_EVENT', to: 3700 });
+    expect(again).toEqual(first);
+    expect(first).toEqual({
+      kind: 'moved',
+      subStep: null,
+      steps: [
+        { to: 3500, implied: true },
+        { to: 3600, implied: true },
+        { to: 3700, implied: false },
+      ],
+    });
+    expect(() => (first.kind === 'moved' ? first.steps.push({ to: 7000, implied: false }) : 0)).toThrow(TypeError);
+    expect(decideTransition(3000, null, { type: 'SHIP_EVENT', to: 3700 })).toEqual(again);
+  });
+
+  it('tells the packing sub-step apart from none', () => {
+    expect(decideTransition(3600, null, { type: 'SHIP_EVENT', to: 3600, subStep: 'packing' }).kind).toBe('moved');
+    expect(decideTransition(3600, 'packing', { type: 'SHIP_EVENT', to: 3600, subStep: 'packing' }).kind).toBe('stale');
+  });
+});
