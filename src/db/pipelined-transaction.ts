@@ -10,20 +10,20 @@ export type StatementRunner = (statement: RenderedStatement) => Promise<postgres
 
 /**
  * A transaction in two round trips, for the hot path where round trips are most of the cost:
- * BEGIN goes out with the locking read, then the writes go out with COMMIT. `decide` runs between the
+ * BEGIN goes out with the locking reads, then the writes go out with COMMIT. `decide` runs between the
  * two with the rows locked (it may read more through `run`, at one round trip each). Any failure rolls
  * the whole transaction back; a failed write makes the pipelined COMMIT a rollback, so nothing of it
  * is kept either way.
  */
 export async function twoRoundTripTransaction<T>(
   pool: postgres.Sql,
-  read: RenderedStatement,
-  decide: (rows: postgres.RowList<postgres.Row[]>, run: StatementRunner) => Promise<{ writes: RenderedStatement[]; value: T }>,
+  reads: RenderedStatement[],
+  decide: (rows: Array<postgres.RowList<postgres.Row[]>>, run: StatementRunner) => Promise<{ writes: RenderedStatement[]; value: T }>,
 ): Promise<T> {
   const conn = await pool.reserve();
   const run: StatementRunner = (s) => conn.unsafe(s.sql, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
   try {
-    const [, rows] = await Promise.all([conn.unsafe('begin'), run(read)]);
+    const [, ...rows] = await Promise.all([conn.unsafe('begin'), ...reads.map(run)]);
     const { writes, value } = await decide(rows, run);
     await Promise.all([...writes.map(run), conn.unsafe('commit')]);
     return value;

@@ -1,5 +1,5 @@
 import { eq, getTableColumns, sql } from 'drizzle-orm';
-import type { RenderedStatement, StatementRunner } from '../db/pipelined-transaction.js';
+import type { RenderedStatement } from '../db/pipelined-transaction.js';
 import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
 import { inboundEvents, orders, statusHistory } from '../db/schema/index.js';
 import type { InboundEventRow, OrderRow, Source, Tx } from '../db/types.js';
@@ -33,42 +33,74 @@ function fromRow<T>(row: Record<string, unknown>, alias: string, columns: typeof
   ) as T;
 }
 
-/** At most this many waiting events of one order are applied in one transaction. */
-export const INBOX_BATCH = 50;
+/** At most this many waiting events (of one or several orders) are applied in one transaction. */
+export const INBOX_BATCH = 200;
+
+/** One order's queued events, oldest first, with the order's row; `order` is undefined when it does not exist. */
+export interface LockedInbox {
+  orderId: string;
+  order: LockedOrder | undefined;
+  events: InboundEventRow[];
+}
 
 /**
- * Locks an order's row with its events still `queued` that arrived no later than `eventId`, oldest
- * first, in one statement: a backlog of one order's events is then applied in the order received, in
- * one transaction. Under READ COMMITTED, a row that was locked by another transaction is re-checked
- * at its newest version once the lock is granted, so an event another job processed meanwhile drops
- * out. Everyone locks in receipt order, so two jobs of one order cannot deadlock. No row: the event
- * is not queued any more, or its order does not exist.
+ * Locks, for each order that one of `eventIds` belongs to, the order's row and its events still
+ * `queued` that arrived no later than the newest of those events, in one statement: a backlog is then
+ * applied in the order received, and the events of many orders in one transaction. Under READ
+ * COMMITTED a row that was locked by another transaction is re-checked at its newest version once the
+ * lock is granted, so an event another transaction processed meanwhile drops out. Rows are locked in
+ * one global order (order id, then receipt), so two transactions locking overlapping orders cannot
+ * deadlock. At most INBOX_BATCH events; the orders sorted last are cut off first.
  */
-export function lockOrderInboxStatement(eventId: string): RenderedStatement {
+export function lockInboxesStatement(eventIds: readonly string[]): RenderedStatement {
   return {
     sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
-          from inbound_events e join orders o on o.order_id = e.order_id
-          where e.order_id = (select order_id from inbound_events where event_id = $1)
-            and e.state = 'queued'
-            and e.received_at <= (select received_at from inbound_events where event_id = $1)
-          order by e.received_at, e.event_id
+          from inbound_events e
+          join orders o on o.order_id = e.order_id
+          join (select order_id, max(received_at) as upto from inbound_events
+                where event_id = any($1::text[]) group by order_id) r on r.order_id = e.order_id
+          where e.state = 'queued' and e.received_at <= r.upto
+          order by e.order_id, e.received_at, e.event_id
           limit ${INBOX_BATCH}
-          for update`,
-    params: [eventId],
+          for update of e, o`,
+    params: [eventIds],
   };
 }
 
-export function lockedOrderInbox(rows: ReadonlyArray<Record<string, unknown>>): { events: InboundEventRow[]; order: LockedOrder } {
+/** Those of `eventIds` still queued whose order does not exist, locked: they are rejected as unknown_order. */
+export function lockEventsWithoutOrderStatement(eventIds: readonly string[]): RenderedStatement {
   return {
-    events: rows.map((r) => fromRow<InboundEventRow>(r, 'e', EVENT_COLUMNS)),
-    order: fromRow<LockedOrder>(rows[0]!, 'o', ORDER_COLUMNS),
+    sql: `select ${selectList('e', EVENT_COLUMNS)}
+          from inbound_events e
+          where e.event_id = any($1::text[]) and e.state = 'queued'
+            and not exists (select 1 from orders o where o.order_id = e.order_id)
+          order by e.received_at, e.event_id
+          for update of e`,
+    params: [eventIds],
   };
 }
 
-/** The event alone, locked: for an event whose order does not exist. */
-export async function lockEventAlone(run: StatementRunner, eventId: string): Promise<{ events: InboundEventRow[]; order: undefined }> {
-  const [row] = await run({ sql: `select ${selectList('e', EVENT_COLUMNS)} from inbound_events e where e.event_id = $1 for update`, params: [eventId] });
-  return { events: row ? [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] : [], order: undefined };
+/** The rows of the two statements above, as one inbox per order in the order they were locked. */
+export function lockedInboxes(
+  withOrder: ReadonlyArray<Record<string, unknown>>,
+  withoutOrder: ReadonlyArray<Record<string, unknown>>,
+): LockedInbox[] {
+  const inboxes = new Map<string, LockedInbox>();
+  for (const row of withOrder) {
+    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
+    let inbox = inboxes.get(event.orderId);
+    if (!inbox) {
+      inbox = { orderId: event.orderId, order: fromRow<LockedOrder>(row, 'o', ORDER_COLUMNS), events: [] };
+      inboxes.set(event.orderId, inbox);
+    }
+    inbox.events.push(event);
+  }
+  for (const row of withoutOrder) {
+    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
+    // Each such event stands alone: its order may be created before the next one arrives.
+    inboxes.set(`\u0000${event.eventId}`, { orderId: event.orderId, order: undefined, events: [event] });
+  }
+  return [...inboxes.values()];
 }
 
 export interface TransitionRequest {

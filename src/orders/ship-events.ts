@@ -8,9 +8,9 @@ import { ensureSlickConfirmationJob } from './slick-confirmation-jobs.js';
 import type { InboundEventRow } from '../db/types.js';
 import {
   INBOX_BATCH,
-  lockedOrderInbox,
-  lockEventAlone,
-  lockOrderInboxStatement,
+  lockedInboxes,
+  lockEventsWithoutOrderStatement,
+  lockInboxesStatement,
   planTransition,
   type LockedOrder,
   type PlannedWrite,
@@ -160,41 +160,63 @@ function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: I
   return unchanged({ state: 'rejected', reason: 'invalid_transition', orderStatus: order.status });
 }
 
+export type ShipEventResult = Outcome | 'already_processed';
+
+/** A job's request: apply this stored event; `announce` when a partner waits for the outcome. */
+export interface ShipEventRequest {
+  eventId: string;
+  announce?: boolean;
+}
+
 /**
  * Applies a stored ship event exactly once, together with any earlier events of the same order still
- * waiting, in the order they were received: the order's row and its queued events' rows are locked
- * together; an event no longer `queued` is left alone (a job run twice applies once; the job of an
- * event applied in an earlier batch finds nothing to do). Outcomes, status changes, history and topic
- * messages commit at once.
- *
- * This is the hot path, so it is a two-round-trip transaction: BEGIN with the locking read, then every
- * write with COMMIT. The writes are the same drizzle queries the rest of the hub runs, rendered.
+ * waiting, in the order they were received. See `applyShipEvents`.
  */
-export async function applyShipEvent(
-  deps: HubDeps,
-  eventId: string,
-  options: { announce?: boolean } = {},
-): Promise<Outcome | 'already_processed'> {
-  const { db } = deps;
-  const batch: Array<{ row: InboundEventRow; planned: PlannedShipEvent }> = [];
+export async function applyShipEvent(deps: HubDeps, eventId: string, options: { announce?: boolean } = {}): Promise<ShipEventResult> {
+  const results = await applyShipEvents(deps, [{ eventId, ...options }]);
+  return results.get(eventId)!;
+}
 
-  await twoRoundTripTransaction<void>(deps.pg, lockOrderInboxStatement(eventId), async (rows, run) => {
-    const inbox = rows.length ? lockedOrderInbox(rows) : await lockEventAlone(run, eventId);
-    let order = inbox.order;
-    for (const row of inbox.events) {
-      if (row.state !== 'queued') continue;
-      const planned = planShipEvent(db, order, row);
-      order = planned.order;
-      planned.writes.push(
-        db
-          .update(inboundEvents)
-          .set({ state: planned.outcome.state, reason: planned.outcome.reason, orderStatus: planned.outcome.orderStatus, processedAt: sql`clock_timestamp()` })
-          .where(eq(inboundEvents.eventId, row.eventId)),
-      );
-      batch.push({ row, planned });
-    }
-    return { writes: batch.flatMap((b) => b.planned.writes.map((w) => w.toSQL())), value: undefined };
-  });
+/**
+ * Applies stored ship events exactly once, each together with any earlier events of its order still
+ * waiting, in the order they were received, and the events of all their orders in one transaction:
+ * the orders' rows and their queued events' rows are locked together; an event no longer `queued` is
+ * left alone (a job run twice applies once; the job of an event applied in an earlier batch finds
+ * nothing to do). Outcomes, status changes, history and topic messages commit at once.
+ *
+ * This is the hot path, so it is a two-round-trip transaction: BEGIN with the locking reads, then every
+ * write with COMMIT. The writes are the same drizzle queries the rest of the hub runs, rendered.
+ * Returns each requested event's outcome, or `already_processed`.
+ */
+export async function applyShipEvents(deps: HubDeps, requests: readonly ShipEventRequest[]): Promise<Map<string, ShipEventResult>> {
+  const { db } = deps;
+  const eventIds = [...new Set(requests.map((r) => r.eventId))];
+  const batch: Array<{ row: InboundEventRow; planned: PlannedShipEvent }> = [];
+  let cutOff = false;
+
+  await twoRoundTripTransaction<void>(
+    deps.pg,
+    [lockInboxesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
+    async ([withOrder, withoutOrder]) => {
+      cutOff = withOrder!.length === INBOX_BATCH;
+      for (const inbox of lockedInboxes(withOrder!, withoutOrder!)) {
+        let order = inbox.order;
+        for (const row of inbox.events) {
+          if (row.state !== 'queued') continue;
+          const planned = planShipEvent(db, order, row);
+          order = planned.order;
+          planned.writes.push(
+            db
+              .update(inboundEvents)
+              .set({ state: planned.outcome.state, reason: planned.outcome.reason, orderStatus: planned.outcome.orderStatus, processedAt: sql`clock_timestamp()` })
+              .where(eq(inboundEvents.eventId, row.eventId)),
+          );
+          batch.push({ row, planned });
+        }
+      }
+      return { writes: batch.flatMap((b) => b.planned.writes.map((w) => w.toSQL())), value: undefined };
+    },
+  );
 
   const now = deps.clock.now();
   for (const { row, planned } of batch) {
@@ -211,15 +233,20 @@ export async function applyShipEvent(
       );
     }
   }
-  // A partner waiting with `Prefer: wait` needs the news; events of a batch may have waiters of their own.
-  if (batch.length > 0 && (options.announce || batch.length > 1)) {
+  // A partner waiting with `Prefer: wait` needs the news; events applied for another job's request
+  // (earlier events of the same order) may have waiters of their own.
+  const requested = new Set(eventIds);
+  if (batch.length > 0 && (requests.some((r) => r.announce) || batch.some((b) => !requested.has(b.row.eventId)))) {
     await announceOutcomes(deps.redis, deps.config.redisPrefix, batch.map((b) => b.row.eventId)).catch((err: unknown) =>
-      deps.logger.warn({ eventId, err }, 'could not announce event outcomes; waiters read them at their deadline'),
+      deps.logger.warn({ eventIds, err }, 'could not announce event outcomes; waiters read them at their deadline'),
     );
   }
-  const own = batch.find((b) => b.row.eventId === eventId);
-  if (own) return own.planned.outcome;
-  // A full batch of older events may have left this one for the next transaction.
-  if (batch.length === INBOX_BATCH) return applyShipEvent(deps, eventId, options);
-  return 'already_processed';
+
+  const results = new Map<string, ShipEventResult>();
+  for (const b of batch) if (requested.has(b.row.eventId)) results.set(b.row.eventId, b.planned.outcome);
+  const left = requests.filter((r) => !results.has(r.eventId));
+  // A full batch may have left some requested events for the next transaction.
+  if (cutOff && left.length > 0) for (const [id, result] of await applyShipEvents(deps, left)) results.set(id, result);
+  for (const id of eventIds) if (!results.has(id)) results.set(id, 'already_processed');
+  return results;
 }

@@ -1,0 +1,110 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShipEventBatches } from '../../src/orders/ship-event-batches.js';
+import { applyShipEvents } from '../../src/orders/ship-events.js';
+import { expectSequentialHistory } from '../helpers/history-checks.js';
+import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+
+/**
+ * Group commit of ship events: the events that a worker's jobs ask for while its transactions are busy
+ * are applied together. Nobody works the queue here; the test calls the worker's code itself, so which
+ * events share a transaction is decided by the test, and read back from Postgres (`xmin` is the id of
+ * the transaction that last wrote a row).
+ */
+let hub: TestHub;
+beforeAll(async () => {
+  hub = await startTestHub({ inProcessWorkers: false, scheduler: false });
+});
+afterAll(() => hub.close());
+
+async function store(events: Array<ReturnType<typeof shipEvent>>) {
+  for (const e of events) expect((await hub.clients.slick.post('/api/fulfillment/ship-events', e)).status).toBe(202);
+}
+
+async function writers(eventIds: string[]) {
+  const rows = await hub.web.db.execute<{ event_id: string; state: string; tx: string }>(
+    sql`select event_id, state, xmin::text as tx from inbound_events where event_id in ${eventIds}`,
+  );
+  return new Map(rows.map((r) => [r.event_id, r]));
+}
+
+describe('ship events applied together', () => {
+  it('events of many orders asked for together commit in one transaction, each order\'s in the order received', async () => {
+    const orders = await Promise.all(Array.from({ length: 5 }, () => registerOrder(hub)));
+    const picking = orders.map((o) => shipEvent(o, 'picking'));
+    const packed = orders.map((o) => shipEvent(o, 'packed'));
+    await store([...picking, ...packed]);
+
+    // Only the `packed` events are asked for; each brings its order's earlier `picking` with it.
+    const results = await applyShipEvents(
+      hub.worker,
+      packed.map((e) => ({ eventId: e.eventId })),
+    );
+    expect([...results.values()]).toEqual(packed.map(() => ({ state: 'applied', reason: null, orderStatus: 3700 })));
+
+    const written = await writers([...picking, ...packed].map((e) => e.eventId));
+    expect([...written.values()].every((r) => r.state === 'applied')).toBe(true);
+    expect(new Set([...written.values()].map((r) => r.tx)).size).toBe(1);
+    for (const orderId of orders) {
+      const history = await expectSequentialHistory(hub, orderId);
+      // picking really happened (not implied), then packed implied 3600.
+      expect(history.map((h) => [h.to, h.implied])).toEqual([
+        [3000, false],
+        [3500, false],
+        [3600, true],
+        [3700, false],
+      ]);
+    }
+
+    // Asked again (a job run twice): nothing happens a second time.
+    const again = await applyShipEvents(hub.worker, [...picking, ...packed].map((e) => ({ eventId: e.eventId })));
+    expect(new Set(again.values())).toEqual(new Set(['already_processed']));
+    const unchanged = await writers([...picking, ...packed].map((e) => e.eventId));
+    expect([...unchanged.values()].map((r) => r.tx)).toEqual([...written.values()].map((r) => r.tx));
+  });
+
+  it('jobs that ask while a transaction is busy share the next one; a lone job goes straight in', async () => {
+    const orders = await Promise.all(Array.from({ length: 6 }, () => registerOrder(hub)));
+    const events = orders.map((o) => shipEvent(o, 'picking'));
+    await store(events);
+
+    const batches = new ShipEventBatches(hub.worker, 1);
+    // The first request starts a transaction at once; the other five arrive while it runs.
+    const results = await Promise.all(events.map((e) => batches.apply({ eventId: e.eventId })));
+    expect(results).toEqual(events.map(() => ({ state: 'applied', reason: null, orderStatus: 3500 })));
+
+    const written = await writers(events.map((e) => e.eventId));
+    const first = written.get(events[0]!.eventId)!.tx;
+    const rest = new Set(events.slice(1).map((e) => written.get(e.eventId)!.tx));
+    expect(rest.size).toBe(1);
+    expect(rest.has(first)).toBe(false);
+  });
+
+  it('an event that fails its transaction fails only its own job: the others are applied one by one', async () => {
+    const orders = await Promise.all(Array.from({ length: 3 }, () => registerOrder(hub)));
+    const good = orders.map((o) => shipEvent(o, 'picking'));
+    await store(good);
+    // A stored `shipped` event without tracking (intake refuses one now; an older version may have
+    // stored it): planning it throws, which fails the whole shared transaction.
+    const broken = shipEvent(orders[0]!, 'shipped');
+    delete (broken as { tracking?: unknown }).tracking;
+    await hub.web.db.execute(
+      sql`insert into inbound_events (event_id, source, type, order_id, actor, body_hash, payload)
+          values (${`broken-${broken.eventId}`}, 'slick', 'ship-event', ${orders[1]}, 'slick', 'x', ${JSON.stringify({ ...broken, orderId: orders[1] })}::jsonb)`,
+    );
+
+    const batches = new ShipEventBatches(hub.worker, 1);
+    const blocker = shipEvent(orders[2]!, 'picked');
+    await store([blocker]);
+    const asked = [blocker.eventId, ...good.map((e) => e.eventId), `broken-${broken.eventId}`];
+    const settled = await Promise.allSettled(asked.map((eventId) => batches.apply({ eventId })));
+
+    expect(settled.at(-1)!.status).toBe('rejected');
+    expect(settled.slice(0, -1).every((s) => s.status === 'fulfilled')).toBe(true);
+    const written = await writers(asked);
+    expect(written.get(`broken-${broken.eventId}`)!.state).toBe('queued');
+    expect(good.map((e) => written.get(e.eventId)!.state)).toEqual(['applied', 'applied', 'applied']);
+    const order1 = (await hub.clients.viewer.get(`/api/orders/${orders[1]}`)).body;
+    expect(order1.status).toBe(3500);
+  });
+});
