@@ -17,6 +17,7 @@ import { locationRoutes } from './routes/locations.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { orderRoutes } from './routes/orders.routes.js';
 import { shipEventRoutes } from './routes/ship-events.routes.js';
+import { PartnerEventIntake } from './partner-event-intake.js';
 
 export interface AppOptions {
   waiters: EventOutcomeWaiters;
@@ -42,7 +43,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
 
   // Everything under /api past the health routes needs a key.
   app.use('/api', authenticate(directory));
-  app.use(shipEventRoutes(deps, options.waiters));
+  app.use(shipEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(orderRoutes(deps));
   app.use(eventRoutes(deps));
   app.use(interventionRoutes(deps));

@@ -1,4 +1,5 @@
-import { eq, getTableColumns, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import type { RenderedStatement } from '../db/pipelined-transaction.js';
 import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
 import { inboundEvents, orders, statusHistory } from '../db/schema/index.js';
@@ -19,19 +20,8 @@ export async function lockOrder(tx: Tx, orderId: string): Promise<LockedOrder | 
   return row as LockedOrder | undefined;
 }
 
-const ORDER_COLUMNS = Object.entries(getTableColumns(orders));
-const EVENT_COLUMNS = Object.entries(getTableColumns(inboundEvents));
-const selectList = (alias: string, columns: typeof ORDER_COLUMNS | typeof EVENT_COLUMNS) =>
-  columns.map(([key, column]) => `${alias}."${column.name}" as "${alias}.${key}"`).join(', ');
-
-function fromRow<T>(row: Record<string, unknown>, alias: string, columns: typeof ORDER_COLUMNS | typeof EVENT_COLUMNS): T {
-  return Object.fromEntries(
-    columns.map(([key, column]) => {
-      const value = row[`${alias}.${key}`];
-      return [key, value === null || value === undefined ? null : column.mapFromDriverValue(value)];
-    }),
-  ) as T;
-}
+const ORDER_COLUMNS = columnsOf(orders);
+const EVENT_COLUMNS = columnsOf(inboundEvents);
 
 /** At most this many waiting events (of one or several orders) are applied in one transaction. */
 export const INBOX_BATCH = 200;

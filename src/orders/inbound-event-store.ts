@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-import { eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
+import type postgres from 'postgres';
 import type { Database } from '../db/client.js';
+import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { inboundEvents } from '../db/schema/index.js';
 import type { InboundEventRow } from '../db/types.js';
 import { ConflictError, UnavailableError } from '../errors.js';
@@ -32,30 +34,66 @@ export interface NewInboundEvent {
 
 export type StoreResult = { duplicate: false; event: InboundEventRow } | { duplicate: true; event: InboundEventRow };
 
+const INSERT_EVENTS = `
+  insert into inbound_events (event_id, source, type, order_id, actor, body_hash, payload, state, received_at)
+  select e, s, t, o, a, h, p::jsonb, 'queued', clock_timestamp()
+  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) with ordinality as x(e, s, t, o, a, h, p, n)
+  order by n
+  on conflict (event_id) do nothing
+  returning event_id, received_at`;
+
 /**
- * Commits the event to Postgres (the idempotency store and durable inbox) before anyone answers 2xx.
- * Same eventId and body: the stored row, flagged duplicate. Same eventId, other body: 409.
+ * Commits events to Postgres (the idempotency store and durable inbox) before anyone answers 2xx: all
+ * of them in one statement, received in the order given. For each: stored, or the stored row flagged
+ * duplicate (same eventId and body, also when the same event is given twice here), or a ConflictError
+ * (same eventId, other body). Throws UnavailableError if Postgres could not take them: none is stored.
  */
-export async function storeInboundEvent(db: Database, input: NewInboundEvent): Promise<StoreResult> {
-  const hash = bodyHash(input.payload);
+export async function storeInboundEvents(pg: postgres.Sql, inputs: readonly NewInboundEvent[]): Promise<Array<StoreResult | ConflictError>> {
+  const hashes = inputs.map((i) => bodyHash(i.payload));
   try {
-    const [inserted] = await db
-      .insert(inboundEvents)
-      .values({ ...input, bodyHash: hash, state: 'queued', receivedAt: sql`clock_timestamp()` })
-      .onConflictDoNothing({ target: inboundEvents.eventId })
-      .returning();
-    if (inserted) return { duplicate: false, event: inserted };
-    const [existing] = await db.select().from(inboundEvents).where(eq(inboundEvents.eventId, input.eventId));
-    if (!existing) throw new Error(`event ${input.eventId} conflicted on insert but cannot be read`);
-    if (existing.bodyHash !== hash || existing.source !== input.source) {
-      throw new ConflictError(`eventId ${input.eventId} was already used with a different body`, { eventId: input.eventId });
-    }
-    return { duplicate: true, event: existing };
+    const inserted = await pg.unsafe<Array<{ event_id: string; received_at: string }>>(
+      INSERT_EVENTS,
+      [
+        inputs.map((i) => i.eventId),
+        inputs.map((i) => i.source),
+        inputs.map((i) => i.type),
+        inputs.map((i) => i.orderId),
+        inputs.map((i) => i.actor),
+        hashes,
+        inputs.map((i) => JSON.stringify(i.payload)),
+      ] as never[],
+      { prepare: true },
+    );
+    const receivedAt = new Map(inserted.map((r) => [r.event_id, inboundEvents.receivedAt.mapFromDriverValue(r.received_at) as Date]));
+    const others = inputs.filter((i) => !receivedAt.has(i.eventId)).map((i) => i.eventId);
+    const existing = others.length
+      ? new Map(
+          (await pg.unsafe(`select ${selectList('e', EVENT_COLUMNS)} from inbound_events e where e.event_id = any($1::text[])`, [others] as never[], { prepare: true }))
+            .map((r) => fromRow<InboundEventRow>(r, 'e', EVENT_COLUMNS))
+            .map((e) => [e.eventId, e]),
+        )
+      : new Map<string, InboundEventRow>();
+    const storedHere = new Map<string, InboundEventRow>();
+    return inputs.map((input, i): StoreResult | ConflictError => {
+      const at = receivedAt.get(input.eventId);
+      if (at && !storedHere.has(input.eventId)) {
+        const event: InboundEventRow = { ...input, bodyHash: hashes[i]!, state: 'queued', reason: null, orderStatus: null, receivedAt: at, processedAt: null };
+        storedHere.set(input.eventId, event);
+        return { duplicate: false, event };
+      }
+      const stored = storedHere.get(input.eventId) ?? existing.get(input.eventId);
+      if (!stored) throw new Error(`event ${input.eventId} conflicted on insert but cannot be read`);
+      if (stored.bodyHash !== hashes[i] || stored.source !== input.source) {
+        return new ConflictError(`eventId ${input.eventId} was already used with a different body`, { eventId: input.eventId });
+      }
+      return { duplicate: true, event: stored };
+    });
   } catch (err) {
-    if (err instanceof ConflictError) throw err;
     throw new UnavailableError('the event could not be stored; nothing was accepted, try again', { cause: err });
   }
 }
+
+const EVENT_COLUMNS = columnsOf(inboundEvents);
 
 export async function findInboundEvent(db: Database, eventId: string): Promise<InboundEventRow | undefined> {
   const [row] = await db.select().from(inboundEvents).where(eq(inboundEvents.eventId, eventId));

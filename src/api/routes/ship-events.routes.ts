@@ -2,11 +2,11 @@ import { Router, type Request, type Response } from 'express';
 import type { HubDeps } from '../../deps.js';
 import { ValidationError } from '../../errors.js';
 import type { EventOutcomeWaiters } from '../../orders/event-outcomes.js';
-import { eventOutcomeView, findInboundEvent, storeInboundEvent } from '../../orders/inbound-event-store.js';
+import { eventOutcomeView, findInboundEvent } from '../../orders/inbound-event-store.js';
 import { shipEventSchema } from '../../orders/ship-events.js';
-import { inboundEventJobId } from '../../queues/inbound-events.queue.js';
 import { authorize, clientOf, requireSignature } from '../auth.js';
 import { errorBody } from '../error-handler.js';
+import type { PartnerEventIntake } from '../partner-event-intake.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
 export const MAX_PREFER_WAIT_SECONDS = 10;
@@ -49,13 +49,13 @@ export function withIdempotencyKey(req: Request, body: unknown): unknown {
  */
 export async function acceptPartnerEvent(
   deps: HubDeps,
-  waiters: EventOutcomeWaiters,
+  { intake, waiters }: PartnerEventRouteContext,
   req: Request,
   res: Response,
   event: { eventId: string; orderId: string; type: string; source: string; jobName: 'ship-event'; payload: Record<string, unknown> },
 ) {
   const client = clientOf(res);
-  const stored = await storeInboundEvent(deps.db, {
+  const stored = await intake.store({
     eventId: event.eventId,
     source: event.source,
     type: event.type,
@@ -70,11 +70,7 @@ export async function acceptPartnerEvent(
     try {
       // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
       await withDeadline(
-        deps.queues.inboundEvents.add(
-          event.jobName,
-          { eventId: event.eventId, ...(wait ? { announce: true } : {}) },
-          { jobId: inboundEventJobId(event.eventId) },
-        ),
+        intake.enqueue({ name: event.jobName, data: { eventId: event.eventId, ...(wait ? { announce: true } : {}) } }),
         ENQUEUE_DEADLINE_MS,
         'enqueue',
       );
@@ -102,11 +98,17 @@ export async function acceptPartnerEvent(
   res.status(202).json({ eventId: current.eventId, state: current.state, ...(stored.duplicate ? { duplicate: true } : {}) });
 }
 
-export function shipEventRoutes(deps: HubDeps, waiters: EventOutcomeWaiters): Router {
+/** What the partner event routes of one web process share. */
+export interface PartnerEventRouteContext {
+  intake: PartnerEventIntake;
+  waiters: EventOutcomeWaiters;
+}
+
+export function shipEventRoutes(deps: HubDeps, context: PartnerEventRouteContext): Router {
   const router = Router();
   router.post('/api/fulfillment/ship-events', authorize('partner:slick'), readJsonBody, requireSignature, async (req, res) => {
     const event = parseWith(shipEventSchema, withIdempotencyKey(req, res.locals.body));
-    await acceptPartnerEvent(deps, waiters, req, res, {
+    await acceptPartnerEvent(deps, context, req, res, {
       eventId: event.eventId,
       orderId: event.orderId,
       type: 'ship-event',

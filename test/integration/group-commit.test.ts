@@ -2,12 +2,14 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShipEventBatches } from '../../src/orders/ship-event-batches.js';
 import { applyShipEvents } from '../../src/orders/ship-events.js';
+import { storeInboundEvents } from '../../src/orders/inbound-event-store.js';
+import { ConflictError } from '../../src/errors.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
 import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
- * Group commit of ship events: the events that a worker's jobs ask for while its transactions are busy
- * are applied together. Nobody works the queue here; the test calls the worker's code itself, so which
+ * Group commit at intake (events of concurrent requests stored by one statement) and in the worker
+ * (the events that a worker's jobs ask for while its transactions are busy are applied together). Nobody works the queue here; the test calls the worker's code itself, so which
  * events share a transaction is decided by the test, and read back from Postgres (`xmin` is the id of
  * the transaction that last wrote a row).
  */
@@ -106,5 +108,55 @@ describe('ship events applied together', () => {
     expect(good.map((e) => written.get(e.eventId)!.state)).toEqual(['applied', 'applied', 'applied']);
     const order1 = (await hub.clients.viewer.get(`/api/orders/${orders[1]}`)).body;
     expect(order1.status).toBe(3500);
+  });
+});
+
+describe('partner events stored together', () => {
+  const event = (eventId: string, payload: Record<string, unknown> = { eventId, n: 1 }) => ({
+    eventId,
+    source: 'slick',
+    type: 'ship-event',
+    orderId: 'SO-STORED-TOGETHER',
+    actor: 'slick',
+    payload,
+  });
+
+  it('one statement stores new events in the order given, answers duplicates and conflicts each on its own', async () => {
+    const id = (n: number) => `stored-together-${n}-${Date.now()}`;
+    const [a, b, c] = [id(1), id(2), id(3)];
+    const results = await storeInboundEvents(hub.worker.pg, [
+      event(a),
+      event(b),
+      event(a), // the same event twice in one statement
+      event(c),
+      event(a, { eventId: a, n: 2 }), // same eventId, other body
+    ]);
+    expect(results.map((r) => (r instanceof Error ? r.constructor.name : r.duplicate))).toEqual([false, false, true, false, 'ConflictError']);
+    const [ra, rb, ra2, rc] = results as Array<Exclude<(typeof results)[number], ConflictError>>;
+    expect(ra2!.event.receivedAt).toEqual(ra!.event.receivedAt);
+    expect(ra!.event.receivedAt.getTime()).toBeLessThanOrEqual(rb!.event.receivedAt.getTime());
+    expect(rb!.event.receivedAt.getTime()).toBeLessThanOrEqual(rc!.event.receivedAt.getTime());
+
+    const written = await writers([a, b, c]);
+    expect([...written.values()].map((r) => r.state)).toEqual(['queued', 'queued', 'queued']);
+    expect(new Set([...written.values()].map((r) => r.tx)).size).toBe(1);
+    const order = await hub.web.db.execute<{ event_id: string }>(sql`select event_id from inbound_events where event_id in ${[a, b, c]} order by received_at, event_id`);
+    expect(order.map((r) => r.event_id)).toEqual([a, b, c]);
+
+    // Sent again later: the stored rows come back as duplicates; another body is a conflict.
+    const again = await storeInboundEvents(hub.worker.pg, [event(b), event(c, { eventId: c, n: 9 })]);
+    expect(again[0]).toMatchObject({ duplicate: true, event: { eventId: b, state: 'queued', receivedAt: rb!.event.receivedAt } });
+    expect(again[1]).toBeInstanceOf(ConflictError);
+  });
+
+  it('concurrent partner requests all get their own answer, and each stored event is enqueued once', async () => {
+    const orderId = await registerOrder(hub);
+    const events = ['picking', 'picked', 'packing', 'packed'].flatMap((t) => Array.from({ length: 5 }, () => shipEvent(orderId, t)));
+    const answers = await Promise.all([...events, ...events.slice(0, 5)].map((e) => hub.clients.slick.post('/api/fulfillment/ship-events', e)));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
+    expect(answers.filter((a) => a.body.duplicate === true)).toHaveLength(5);
+    const jobs = await hub.web.queues.inboundEvents.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
+    const ours = jobs.filter((j) => events.some((e) => e.eventId === j.data.eventId));
+    expect(ours.map((j) => j.data.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
   });
 });

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { GroupCommit } from '../../src/db/group-commit.js';
+
+/** A commit the test finishes by hand, so which requests share a commit is decided by the test. */
+function manualCommits() {
+  const calls: Array<{ requests: number[]; finish: (results: Array<string | Error>) => void; fail: (err: Error) => void }> = [];
+  const commit = (requests: number[]) =>
+    new Promise<Array<string | Error>>((resolve, reject) => calls.push({ requests, finish: resolve, fail: reject }));
+  return { calls, commit };
+}
+
+describe('group commit', () => {
+  it('a lone request goes straight in; those arriving meanwhile share the next commit', async () => {
+    const { calls, commit } = manualCommits();
+    const group = new GroupCommit(commit, { concurrency: 1, maxBatch: 3 });
+    const answers = [1, 2, 3, 4, 5].map((n) => group.submit(n));
+    expect(calls.map((c) => c.requests)).toEqual([[1]]);
+    calls[0]!.finish(['one']);
+    await expect(answers[0]).resolves.toBe('one');
+    expect(calls.map((c) => c.requests)).toEqual([[1], [2, 3, 4]]);
+    calls[1]!.finish(['two', new Error('three refused'), 'four']);
+    await expect(answers[1]).resolves.toBe('two');
+    await expect(answers[2]).rejects.toThrow('three refused');
+    await expect(answers[3]).resolves.toBe('four');
+    expect(calls.map((c) => c.requests)).toEqual([[1], [2, 3, 4], [5]]);
+    calls[2]!.fail(new Error('database down'));
+    await expect(answers[4]).rejects.toThrow('database down');
+  });
+
+  it('runs up to `concurrency` commits at once', () => {
+    const { calls, commit } = manualCommits();
+    const group = new GroupCommit(commit, { concurrency: 2, maxBatch: 10 });
+    for (const n of [1, 2, 3, 4]) void group.submit(n).catch(() => {});
+    expect(calls.map((c) => c.requests)).toEqual([[1], [2]]);
+  });
+
+  it('a commit that answers the wrong number of requests fails them all', async () => {
+    const group = new GroupCommit(async () => ['only one'], { concurrency: 1, maxBatch: 10 });
+    const first = group.submit(1);
+    const both = [group.submit(2), group.submit(3)];
+    await expect(first).resolves.toBe('only one');
+    for (const p of both) await expect(p).rejects.toThrow('answered 1 of 2');
+  });
+});
