@@ -1,10 +1,10 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, sql, type SQL } from 'drizzle-orm';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import type { RenderedStatement } from '../db/pipelined-transaction.js';
 import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
 import { inboundEvents, orders, statusHistory } from '../db/schema/index.js';
 import type { InboundEventRow, OrderRow, Source, Tx } from '../db/types.js';
-import { writeToOutbox, type TopicMessage } from './topic-messages.js';
+import { outboxInsert, type TopicMessage } from './topic-messages.js';
 
 /**
  * The one way an order's status changes: lock the order row, ask the order machine, write the order,
@@ -113,25 +113,33 @@ export type TransitionResult =
   | { kind: 'stale'; order: OrderRow }
   | { kind: 'invalid'; order: OrderRow; reason: string };
 
-/** A write the transition needs: a drizzle query, run by awaiting it or rendered with `toSQL()`. */
-export interface PlannedWrite extends PromiseLike<unknown> {
-  toSQL(): { sql: string; params: unknown[] };
-}
-type QueryBuilder = Pick<Tx, 'update' | 'insert'>;
-
-export type TransitionPlan = { result: TransitionResult; writes: PlannedWrite[] };
+/** A history row as a transition writes it. */
+export type HistoryRow = Omit<typeof statusHistory.$inferInsert, 'id'>;
 
 /**
- * Asks the machine what `req` does to the locked order and builds the writes that record it (the
- * order, one history row per step, the topic messages) without running them. `applyTransition` runs
- * them in the caller's transaction; the ship-event path pipelines them with its other writes.
+ * What a transition writes, as data: the order as the transition leaves it (every column, since the
+ * row is locked), its history rows and its topic messages. `transitionWrites` renders any number of
+ * them as three statements.
  */
-export function planTransition(qb: QueryBuilder, order: LockedOrder, req: TransitionRequest): TransitionPlan {
+export interface TransitionRecord {
+  order: OrderRow;
+  history: HistoryRow[];
+  messages: TopicMessage[];
+}
+
+export type TransitionPlan = { result: TransitionResult; record?: TransitionRecord };
+
+/**
+ * Asks the machine what `req` does to the locked order and records what it would write (the order,
+ * one history row per step, the topic messages) without writing it. `applyTransition` writes it in the
+ * caller's transaction; the ship-event path writes the records of many events with its other writes.
+ */
+export function planTransition(order: LockedOrder, req: TransitionRequest): TransitionPlan {
   if (!isStatusCode(order.status)) throw new Error(`order ${order.orderId} has unknown status ${order.status}`);
   const from = order.status;
   const decision: Decision = decideTransition(from, (order.subStep as SubStep | null) ?? null, req.event);
-  if (decision.kind === 'stale') return { result: { kind: 'stale', order }, writes: [] };
-  if (decision.kind === 'invalid') return { result: { kind: 'invalid', order, reason: decision.reason }, writes: [] };
+  if (decision.kind === 'stale') return { result: { kind: 'stale', order } };
+  if (decision.kind === 'invalid') return { result: { kind: 'invalid', order, reason: decision.reason } };
 
   const now = new Date();
   const occurredAt = req.occurredAt ?? now;
@@ -179,47 +187,88 @@ export function planTransition(qb: QueryBuilder, order: LockedOrder, req: Transi
   }));
   messages.push(...(req.extraMessages ?? []));
 
-  const writes: PlannedWrite[] = [
-    qb
-      .update(orders)
-      .set({
-        ...req.orderChanges,
-        status: updated.status,
-        subStep: updated.subStep,
-        version: sql`${orders.version} + 1`,
-        historySeq: updated.historySeq,
-        updatedAt: now,
-        statusChangedAt: updated.statusChangedAt,
-      })
-      .where(eq(orders.orderId, order.orderId)),
-    qb.insert(statusHistory).values(
-      rows.map((r, i) => ({
-        orderId: order.orderId,
-        seq: order.historySeq + i + 1,
-        fromStatus: r.from,
-        toStatus: r.to,
-        subStep: r.subStep,
-        // An implied step's real time is unknown until its own (late) event arrives.
-        occurredAt: r.implied ? null : occurredAt,
-        recordedAt: now,
-        actor: req.actor,
-        source: req.source,
-        reasonCode: req.reasonCode ?? null,
-        eventId: req.eventId ?? null,
-        note: r.implied ? `implied by ${req.eventId ?? 'a later status'}` : (req.note ?? null),
-        implied: r.implied,
-        override,
-      })),
-    ),
-    writeToOutbox(qb, messages),
+  const history: HistoryRow[] = rows.map((r, i) => ({
+    orderId: order.orderId,
+    seq: order.historySeq + i + 1,
+    fromStatus: r.from,
+    toStatus: r.to,
+    subStep: r.subStep,
+    // An implied step's real time is unknown until its own (late) event arrives.
+    occurredAt: r.implied ? null : occurredAt,
+    recordedAt: now,
+    actor: req.actor,
+    source: req.source,
+    reasonCode: req.reasonCode ?? null,
+    eventId: req.eventId ?? null,
+    note: r.implied ? `implied by ${req.eventId ?? 'a later status'}` : (req.note ?? null),
+    implied: r.implied,
+    override,
+  }));
+  return {
+    result: { kind: 'moved', order: updated, from, steps: decision.steps, subStep: decision.subStep },
+    record: { order: updated, history, messages },
+  };
+}
+
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+/**
+ * The statements that write `records` (of one or many orders, in the order they happened): one update
+ * of the orders to the state the last record of each leaves them in, one insert of all history rows,
+ * one insert of all topic messages.
+ */
+export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
+  if (records.length === 0) return [];
+  const last = new Map<string, OrderRow>();
+  for (const r of records) last.set(r.order.orderId, r.order);
+  const history = records.flatMap((r) => r.history);
+  const messages = records.flatMap((r) => r.messages);
+  return [
+    orderStatesUpdate([...last.values()]),
+    ...(history.length ? [historyInsert(history)] : []),
+    ...(messages.length ? [outboxInsert(messages)] : []),
   ];
-  return { result: { kind: 'moved', order: updated, from, steps: decision.steps, subStep: decision.subStep }, writes };
+}
+
+/**
+ * Sets locked orders to the given states (the columns a transition or a ship event may change). Times
+ * and booleans go as text (here and below): the drizzle driver passes timestamp arrays to postgres.js
+ * unserialized, and postgres.js declares a boolean array's type as boolean.
+ */
+export function orderStatesUpdate(states: readonly OrderRow[]): SQL {
+  const col = <T>(f: (o: OrderRow) => T) => sql.param(states.map(f));
+  return sql`update orders o
+    set status = v.status, sub_step = v.sub_step, version = v.version, history_seq = v.history_seq,
+        tracking_id = v.tracking_id, carrier_code = v.carrier_code, estimated_delivery = v.estimated_delivery::timestamptz,
+        slick_confirmation = v.slick_confirmation, updated_at = v.updated_at::timestamptz, status_changed_at = v.status_changed_at::timestamptz
+    from unnest(${col((o) => o.orderId)}::text[], ${col((o) => o.status)}::int[], ${col((o) => o.subStep)}::text[],
+                ${col((o) => o.version)}::int[], ${col((o) => o.historySeq)}::int[], ${col((o) => o.trackingId)}::text[],
+                ${col((o) => o.carrierCode)}::text[], ${col((o) => iso(o.estimatedDelivery))}::text[],
+                ${col((o) => o.slickConfirmation)}::text[], ${col((o) => iso(o.updatedAt))}::text[],
+                ${col((o) => iso(o.statusChangedAt))}::text[])
+      as v(order_id, status, sub_step, version, history_seq, tracking_id, carrier_code, estimated_delivery, slick_confirmation, updated_at, status_changed_at)
+    where o.order_id = v.order_id`;
+}
+
+function historyInsert(rows: readonly HistoryRow[]): SQL {
+  const col = <T>(f: (h: HistoryRow) => T) => sql.param(rows.map(f));
+  return sql`insert into status_history
+      (order_id, seq, from_status, to_status, sub_step, occurred_at, recorded_at, actor, source, reason_code, event_id, note, implied, override)
+    select h.order_id, h.seq, h.from_status, h.to_status, h.sub_step, h.occurred_at::timestamptz, h.recorded_at::timestamptz,
+           h.actor, h.source, h.reason_code, h.event_id, h.note, h.implied::boolean, h.override::boolean
+    from unnest(${col((h) => h.orderId)}::text[], ${col((h) => h.seq)}::int[], ${col((h) => h.fromStatus ?? null)}::int[],
+                         ${col((h) => h.toStatus)}::int[], ${col((h) => h.subStep ?? null)}::text[], ${col((h) => iso(h.occurredAt))}::text[],
+                         ${col((h) => iso(h.recordedAt))}::text[], ${col((h) => h.actor)}::text[], ${col((h) => h.source)}::text[],
+                         ${col((h) => h.reasonCode ?? null)}::text[], ${col((h) => h.eventId ?? null)}::text[], ${col((h) => h.note ?? null)}::text[],
+                         ${col((h) => String(h.implied ?? false))}::text[], ${col((h) => String(h.override ?? false))}::text[])
+      as h(order_id, seq, from_status, to_status, sub_step, occurred_at, recorded_at, actor, source, reason_code, event_id, note, implied, override)`;
 }
 
 /** Plans the transition and runs its writes in `tx`; the caller's transaction commits them. */
 export async function applyTransition(tx: Tx, order: LockedOrder, req: TransitionRequest): Promise<TransitionResult> {
-  const plan = planTransition(tx, order, req);
+  const plan = planTransition(order, req);
   // Issued together so postgres.js pipelines them on the transaction's connection: one round trip.
-  await Promise.all(plan.writes);
+  if (plan.record) await Promise.all(transitionWrites([plan.record]).map((w) => tx.execute(w)));
   return plan.result;
 }

@@ -1,7 +1,8 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNull, type SQLWrapper } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
 import type { HubDeps } from '../deps.js';
-import { inboundEvents, statusHistory } from '../db/schema/index.js';
+import { statusHistory } from '../db/schema/index.js';
 import type { EventState } from '../db/schema/events.js';
 import { decideTransition, type StatusCode, type SubStep } from '../machines/order.machine.js';
 import { ensureSlickConfirmationJob } from './slick-confirmation-jobs.js';
@@ -12,14 +13,14 @@ import {
   lockEventsWithoutOrderStatement,
   lockInboxesStatement,
   planTransition,
+  transitionWrites,
   type LockedOrder,
-  type PlannedWrite,
+  type TransitionRecord,
   type TransitionResult,
 } from './apply-transition.js';
-import { twoRoundTripTransaction } from '../db/pipelined-transaction.js';
-import { orders } from '../db/schema/index.js';
+import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { announceOutcomes } from './event-outcomes.js';
-import { writeToOutbox } from './topic-messages.js';
+import type { TopicMessage } from './topic-messages.js';
 import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
 
 /** Ship events from the fulfillment side (SPEC §4.1). */
@@ -65,7 +66,10 @@ interface Outcome {
 
 interface PlannedShipEvent {
   outcome: Outcome;
-  writes: PlannedWrite[];
+  /** What it writes to the order, its history and the topic; none if the order is left as it is. */
+  record?: TransitionRecord;
+  /** Other writes, run after the records of the whole batch (a late event's implied-step fix). */
+  fixes: SQLWrapper[];
   /** The order as this event leaves it, for the next event of the same order in the batch. */
   order: LockedOrder | undefined;
   moved?: Extract<TransitionResult, { kind: 'moved' }>;
@@ -77,7 +81,7 @@ function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: I
   const event = row.payload as ShipEvent;
   const eventId = row.eventId;
   const occurredAt = new Date(event.occurredAt);
-  const unchanged = (outcome: Outcome): PlannedShipEvent => ({ outcome, writes: [], order, confirmShipment: false });
+  const unchanged = (outcome: Outcome): PlannedShipEvent => ({ outcome, fixes: [], order, confirmShipment: false });
 
   if (!order) return unchanged({ state: 'rejected', reason: 'unknown_order', orderStatus: null });
   if (order.shipFromLocationId !== event.shipFromLocationId) {
@@ -91,36 +95,32 @@ function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: I
       return unchanged({ state: 'ignored', reason: 'stale', orderStatus: order.status });
     }
     const tracking = event.tracking!;
-    const changes = {
+    const shipped: LockedOrder = {
+      ...order,
       trackingId: tracking.trackingId,
       carrierCode: tracking.carrierCode,
       estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
-      slickConfirmation: 'pending' as const,
+      slickConfirmation: 'pending',
       updatedAt: new Date(),
+      version: order.version + 1,
+    };
+    const message: TopicMessage = {
+      type: 'delivery.updated',
+      orderId: order.orderId,
+      occurredAt,
+      payload: { orderId: order.orderId, eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
     };
     return {
       outcome: { state: 'applied', reason: null, orderStatus: order.status },
-      writes: [
-        db
-          .update(orders)
-          .set({ ...changes, version: sql`${orders.version} + 1` })
-          .where(eq(orders.orderId, order.orderId)),
-        writeToOutbox(db, [
-          {
-            type: 'delivery.updated',
-            orderId: order.orderId,
-            occurredAt,
-            payload: { orderId: order.orderId, eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
-          },
-        ]),
-      ],
-      order: { ...order, ...changes, version: order.version + 1 },
+      record: { order: shipped, history: [], messages: [message] },
+      fixes: [],
+      order: shipped,
       confirmShipment: true,
     };
   }
 
   const target = TARGET[event.eventType];
-  const plan = planTransition(db, order, {
+  const plan = planTransition(order, {
     event: { type: 'SHIP_EVENT', to: target.to, ...(target.subStep ? { subStep: target.subStep } : {}) },
     actor: row.actor,
     source: 'slick',
@@ -130,7 +130,8 @@ function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: I
   if (plan.result.kind === 'moved') {
     return {
       outcome: { state: 'applied', reason: null, orderStatus: plan.result.order.status },
-      writes: plan.writes,
+      ...(plan.record ? { record: plan.record } : {}),
+      fixes: [],
       order: plan.result.order as LockedOrder,
       moved: plan.result,
       confirmShipment: false,
@@ -140,7 +141,7 @@ function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: I
     // A late event for a step that was implied by a later one gives that step its real time.
     return {
       outcome: { state: 'ignored', reason: 'stale', orderStatus: order.status },
-      writes: [
+      fixes: [
         db
           .update(statusHistory)
           .set({ occurredAt, eventId, note: `implied step confirmed by late event ${eventId}` })
@@ -159,6 +160,20 @@ function planShipEvent(db: HubDeps['db'], order: LockedOrder | undefined, row: I
   }
   return unchanged({ state: 'rejected', reason: 'invalid_transition', orderStatus: order.status });
 }
+
+/** The outcomes of a transaction's events, in one statement (processed_at is the commit's wall time). */
+function recordOutcomesStatement(outcomes: Array<Outcome & { eventId: string }>): RenderedStatement {
+  return {
+    sql: `update inbound_events e
+          set state = o.state, reason = o.reason, order_status = o.order_status, processed_at = clock_timestamp()
+          from unnest($1::text[], $2::text[], $3::text[], $4::int[]) as o(event_id, state, reason, order_status)
+          where e.event_id = o.event_id`,
+    params: [outcomes.map((o) => o.eventId), outcomes.map((o) => o.state), outcomes.map((o) => o.reason), outcomes.map((o) => o.orderStatus)],
+  };
+}
+
+/** Renders the batch's drizzle statements for the pipelined transaction. */
+const dialect = new PgDialect();
 
 export type ShipEventResult = Outcome | 'already_processed';
 
@@ -205,16 +220,15 @@ export async function applyShipEvents(deps: HubDeps, requests: readonly ShipEven
           if (row.state !== 'queued') continue;
           const planned = planShipEvent(db, order, row);
           order = planned.order;
-          planned.writes.push(
-            db
-              .update(inboundEvents)
-              .set({ state: planned.outcome.state, reason: planned.outcome.reason, orderStatus: planned.outcome.orderStatus, processedAt: sql`clock_timestamp()` })
-              .where(eq(inboundEvents.eventId, row.eventId)),
-          );
           batch.push({ row, planned });
         }
       }
-      return { writes: batch.flatMap((b) => b.planned.writes.map((w) => w.toSQL())), value: undefined };
+      const writes: RenderedStatement[] = [
+        ...transitionWrites(batch.flatMap((b) => (b.planned.record ? [b.planned.record] : []))),
+        ...batch.flatMap((b) => b.planned.fixes),
+      ].map((w) => dialect.sqlToQuery(w.getSQL()));
+      if (batch.length > 0) writes.push(recordOutcomesStatement(batch.map((b) => ({ eventId: b.row.eventId, ...b.planned.outcome }))));
+      return { writes, value: undefined };
     },
   );
 

@@ -58,6 +58,14 @@ describe('ship events applied together', () => {
       ]);
     }
 
+    // One statement wrote the topic messages of all five orders, each order's in the order of its steps.
+    const messages = await hub.web.db.execute<{ order_id: string; to: number; tx: string }>(
+      sql`select order_id, (payload->>'to')::int as to, xmin::text as tx from outbox
+          where order_id in ${orders} and type = 'status.changed' and (payload->>'to')::int > 3000 order by position`,
+    );
+    expect(new Set(messages.map((m) => m.tx))).toEqual(new Set([...written.values()].map((r) => r.tx)));
+    for (const orderId of orders) expect(messages.filter((m) => m.order_id === orderId).map((m) => m.to)).toEqual([3500, 3600, 3700]);
+
     // Asked again (a job run twice): nothing happens a second time.
     const again = await applyShipEvents(hub.worker, [...picking, ...packed].map((e) => ({ eventId: e.eventId })));
     expect(new Set(again.values())).toEqual(new Set(['already_processed']));
