@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShipEventBatches } from '../../src/orders/ship-event-batches.js';
 import { applyShipEvents } from '../../src/orders/ship-events.js';
+import { INBOX_BATCH } from '../../src/orders/apply-transition.js';
 import { storeInboundEvents } from '../../src/orders/inbound-event-store.js';
 import { ConflictError } from '../../src/errors.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
@@ -71,6 +72,25 @@ describe('ship events applied together', () => {
     expect(new Set(again.values())).toEqual(new Set(['already_processed']));
     const unchanged = await writers([...picking, ...packed].map((e) => e.eventId));
     expect([...unchanged.values()].map((r) => r.tx)).toEqual([...written.values()].map((r) => r.tx));
+  });
+
+  it('a backlog longer than one transaction takes is applied in several, and the job asking gets its own outcome', async () => {
+    const orderId = await registerOrder(hub);
+    // INBOX_BATCH + 20 events of one order: the first moves it to 3500, the rest are repeats (stale).
+    const backlog = Array.from({ length: INBOX_BATCH + 20 }, () => shipEvent(orderId, 'picking'));
+    const stored = await storeInboundEvents(
+      hub.worker.pg,
+      backlog.map((e) => ({ eventId: e.eventId, source: 'slick', type: 'ship-event', orderId, actor: 'slick', payload: e })),
+    );
+    expect(stored.every((r) => !(r instanceof Error) && !r.duplicate)).toBe(true);
+
+    const last = backlog.at(-1)!.eventId;
+    const results = await applyShipEvents(hub.worker, [{ eventId: last }]);
+    expect(results.get(last)).toEqual({ state: 'ignored', reason: 'stale', orderStatus: 3500 });
+    const written = await writers(backlog.map((e) => e.eventId));
+    expect([...written.values()].filter((r) => r.state === 'queued')).toEqual([]);
+    expect(new Set([...written.values()].map((r) => r.tx)).size).toBe(2);
+    expect(written.get(backlog[0]!.eventId)!.state).toBe('applied');
   });
 
   it('jobs that ask while a transaction is busy share the next one; a lone job goes straight in', async () => {
