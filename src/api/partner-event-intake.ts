@@ -25,7 +25,16 @@ export class PartnerEventIntake {
 
   constructor(deps: HubDeps) {
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
-    this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
+    this.storing = new GroupCommit<NewInboundEvent, StoreResult>(async (events) => {
+      try {
+        return await storeInboundEvents(deps.pg, events);
+      } catch (err) {
+        if (events.length === 1) throw err;
+        // An event Postgres refuses must fail only its own request: each is stored alone.
+        const alone = await Promise.allSettled(events.map((e) => storeInboundEvents(deps.pg, [e])));
+        return alone.map((a) => (a.status === 'fulfilled' ? a.value[0]! : a.reason instanceof Error ? a.reason : new Error(String(a.reason))));
+      }
+    }, options);
     this.enqueuing = new GroupCommit<InboundEventJob, void>(async (jobs) => {
       await deps.queues.inboundEvents.addBulk(jobs.map((j) => ({ name: j.name, data: j.data, opts: { jobId: inboundEventJobId(j.data.eventId) } })));
       return jobs.map(() => undefined);

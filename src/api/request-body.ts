@@ -11,9 +11,18 @@ function isJsonContentType(req: Request): boolean {
 
 const readRaw = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
 
+/** Whether a parsed JSON value holds a string with U+0000, which Postgres cannot store (text or jsonb). */
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value !== null && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || holdsNul(v));
+  return false;
+}
+
 /**
  * Reads a JSON body as raw bytes first (the signature is over the raw body): 415 if not JSON, 413 over
- * 64 KiB, 400 if it does not parse. The parsed value is left in `res.locals.body`.
+ * 64 KiB, 400 if it does not parse or holds a U+0000 character. The parsed value is left in
+ * `res.locals.body`.
  */
 export function readJsonBody(req: Request, res: Response, next: NextFunction) {
   if (!isJsonContentType(req)) {
@@ -28,6 +37,7 @@ export function readJsonBody(req: Request, res: Response, next: NextFunction) {
     } catch {
       return next(new ValidationError('request body is not valid JSON', undefined, 'malformed_json'));
     }
+    if (holdsNul(res.locals.body)) return next(new ValidationError('request body holds a \\u0000 character, which cannot be stored', undefined, 'malformed_json'));
     next();
   });
 }

@@ -4,7 +4,8 @@ import { ShipEventBatches } from '../../src/orders/ship-event-batches.js';
 import { applyShipEvents } from '../../src/orders/ship-events.js';
 import { INBOX_BATCH } from '../../src/orders/apply-transition.js';
 import { storeInboundEvents } from '../../src/orders/inbound-event-store.js';
-import { ConflictError } from '../../src/errors.js';
+import { ConflictError, UnavailableError } from '../../src/errors.js';
+import { PartnerEventIntake } from '../../src/api/partner-event-intake.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
 import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
@@ -175,6 +176,24 @@ describe('partner events stored together', () => {
     const again = await storeInboundEvents(hub.worker.pg, [event(b), event(c, { eventId: c, n: 9 })]);
     expect(again[0]).toMatchObject({ duplicate: true, event: { eventId: b, state: 'queued', receivedAt: rb!.event.receivedAt } });
     expect(again[1]).toBeInstanceOf(ConflictError);
+  });
+
+  it('an event Postgres refuses fails only its own request, not the others stored with it', async () => {
+    const intake = new PartnerEventIntake(hub.web);
+    const run = Date.now();
+    const id = (n: number) => `refused-together-${n}-${run}`;
+    // The first two go straight in (one statement each); the last two arrive meanwhile and share one.
+    // The third holds a U+0000, which jsonb refuses (HTTP intake answers 400 before it gets here).
+    const answers = await Promise.allSettled([
+      intake.store(event(id(1))),
+      intake.store(event(id(2))),
+      intake.store(event(id(3), { eventId: id(3), note: 'nul\u0000' })),
+      intake.store(event(id(4))),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((answers[2] as PromiseRejectedResult).reason).toBeInstanceOf(UnavailableError);
+    const written = await writers([1, 2, 3, 4].map(id));
+    expect([...written.keys()].sort()).toEqual([id(1), id(2), id(4)].sort());
   });
 
   it('concurrent partner requests all get their own answer, and each stored event is enqueued once', async () => {

@@ -115,6 +115,14 @@ describe('bad bodies get the right 4xx and store nothing', () => {
     expect(await storedEvents()).toBe(before);
   });
 
+  it('400 for a body holding a \\u0000 character, which Postgres cannot store', async () => {
+    const before = await storedEvents();
+    const nul = JSON.stringify(shipEvent(orderId, 'picking', { shipFromLocationId: 'STORE-007\u0000' }));
+    expect(nul).toContain('\\u0000');
+    expectError(await raw(PATH, nul, signedHeaders(nul)), 400, 'malformed_json');
+    expect(await storedEvents()).toBe(before);
+  });
+
   it('400 with details for schema violations and wrong types', async () => {
     const before = await storedEvents();
     const bad: Array<Record<string, unknown> | unknown[] | string | number> = [
