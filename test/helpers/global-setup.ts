@@ -1,9 +1,11 @@
+import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { applyMigrations } from '../../src/db/migrate.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { seedStoreLocations } from '../../src/db/store-locations.js';
 import { adminDatabaseUrl, databaseUrlFor } from './test-database.js';
+import { deleteKeys, REDIS_URL } from './test-redis.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,8 +29,15 @@ export default async function setup(project: TestProject) {
   await handle.close();
   project.provide('templateDatabase', template);
   project.provide('runId', runId);
+  // Each file drops its own database and Redis keys when it closes its hub; whatever a failed or
+  // interrupted file left behind is dropped here, so a run never leaves anything.
   return async () => {
+    const left = await admin<Array<{ datname: string }>>`select datname from pg_database where datname like ${`hub_test_${runId}_%`}`;
+    for (const { datname } of left) await admin.unsafe(`drop database if exists "${datname}" with (force)`);
     await admin.unsafe(`drop database if exists "${template}" with (force)`);
     await admin.end();
+    const redis = new Redis(REDIS_URL);
+    await deleteKeys(redis, `hubtest:${runId}_*`);
+    redis.disconnect();
   };
 }

@@ -16,9 +16,10 @@ import { startAllSimulators, type AllSimulators } from '../../src/simulators/ind
 import { startHubWorkers, type HubWorkers } from '../../src/workers/hub-workers.js';
 import { startSchedulerTasks } from '../../src/workers/scheduler-tasks.js';
 import { createDatabaseFromTemplate, dropDatabase } from './test-database.js';
+import { deleteKeys, REDIS_URL } from './test-redis.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { REDIS_URL };
 export const SLICK_TOKEN = 'slick-test-token-0123456789';
 
 let counter = 0;
@@ -147,12 +148,7 @@ export async function startTestHub(options: TestHubOptions = {}) {
     },
     /** Deletes every Redis key of this hub (as if Redis restarted empty). */
     async emptyRedis() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deleteKeys(redis, `${prefix}*`);
     },
     async close() {
       for (const child of children) child.kill('SIGKILL');
