@@ -28,7 +28,6 @@ export const INBOX_BATCH = 200;
 
 /** One order's queued events, oldest first, with the order's row; `order` is undefined when it does not exist. */
 export interface LockedInbox {
-  orderId: string;
   order: LockedOrder | undefined;
   events: InboundEventRow[];
 }
@@ -80,17 +79,14 @@ export function lockedInboxes(
     const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
     let inbox = inboxes.get(event.orderId);
     if (!inbox) {
-      inbox = { orderId: event.orderId, order: fromRow<LockedOrder>(row, 'o', ORDER_COLUMNS), events: [] };
+      inbox = { order: fromRow<LockedOrder>(row, 'o', ORDER_COLUMNS), events: [] };
       inboxes.set(event.orderId, inbox);
     }
     inbox.events.push(event);
   }
-  for (const row of withoutOrder) {
-    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
-    // Each such event stands alone: its order may be created before the next one arrives.
-    inboxes.set(`\u0000${event.eventId}`, { orderId: event.orderId, order: undefined, events: [event] });
-  }
-  return [...inboxes.values()];
+  // An event whose order does not exist stands alone: its order may be created before the next one arrives.
+  const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
+  return [...inboxes.values(), ...orphans];
 }
 
 export interface TransitionRequest {
@@ -210,7 +206,6 @@ export function planTransition(order: LockedOrder, req: TransitionRequest): Tran
   };
 }
 
-
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
 /**
@@ -236,7 +231,7 @@ export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
  * and booleans go as text (here and below): the drizzle driver passes timestamp arrays to postgres.js
  * unserialized, and postgres.js declares a boolean array's type as boolean.
  */
-export function orderStatesUpdate(states: readonly OrderRow[]): SQL {
+function orderStatesUpdate(states: readonly OrderRow[]): SQL {
   const col = <T>(f: (o: OrderRow) => T) => sql.param(states.map(f));
   return sql`update orders o
     set status = v.status, sub_step = v.sub_step, version = v.version, history_seq = v.history_seq,
