@@ -17,7 +17,8 @@ export interface InboundEventJob {
  * The intake of partner events in one web process, by group commit: the events of requests that
  * arrive while earlier ones are being stored go into Postgres together in one INSERT (one commit),
  * and their jobs into Redis together in one round trip. Each request still waits for its own event's
- * commit before it is answered, and a lone request goes straight in.
+ * commit before it is answered, and a lone request goes straight in. An event Postgres refuses fails
+ * only its own request (see GroupCommit).
  */
 export class PartnerEventIntake {
   private readonly storing: GroupCommit<NewInboundEvent, StoreResult>;
@@ -25,16 +26,7 @@ export class PartnerEventIntake {
 
   constructor(deps: HubDeps) {
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
-    this.storing = new GroupCommit<NewInboundEvent, StoreResult>(async (events) => {
-      try {
-        return await storeInboundEvents(deps.pg, events);
-      } catch (err) {
-        if (events.length === 1) throw err;
-        // An event Postgres refuses must fail only its own request: each is stored alone.
-        const alone = await Promise.allSettled(events.map((e) => storeInboundEvents(deps.pg, [e])));
-        return alone.map((a) => (a.status === 'fulfilled' ? a.value[0]! : a.reason instanceof Error ? a.reason : new Error(String(a.reason))));
-      }
-    }, options);
+    this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
     this.enqueuing = new GroupCommit<InboundEventJob, void>(async (jobs) => {
       await deps.queues.inboundEvents.addBulk(jobs.map((j) => ({ name: j.name, data: j.data, opts: { jobId: inboundEventJobId(j.data.eventId) } })));
       return jobs.map(() => undefined);

@@ -1,6 +1,6 @@
 import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { applyShipEvent, applyShipEvents, type ShipEventRequest, type ShipEventResult } from './ship-events.js';
+import { applyShipEvents, type ShipEventRequest, type ShipEventResult } from './ship-events.js';
 
 /** Transactions a worker process runs at once for its ship-event jobs. */
 export const SHIP_EVENT_TRANSACTIONS = 2;
@@ -18,18 +18,16 @@ export class ShipEventBatches {
   constructor(deps: HubDeps, transactions = SHIP_EVENT_TRANSACTIONS) {
     this.group = new GroupCommit(
       async (requests) => {
-        try {
-          const results = await applyShipEvents(deps, requests);
-          return requests.map((r) => results.get(r.eventId)!);
-        } catch (err) {
-          if (requests.length === 1) throw err;
-          // Whatever failed the shared transaction must fail only its own job: each event is tried alone.
-          deps.logger.warn({ eventIds: requests.map((r) => r.eventId), err: (err as Error).message }, 'ship event batch failed; applying its events one by one');
-          const alone = await Promise.allSettled(requests.map((r) => applyShipEvent(deps, r.eventId, { announce: r.announce ?? false })));
-          return alone.map((a) => (a.status === 'fulfilled' ? a.value : a.reason instanceof Error ? a.reason : new Error(String(a.reason))));
-        }
+        const results = await applyShipEvents(deps, requests);
+        return requests.map((r) => results.get(r.eventId)!);
       },
-      { concurrency: transactions, maxBatch: SHIP_EVENT_REQUESTS_PER_TRANSACTION },
+      {
+        concurrency: transactions,
+        maxBatch: SHIP_EVENT_REQUESTS_PER_TRANSACTION,
+        // Whatever failed the shared transaction must fail only its own job: each event is tried alone.
+        onSharedFailure: (requests, err) =>
+          deps.logger.warn({ eventIds: requests.map((r) => r.eventId), err: (err as Error).message }, 'ship event batch failed; applying its events one by one'),
+      },
     );
   }
 

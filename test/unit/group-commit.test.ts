@@ -41,4 +41,28 @@ describe('group commit', () => {
     await expect(first).resolves.toBe('only one');
     for (const p of both) await expect(p).rejects.toThrow('answered 1 of 2');
   });
+
+  it('a shared commit that throws is retried one request at a time, so only the bad request fails', async () => {
+    const seen: number[][] = [];
+    const shared: number[][] = [];
+    let release!: () => void;
+    const firstDone = new Promise<void>((r) => (release = r));
+    const group = new GroupCommit(
+      async (requests: number[]) => {
+        seen.push(requests);
+        if (requests.length === 1 && requests[0] === 1) await firstDone;
+        if (requests.includes(3)) throw new Error('3 is refused');
+        return requests.map((n) => `ok ${n}`);
+      },
+      { concurrency: 1, maxBatch: 10, onSharedFailure: (requests) => shared.push(requests) },
+    );
+    const answers = [1, 2, 3, 4].map((n) => group.submit(n));
+    release();
+    await expect(answers[0]).resolves.toBe('ok 1');
+    await expect(answers[1]).resolves.toBe('ok 2');
+    await expect(answers[2]).rejects.toThrow('3 is refused');
+    await expect(answers[3]).resolves.toBe('ok 4');
+    expect(seen).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
+    expect(shared).toEqual([[2, 3, 4]]);
+  });
 });

@@ -64,7 +64,6 @@ export async function acceptPartnerEvent(
     payload: event.payload,
   });
   deps.metrics.eventsReceived.inc({ type: event.type, result: stored.duplicate ? 'duplicate' : 'new' });
-  const log = deps.logger.child({ eventId: event.eventId, orderId: event.orderId });
   const wait = preferWaitSeconds(req);
   if (!stored.duplicate) {
     try {
@@ -76,7 +75,7 @@ export async function acceptPartnerEvent(
       );
     } catch (err) {
       // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.
-      log.warn({ err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
+      deps.logger.warn({ eventId: event.eventId, orderId: event.orderId, err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
     }
   }
 
