@@ -11,7 +11,7 @@
  * whether the backlog drained, and CPU time per event split into the processes under test, Postgres and
  * Redis. The table also goes to bench/results.md.
  *
- * Flags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=2
+ * Flags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 (worker processes; on 2 cores one is enough, see README)
  *        --concurrency=16 (WORKER_CONCURRENCY) --connections=256 (HTTP client) --drain=10 (s)
  *        --settle=30 (wait up to this many seconds for other load on the machine to calm down
  *        before each rate) --no-write (do not write bench/results.md)
@@ -64,7 +64,7 @@ function numberFlag(name: string, fallback: number, min = 0): number {
 }
 for (const a of process.argv.slice(2)) {
   if (!/^--(duration|warmup|rates|scenarios|workers|concurrency|connections|drain|settle|backlog-wait|stop-at-saturation|no-write|no-round-trips)(=|$)/.test(a)) {
-    console.error(`unknown argument ${a}\nflags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=2 --concurrency=16 --connections=256 --drain=10 --settle=30 --backlog-wait=300 --stop-at-saturation --no-write --no-round-trips`);
+    console.error(`unknown argument ${a}\nflags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 --concurrency=16 --connections=256 --drain=10 --settle=30 --backlog-wait=300 --stop-at-saturation --no-write --no-round-trips`);
     process.exit(2);
   }
 }
@@ -79,7 +79,7 @@ const opts = {
   scenarios: flag('scenarios', SCENARIOS.join(','))
     .split(',')
     .map((s) => s.trim()) as Scenario[],
-  workers: numberFlag('workers', 2, 1),
+  workers: numberFlag('workers', 1, 1),
   concurrency: numberFlag('concurrency', Number(process.env.WORKER_CONCURRENCY ?? 16), 1),
   connections: numberFlag('connections', 256, 1),
   drain: numberFlag('drain', 10, 1),
