@@ -38,30 +38,39 @@ export interface LockedInbox {
  * applied in the order received, and the events of many orders in one transaction. Under READ
  * COMMITTED a row that was locked by another transaction is re-checked at its newest version once the
  * lock is granted, so an event another transaction processed meanwhile drops out. Rows are locked in
- * one global order (order id, then receipt), so two transactions locking overlapping orders cannot
- * deadlock. At most INBOX_BATCH events; the orders sorted last are cut off first.
+ * one global order (order id; for each order its row, then its events in the order received), so two
+ * transactions locking overlapping orders cannot deadlock. At most INBOX_BATCH events; the orders
+ * sorted last are cut off first.
+ *
+ * Written so that every table is reached by key whatever the planner knows: the lateral subqueries
+ * run once per order with the order id as their index key, so a backlog of other orders' events is
+ * never read (a join here was planned as a scan of every queued event, once per transaction).
  */
 export function lockInboxesStatement(eventIds: readonly string[]): RenderedStatement {
   return {
     sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
-          from inbound_events e
-          join orders o on o.order_id = e.order_id
-          join (select order_id, max(received_at) as upto from inbound_events
-                where event_id = any($1::text[]) group by order_id) r on r.order_id = e.order_id
-          where e.state = 'queued' and e.received_at <= r.upto
-          order by e.order_id, e.received_at, e.event_id
-          limit ${INBOX_BATCH}
-          for update of e, o`,
+          from (select order_id, max(received_at) as upto from inbound_events
+                where event_id = any($1::text[]) group by order_id order by order_id) r
+          cross join lateral (select * from orders where order_id = r.order_id for update) o
+          cross join lateral (select * from inbound_events
+                              where order_id = o.order_id and state = 'queued' and received_at <= r.upto
+                              order by received_at, event_id
+                              limit ${INBOX_BATCH}
+                              for update) e
+          limit ${INBOX_BATCH}`,
     params: [eventIds],
   };
 }
 
-/** Those of `eventIds` still queued whose order does not exist, locked: they are rejected as unknown_order. */
+/**
+ * Those of `eventIds` whose order does not exist, locked: the queued ones are rejected as
+ * unknown_order (the caller skips the others). Found by primary key only.
+ */
 export function lockEventsWithoutOrderStatement(eventIds: readonly string[]): RenderedStatement {
   return {
     sql: `select ${selectList('e', EVENT_COLUMNS)}
           from inbound_events e
-          where e.event_id = any($1::text[]) and e.state = 'queued'
+          where e.event_id = any($1::text[])
             and not exists (select 1 from orders o where o.order_id = e.order_id)
           order by e.received_at, e.event_id
           for update of e`,
@@ -243,7 +252,7 @@ function orderStatesUpdate(states: readonly OrderRow[]): SQL {
                 ${col((o) => o.slickConfirmation)}::text[], ${col((o) => iso(o.updatedAt))}::text[],
                 ${col((o) => iso(o.statusChangedAt))}::text[])
       as v(order_id, status, sub_step, version, history_seq, tracking_id, carrier_code, estimated_delivery, slick_confirmation, updated_at, status_changed_at)
-    where o.order_id = v.order_id`;
+    where o.order_id = v.order_id and o.order_id = any(${col((o) => o.orderId)}::text[])`;
 }
 
 function historyInsert(rows: readonly HistoryRow[]): SQL {

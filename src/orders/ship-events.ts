@@ -167,7 +167,7 @@ function recordOutcomesStatement(outcomes: Array<Outcome & { eventId: string }>)
     sql: `update inbound_events e
           set state = o.state, reason = o.reason, order_status = o.order_status, processed_at = clock_timestamp()
           from unnest($1::text[], $2::text[], $3::text[], $4::int[]) as o(event_id, state, reason, order_status)
-          where e.event_id = o.event_id`,
+          where e.event_id = o.event_id and e.event_id = any($1::text[])`,
     params: [outcomes.map((o) => o.eventId), outcomes.map((o) => o.state), outcomes.map((o) => o.reason), outcomes.map((o) => o.orderStatus)],
   };
 }

@@ -24,7 +24,8 @@ export const inboundEvents = pgTable(
     processedAt: timestamp('processed_at', { withTimezone: true }),
   },
   (t) => [
-    index('inbound_events_queued_idx').on(t.receivedAt).where(sql`${t.state} = 'queued'`),
+    // Queued events by order: the worker reaches an order's inbox by key, however long the backlog.
+    index('inbound_events_queued_by_order_idx').on(t.orderId, t.receivedAt).where(sql`${t.state} = 'queued'`),
     index('inbound_events_order_idx').on(t.orderId, t.receivedAt),
   ],
 );

@@ -1,0 +1,2 @@
+DROP INDEX "inbound_events_queued_idx";--> statement-breakpoint
+CREATE INDEX "inbound_events_queued_by_order_idx" ON "inbound_events" USING btree ("order_id","received_at") WHERE "inbound_events"."state" = 'queued';
