@@ -46,10 +46,12 @@ function withPreparedStatements(sql: postgres.Sql): postgres.Sql {
  * statements first run while its tables are nearly empty, where a sequential scan is the cheapest
  * plan, so without this the lookups of one ship event by key kept reading the whole inbox as it grew
  * (measured: about 4,000 rows read per worker transaction a minute into a load test, growing without
- * bound where nothing ANALYZEs the table). Every statement of the hub finds its rows by key or through
- * an index, so turning sequential scans off only makes the planner prefer those indexes whatever the
- * table size; a table without a usable index is still scanned. (`plan_cache_mode = force_custom_plan`
- * fixes it too, but planning the inbox lock for every run cost about 0.3 ms of Postgres CPU each time.)
+ * bound where nothing ANALYZEs the table). That is only half of it: a full scan of an index is as bad,
+ * so the hot statements also give every table they read an index condition from their parameters
+ * (see lockInboxesStatement); test/integration/query-plans.test.ts checks both. A table without a
+ * usable index is still scanned. (`plan_cache_mode = force_custom_plan` would plan every run for its
+ * parameters instead, but planning the inbox lock cost about 0.3 ms of Postgres CPU each time, and
+ * without statistics its estimates of queued events are guesses anyway.)
  */
 export const SESSION_SETTINGS = { enable_seqscan: 'off' } as const;
 
