@@ -66,5 +66,4 @@ export class EventOutcomeWaiters {
       void look();
     });
   }
-
 }

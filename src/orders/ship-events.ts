@@ -233,6 +233,7 @@ export async function applyShipEvents(deps: HubDeps, requests: readonly ShipEven
   );
 
   const now = deps.clock.now();
+  const confirmations: Array<Promise<unknown>> = [];
   for (const { row, planned } of batch) {
     const ids = { eventId: row.eventId, orderId: row.orderId };
     const { outcome, moved } = planned;
@@ -242,11 +243,15 @@ export async function applyShipEvents(deps: HubDeps, requests: readonly ShipEven
     if (outcome.state === 'rejected') deps.logger.info({ ...ids, reason: outcome.reason }, 'ship event rejected');
     if (planned.confirmShipment) {
       // If Redis cannot take it now, the order stays `pending` and the sweeper schedules it later.
-      await ensureSlickConfirmationJob(deps, row.orderId, row.eventId).catch((err: unknown) =>
-        deps.logger.warn({ ...ids, err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'),
+      confirmations.push(
+        ensureSlickConfirmationJob(deps, row.orderId, row.eventId).catch((err: unknown) =>
+          deps.logger.warn({ ...ids, err: (err as Error).message }, 'Slick confirmation not scheduled; the sweeper will'),
+        ),
       );
     }
   }
+  // One order has at most one confirmation in a batch (a second `shipped` is stale), so these are independent.
+  await Promise.all(confirmations);
   // A partner waiting with `Prefer: wait` needs the news; events applied for another job's request
   // (earlier events of the same order) may have waiters of their own.
   const requested = new Set(eventIds);
