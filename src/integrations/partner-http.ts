@@ -48,16 +48,27 @@ export type PartnerCallObserver = (record: PartnerCallRecord) => void | Promise<
 export type BreakerObserver = (integration: IntegrationConfig['name'], change: BreakerChange) => void | Promise<void>;
 
 /**
- * The breaker for this integration is open (or busy with its probe): the call was not made. Not a
- * failure of the call: the job waits until `retryAt` and uses none of its retries.
+ * The call was not made because it is not due yet. Not a failure of the call: its job waits until
+ * `retryAt` and uses none of its retries.
  */
-export class CircuitOpenError extends Error {
+export class CallNotDueError extends Error {
+  constructor(
+    readonly retryAt: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CallNotDueError';
+  }
+}
+
+/** The breaker for this integration is open (or busy with its probe): the call was not made. */
+export class CircuitOpenError extends CallNotDueError {
   constructor(
     readonly integration: string,
-    readonly retryAt: number,
+    retryAt: number,
     readonly state: string,
   ) {
-    super(`${integration} circuit is ${state}; next attempt at ${new Date(retryAt).toISOString()}`);
+    super(retryAt, `${integration} circuit is ${state}; next attempt at ${new Date(retryAt).toISOString()}`);
     this.name = 'CircuitOpenError';
   }
 }

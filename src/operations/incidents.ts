@@ -52,6 +52,17 @@ async function announceIncident(deps: HubDeps, incident: IncidentRow, action: 't
   }
 }
 
+/**
+ * Whether the trigger page of an incident is still to be delivered (its job waits, runs or waits to
+ * retry). A page that was delivered, failed for good, or never scheduled holds nothing back.
+ */
+export async function triggerPageInFlight(deps: Pick<HubDeps, 'queues'>, incidentId: string): Promise<boolean> {
+  const job = await deps.queues.partnerCalls.getJob(partnerCallJobId('incident.notify', incidentId, 'trigger'));
+  if (!job) return false;
+  return PAGE_IN_FLIGHT_STATES.has(await job.getState());
+}
+const PAGE_IN_FLIGHT_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
 /** The PagerDuty Events v2-like body posted to INCIDENT_WEBHOOK_URL. */
 export function incidentWebhookBody(incident: IncidentRow, action: 'trigger' | 'resolve') {
   return {

@@ -5,9 +5,9 @@ import { incidents } from '../db/schema/index.js';
 import { RetriableIntegrationError } from '../errors.js';
 import type { CustomerNotificationClient } from '../integrations/customer-notifications.js';
 import type { IncidentWebhookClient } from '../integrations/incident-webhook.js';
-import { CircuitOpenError } from '../integrations/partner-http.js';
+import { CallNotDueError } from '../integrations/partner-http.js';
 import type { SlickClient } from '../integrations/slick.js';
-import { incidentWebhookBody } from '../operations/incidents.js';
+import { incidentWebhookBody, triggerPageInFlight } from '../operations/incidents.js';
 import { notifyCustomer } from '../orders/customer-notifications.js';
 import { confirmShipmentWithSlick } from '../orders/slick-confirmation.js';
 import {
@@ -33,6 +33,9 @@ interface CallContext<N extends PartnerCallJobName> {
 
 type Processor<N extends PartnerCallJobName> = (deps: HubDeps, clients: PartnerClients, call: CallContext<N>) => Promise<unknown>;
 
+/** How soon a resolve page held back by its incident's trigger page looks again. */
+const RESOLVE_PAGE_RECHECK_MS = 250;
+
 /** One processor per partner-call job name; a job name without one is a compile error. */
 const processors: { [N in PartnerCallJobName]: Processor<N> } = {
   'slick.ship-confirmation': (deps, clients, call) => confirmShipmentWithSlick(deps, clients.slick, { ...call.data, attempt: call.attempt, lastAttempt: call.lastAttempt }),
@@ -40,13 +43,18 @@ const processors: { [N in PartnerCallJobName]: Processor<N> } = {
   'incident.notify': async (deps, clients, call) => {
     const [incident] = await deps.db.select().from(incidents).where(eq(incidents.id, call.data.incidentId));
     if (!incident || !clients.incident.enabled) return 'nothing_to_do';
+    // A receiver must never see an incident resolved before it was raised.
+    if (call.data.action === 'resolve' && (await triggerPageInFlight(deps, incident.id))) {
+      throw new CallNotDueError(deps.clock.now() + RESOLVE_PAGE_RECHECK_MS, `incident ${incident.id}: the resolve page waits for the trigger page`);
+    }
     return clients.incident.post(incidentWebhookBody(incident, call.data.action), call.attempt);
   },
 };
 
 /**
- * Runs a partner-call job. While the integration's breaker is open the job is moved back to the
- * delayed set until the breaker would let a call through: it is not failed and uses no attempt.
+ * Runs a partner-call job. A call that is not due (the integration's breaker is open, or an incident's
+ * resolve page waits for its trigger page) moves the job back to the delayed set until it is: it is
+ * not failed and uses no attempt.
  */
 export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   return async (job: Job<PartnerCallJobData, void, PartnerCallJobName>, token?: string) => {
@@ -57,7 +65,7 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
     try {
       await processor(deps, clients, { data, attempt, lastAttempt: attempt >= (job.opts.attempts ?? 1) });
     } catch (err) {
-      if (err instanceof CircuitOpenError) {
+      if (err instanceof CallNotDueError) {
         // Spread the waiting jobs over a tenth of a second so they do not all return at one instant.
         const resumeAt = Math.max(err.retryAt, deps.clock.now()) + Math.floor(Math.random() * 100);
         await job.moveToDelayed(resumeAt, token);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { raiseIncident, resolveIncident } from '../../src/operations/incidents.js';
 import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 let hub: TestHub;
@@ -73,5 +74,29 @@ describe('incidents raised by watching, and integration health', () => {
     expect(health.find((i) => i.integration === 'pmp')).toMatchObject({ status: 'down', probe: { last: { ok: false, status: 503 } } });
     expect((await hub.clients.viewer.get('/metrics')).body).toMatch(/hub_dead_letter_jobs\{[^}]*queue="partner-calls"/);
     expect((await hub.worker.metrics.registry.metrics())).toMatch(/hub_integration_up\{[^}]*integration="pmp"[^}]*\} 0/);
+  });
+  it('never pages a resolve before its trigger, even when the trigger page has to be retried', async () => {
+    hub.startInProcessWorkers();
+    // The trigger page's first delivery fails, so it waits for its retry while the resolve page is due.
+    hub.sims.incident.setFailureMode({ status: 503, failTimes: 1 });
+    const cause = `page_order_check:${Date.now()}`;
+    const incident = await raiseIncident(hub.worker, { cause, severity: 'warning', summary: 'page order check', detail: {} });
+    expect(incident).toBeDefined();
+    expect(await resolveIncident(hub.worker, cause, 'checked')).toBeDefined();
+
+    const delivered = await eventually(async () => {
+      const pages = hub.sims.incident.requests.filter(
+        (r) => r.status === 202 && (r.body as { payload: { custom_details: { incidentId: string } } }).payload.custom_details.incidentId === incident!.id,
+      );
+      return pages.length >= 2 ? pages : undefined;
+    }, 'trigger and resolve pages delivered');
+    expect(delivered.map((p) => (p.body as { event_action: string }).event_action)).toEqual(['trigger', 'resolve']);
+    // The failed first try was the trigger: the receiver saw it before anything else of this incident.
+    const all = hub.sims.incident.requests.filter((r) => (r.body as { payload: { custom_details: { incidentId: string } } }).payload.custom_details.incidentId === incident!.id);
+    expect(all.map((r) => [(r.body as { event_action: string }).event_action, r.status])).toEqual([
+      ['trigger', 503],
+      ['trigger', 202],
+      ['resolve', 202],
+    ]);
   });
 });
