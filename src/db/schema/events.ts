@@ -12,6 +12,9 @@ export const inboundEvents = pgTable(
   {
     eventId: text('event_id').primaryKey(),
     source: text('source').notNull(),
+    /** The inbound event kind (src/event-kinds) whose rules apply it: `ship-event`, `courier-status`. */
+    kind: text('kind').notNull(),
+    /** The partner's own event type as it sent it (`picking`, `SHIPPED`). */
     type: text('type').notNull(),
     orderId: text('order_id').notNull(),
     actor: text('actor').notNull(),

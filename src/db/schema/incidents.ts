@@ -16,20 +16,3 @@ export const incidents = pgTable(
   },
   (t) => [uniqueIndex('incidents_one_open_uq').on(t.cause).where(sql`${t.state} = 'open'`), index('incidents_state_idx').on(t.state, t.openedAt)],
 );
-
-/**
- * Customer notifications, at most one per order and status (SPEC §6): the row is claimed before the
- * webhook is called, so a second trigger for the same order and status finds it and sends nothing.
- */
-export const notifications = pgTable(
-  'notifications',
-  {
-    orderId: text('order_id').notNull(),
-    status: integer('status').notNull(),
-    template: text('template').notNull(),
-    state: text('state').$type<'claimed' | 'sent' | 'failed'>().notNull().default('claimed'),
-    claimedAt: timestamp('claimed_at', { withTimezone: true }).notNull().defaultNow(),
-    sentAt: timestamp('sent_at', { withTimezone: true }),
-  },
-  (t) => [uniqueIndex('notifications_order_status_uq').on(t.orderId, t.status)],
-);

@@ -4,3 +4,4 @@ export * from './events.js';
 export * from './interventions.js';
 export * from './partner-calls.js';
 export * from './incidents.js';
+export * from './order-calls.js';

@@ -9,6 +9,21 @@ export interface CustomerRecord {
   email?: string | undefined;
 }
 
+/** The delivery state an order keeps from courier (and later PMP) events. */
+export interface DeliveryRecord {
+  /** The courier's last applied status (SHIPPED, IN_TRANSIT, …) and when it happened. */
+  courierStatus?: string;
+  courierStatusAt?: string;
+  /** Last known parcel position. */
+  location?: { lat: number; lng: number } | undefined;
+  locationAt?: string;
+  deliveredAt?: string;
+  proofOfDelivery?: { receivedBy?: string | undefined; photoUrl?: string | undefined } | undefined;
+  lastFailure?: { reason: string | null; occurredAt: string };
+  rescheduledFor?: string;
+  returnedAt?: string;
+}
+
 export const orders = pgTable(
   'orders',
   {
@@ -29,7 +44,10 @@ export const orders = pgTable(
     trackingId: text('tracking_id'),
     carrierCode: text('carrier_code'),
     estimatedDelivery: timestamp('estimated_delivery', { withTimezone: true }),
-    slickConfirmation: text('slick_confirmation').$type<'pending' | 'confirmed' | 'failed'>(),
+    /** Failed delivery attempts reported by the courier or PMP (SPEC §5.1). */
+    deliveryAttempts: integer('delivery_attempts').notNull().default(0),
+    /** What the courier last told about the delivery: proof, location, failure, reschedule (see DeliveryRecord). */
+    delivery: jsonb('delivery').$type<DeliveryRecord>(),
     /** sha256 of the canonical registration body, so a repeated registration is recognised. */
     registrationHash: text('registration_hash').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -39,7 +57,6 @@ export const orders = pgTable(
   (t) => [
     index('orders_status_idx').on(t.status, t.orderId),
     index('orders_location_status_idx').on(t.shipFromLocationId, t.status),
-    index('orders_slick_pending_idx').on(t.updatedAt).where(sql`${t.slickConfirmation} = 'pending'`),
   ],
 );
 
