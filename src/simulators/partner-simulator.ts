@@ -45,6 +45,14 @@ export interface SimRoute {
   handle: (request: SimRequest) => SimResponse;
 }
 
+/**
+ * An admin route may answer later (e.g. after calling the hub itself): admin calls are never recorded,
+ * so nothing waits on their status. Every SimRoute is also an AdminRoute.
+ */
+export interface AdminRoute extends Omit<SimRoute, 'handle'> {
+  handle: (request: SimRequest) => SimResponse | Promise<SimResponse>;
+}
+
 export interface RecordedRequest {
   /** Arrival time, Date.now(). */
   readonly at: number;
@@ -94,8 +102,11 @@ export interface PartnerSimulatorOptions {
   port?: number;
   host?: string;
   routes: SimRoute[];
-  /** Extra admin routes (paths must start with `/__admin/`): never recorded, never affected by failure modes. */
-  adminRoutes?: SimRoute[];
+  /**
+   * Extra admin routes (paths must start with `/__admin/`): never recorded, never affected by failure
+   * modes; their handlers may be async.
+   */
+  adminRoutes?: AdminRoute[];
 }
 
 /** Port and host of a partner simulator; 0 (the default) picks a free port, for tests. */
@@ -127,10 +138,10 @@ export interface PartnerSimulator {
 
 type BodyParse = { ok: true; body: unknown } | { ok: false; body: string; reason: string };
 
-interface CompiledRoute {
+interface CompiledRoute<H extends AdminRoute['handle'] = SimRoute['handle']> {
   method: string;
   pattern: RegExp;
-  handle: SimRoute['handle'];
+  handle: H;
 }
 
 interface Waiter {
@@ -175,7 +186,7 @@ function compilePath(path: string | RegExp): RegExp {
   return new RegExp(`^${source}$`);
 }
 
-function compileRoutes(routes: SimRoute[]): CompiledRoute[] {
+function compileRoutes<H extends AdminRoute['handle']>(routes: Array<{ method: string; path: string | RegExp; handle: H }>): CompiledRoute<H>[] {
   return routes.map((route) => ({ method: route.method.toUpperCase(), pattern: compilePath(route.path), handle: route.handle }));
 }
 
@@ -297,7 +308,10 @@ function decodeParams(groups: Record<string, string> | undefined): Record<string
 }
 
 /** Picks the route for a call: 404 when no pattern matches the path, 405 when only the method is wrong. */
-function dispatch(routes: CompiledRoute[], request: Omit<SimRequest, 'params'>): SimResponse {
+function dispatch<R extends SimResponse | Promise<SimResponse>>(
+  routes: CompiledRoute<(request: SimRequest) => R>[],
+  request: Omit<SimRequest, 'params'>,
+): R | SimResponse {
   const allowed: string[] = [];
   for (const route of routes) {
     const match = route.pattern.exec(request.path);
@@ -386,7 +400,7 @@ export async function startPartnerSimulator(options: PartnerSimulatorOptions): P
     { method: 'GET', path: HEALTH_PATH, handle: () => ({ status: 200, body: { status: 'ok' } }) },
   ]);
 
-  const adminRoutes = compileRoutes([
+  const adminRoutes = compileRoutes<AdminRoute['handle']>([
     ...(options.adminRoutes ?? []),
     { method: 'GET', path: `${ADMIN_PREFIX}/requests`, handle: () => ({ status: 200, body: requests }) },
     {
@@ -432,7 +446,14 @@ export async function startPartnerSimulator(options: PartnerSimulatorOptions): P
       writeResponse(res, badRequest('invalid_json', [parsed.reason]));
       return;
     }
-    writeResponse(res, dispatch(adminRoutes, { method: req.method ?? 'GET', path, query, body: parsed.body, headers }));
+    let response: SimResponse;
+    try {
+      response = await dispatch(adminRoutes, { method: req.method ?? 'GET', path, query, body: parsed.body, headers });
+    } catch (error) {
+      // A synchronous throw is answered by dispatch; this is an async handler's rejection.
+      response = { status: 500, body: { error: 'simulator_handler_failed', message: error instanceof Error ? error.message : String(error) } };
+    }
+    writeResponse(res, response);
   }
 
   async function handlePartnerCall(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
