@@ -1,9 +1,11 @@
 import { pino } from 'pino';
-import { SIMULATOR_NAMES, startAllSimulators, type AllSimulators, type SimulatorName } from './index.js';
+import { isGrabSimulator, SIMULATOR_NAMES, startAllSimulators, type AllSimulators, type SimulatorName } from './index.js';
 
 /**
  * Standalone partner simulators for a demo on one machine: `tsx src/simulators/main.ts`.
- * A dev tool beside the hub, not part of it, so it reads process.env itself.
+ * A dev tool beside the hub, not part of it, so it reads process.env itself. The Grab simulator's
+ * courier runs (`POST /__admin/courier-run`) go to HUB_URL (default http://127.0.0.1:3000) as the
+ * development client `grab`, or as SIM_GRAB_KEY / SIM_GRAB_SECRET when the hub runs with API_CLIENTS.
  */
 
 const DEFAULT_PORTS: Record<SimulatorName, number> = {
@@ -33,10 +35,18 @@ async function main(): Promise<void> {
   const host = process.env.SIM_HOST || '127.0.0.1';
   const slickToken = process.env.SLICK_API_TOKEN || undefined;
   const sims: AllSimulators = await startAllSimulators({ host, ports, slickToken });
+  if (isGrabSimulator(sims.grab)) {
+    sims.grab.configureHub({
+      hubUrl: process.env.HUB_URL || undefined,
+      key: process.env.SIM_GRAB_KEY || undefined,
+      secret: process.env.SIM_GRAB_SECRET || undefined,
+    });
+  }
 
   for (const name of SIMULATOR_NAMES) {
     const sim = sims[name];
-    logger.info({ simulator: name, url: sim.url, ...(name === 'slick' ? { tokenRequired: slickToken !== undefined } : {}) }, 'simulator listening');
+    const extra = name === 'slick' ? { tokenRequired: slickToken !== undefined } : isGrabSimulator(sim) ? { courierRunsTo: sim.hub.hubUrl } : {};
+    logger.info({ simulator: name, url: sim.url, ...extra }, 'simulator listening');
     sim.onRequest((request) => {
       logger.info({ simulator: name, method: request.method, path: request.path, status: request.status }, 'request');
     });

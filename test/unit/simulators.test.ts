@@ -9,6 +9,17 @@ import {
   type AllSimulators,
   type PartnerSimulator,
 } from '../../src/simulators/index.js';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifySignature } from '../../src/api/signature.js';
+import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
+import {
+  COURIER_HAPPY_PATH,
+  DEFAULT_FAILURE_REASON,
+  sendCourierStatuses,
+  startGrabSimulator,
+  type GrabSimulator,
+} from '../../src/simulators/grab.simulator.js';
 
 interface CallOptions {
   headers?: Record<string, string>;
@@ -329,5 +340,296 @@ describe('partner simulators', () => {
     expect(sims.slick.failureMode).toBeUndefined();
     expect(sims.pmp.getDelivery('SO-9')).toBeUndefined();
     expect(sims.mao.requests).toHaveLength(0);
+  });
+});
+
+/** A stand-in for the hub: records each call with its raw body, answers after a short delay. */
+interface HubCall {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  raw: Buffer;
+  arrivedAt: number;
+  answeredAt?: number;
+}
+
+interface FakeHub {
+  url: string;
+  calls: HubCall[];
+  /** Most calls the fake hub had in hand at once. */
+  maxInFlight: number;
+  /** Answer for a parsed body; default 200 with an "applied" outcome. */
+  answer: (body: Record<string, unknown>) => { status: number; body: unknown };
+  close(): Promise<void>;
+}
+
+const COURIER_ORDER_STATUS: Record<string, number> = {
+  SHIPPED: 7100,
+  IN_TRANSIT: 7200,
+  OUT_FOR_DELIVERY: 7300,
+  DELIVERED: 7500,
+  FAILED: 7400,
+  RESCHEDULED: 7200,
+  RETURNED: 8500,
+};
+
+async function startFakeHub(answerDelayMs = 25): Promise<FakeHub> {
+  let inFlight = 0;
+  const hub: FakeHub = {
+    url: '',
+    calls: [],
+    maxInFlight: 0,
+    answer: (body) => ({
+      status: 200,
+      body: {
+        eventId: body.eventId,
+        orderId: body.orderId,
+        source: 'grab',
+        type: body.status,
+        state: 'applied',
+        reason: null,
+        orderStatus: COURIER_ORDER_STATUS[String(body.status)] ?? null,
+        receivedAt: new Date().toISOString(),
+        processedAt: new Date().toISOString(),
+      },
+    }),
+    close: async () => {},
+  };
+  const server: Server = createServer((req, res) => {
+    const call: HubCall = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, raw: Buffer.alloc(0), arrivedAt: performance.now() };
+    hub.calls.push(call);
+    inFlight += 1;
+    hub.maxInFlight = Math.max(hub.maxInFlight, inFlight);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      call.raw = Buffer.concat(chunks);
+      setTimeout(() => {
+        const answer = hub.answer(JSON.parse(call.raw.toString('utf8')) as Record<string, unknown>);
+        const payload = JSON.stringify(answer.body);
+        inFlight -= 1;
+        call.answeredAt = performance.now();
+        res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+        res.end(payload);
+      }, answerDelayMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  hub.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub.close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return hub;
+}
+
+describe('Grab simulator: the courier sends its statuses to the hub', () => {
+  const grabClient = DEVELOPMENT_CLIENTS.find((c) => c.id === 'grab')!;
+  const order = { orderId: 'SO-7001', trackingId: 'GRB123', carrierCode: 'GRAB' };
+  const location = { lat: 13.7563, lng: 100.5018 };
+  const proofOfDelivery = { receivedBy: 'Somchai', photoUrl: 'https://example.com/pod.jpg' };
+  let hub: FakeHub;
+
+  beforeEach(async () => {
+    hub = await startFakeHub();
+  });
+
+  afterEach(async () => {
+    await hub.close();
+  });
+
+  /** Asserts the calls are signed PUTs to /api/delivery/status, one after the other, and returns their bodies. */
+  function checkCalls(key: string, secret: string, expectedCount: number): Array<Record<string, unknown>> {
+    expect(hub.calls).toHaveLength(expectedCount);
+    expect(hub.maxInFlight).toBe(1);
+    return hub.calls.map((call, i) => {
+      expect(call.method).toBe('PUT');
+      expect(call.url).toBe('/api/delivery/status');
+      expect(call.headers.authorization).toBe(`Bearer ${key}`);
+      expect(call.headers['content-type']).toMatch(/^application\/json/);
+      expect(verifySignature(secret, call.raw, call.headers['x-signature'] as string | undefined)).toEqual({ ok: true });
+      // Tampering with the body breaks the signature: it really covers these bytes.
+      expect(verifySignature(secret, Buffer.concat([call.raw, Buffer.from(' ')]), call.headers['x-signature'] as string).ok).toBe(false);
+      const previous = hub.calls[i - 1];
+      if (previous) expect(call.arrivedAt).toBeGreaterThanOrEqual(previous.answeredAt!);
+      return JSON.parse(call.raw.toString('utf8')) as Record<string, unknown>;
+    });
+  }
+
+  it('sendCourierStatuses sends the sequence in order, each after the previous answer, signed, bodies per SPEC 5.1', async () => {
+    const key = 'test-grab-key-0000000000';
+    const secret = 'test-grab-secret-00000000';
+    const before = Date.now();
+    const seen: string[] = [];
+    const results = await sendCourierStatuses({
+      hubUrl: hub.url,
+      key,
+      secret,
+      order,
+      statuses: COURIER_HAPPY_PATH,
+      wait: 5,
+      extra: { DELIVERED: { location, proofOfDelivery } },
+      onResult: (r) => seen.push(`${r.status}:${r.httpStatus}`),
+    });
+    const after = Date.now();
+
+    expect(results.map((r) => [r.status, r.httpStatus])).toEqual([
+      ['SHIPPED', 200],
+      ['IN_TRANSIT', 200],
+      ['OUT_FOR_DELIVERY', 200],
+      ['DELIVERED', 200],
+    ]);
+    expect(seen).toEqual(['SHIPPED:200', 'IN_TRANSIT:200', 'OUT_FOR_DELIVERY:200', 'DELIVERED:200']);
+    expect(results.map((r) => (r.body as { orderStatus: number }).orderStatus)).toEqual([7100, 7200, 7300, 7500]);
+    expect(results[3]?.body).toMatchObject({ eventId: 'grab-SO-7001-4-DELIVERED', state: 'applied', source: 'grab', type: 'DELIVERED' });
+
+    const bodies = checkCalls(key, secret, 4);
+    expect(hub.calls.every((c) => c.headers.prefer === 'wait=5')).toBe(true);
+    expect(bodies.map((b) => b.eventId)).toEqual([
+      'grab-SO-7001-1-SHIPPED',
+      'grab-SO-7001-2-IN_TRANSIT',
+      'grab-SO-7001-3-OUT_FOR_DELIVERY',
+      'grab-SO-7001-4-DELIVERED',
+    ]);
+    for (const [i, body] of bodies.entries()) {
+      const occurredAt = Date.parse(String(body.occurredAt));
+      expect(occurredAt).toBeGreaterThanOrEqual(before - 1000);
+      expect(occurredAt).toBeLessThanOrEqual(after);
+      expect(body).toEqual({
+        eventId: body.eventId,
+        ...order,
+        status: COURIER_HAPPY_PATH[i],
+        occurredAt: body.occurredAt,
+        ...(COURIER_HAPPY_PATH[i] === 'DELIVERED' ? { location, proofOfDelivery } : {}),
+      });
+      expect(results[i]?.event).toEqual(body);
+    }
+  });
+
+  it('defaults to the development client grab, fills FAILED and RESCHEDULED details, and stops on a rejection when asked', async () => {
+    hub.answer = (body) =>
+      body.status === 'RETURNED'
+        ? { status: 422, body: { error: { code: 'invalid_transition', message: 'no', details: { state: 'rejected' } } } }
+        : { status: 200, body: { state: 'applied' } };
+    const results = await sendCourierStatuses({
+      hubUrl: hub.url,
+      order,
+      statuses: ['OUT_FOR_DELIVERY', 'FAILED', 'RESCHEDULED', 'FAILED', 'RETURNED', 'DELIVERED'],
+      location,
+      extra: { FAILED: { failureReason: 'address_not_found' } },
+      eventIdPrefix: 'run2',
+      firstSequence: 10,
+      stopOnError: true,
+    });
+    expect(results.map((r) => [r.eventId, r.httpStatus])).toEqual([
+      ['run2-10-OUT_FOR_DELIVERY', 200],
+      ['run2-11-FAILED', 200],
+      ['run2-12-RESCHEDULED', 200],
+      ['run2-13-FAILED', 200],
+      ['run2-14-RETURNED', 422],
+    ]);
+    expect(results[4]?.body).toMatchObject({ error: { code: 'invalid_transition' } });
+
+    const bodies = checkCalls(grabClient.key!, grabClient.secret!, 5);
+    expect(hub.calls[0]?.headers.prefer).toBeUndefined();
+    expect(bodies.every((b) => JSON.stringify(b.location) === JSON.stringify(location))).toBe(true);
+    expect(bodies[1]).toMatchObject({ status: 'FAILED', failureReason: 'address_not_found' });
+    const rescheduled = bodies[2]!;
+    expect(Date.parse(String(rescheduled.rescheduledFor)) - Date.parse(String(rescheduled.occurredAt))).toBe(24 * 3600_000);
+    expect(bodies[0]).not.toHaveProperty('failureReason');
+    const withDefaultReason = await sendCourierStatuses({ hubUrl: hub.url, order, statuses: ['FAILED'], eventIdPrefix: 'run3' });
+    expect(withDefaultReason[0]?.event.failureReason).toBe(DEFAULT_FAILURE_REASON);
+  });
+
+  it('ends a run at a network error with httpStatus 0 instead of throwing', async () => {
+    const gone = await startFakeHub();
+    const goneUrl = gone.url;
+    await gone.close();
+    const results = await sendCourierStatuses({ hubUrl: goneUrl, order, statuses: COURIER_HAPPY_PATH });
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ status: 'SHIPPED', httpStatus: 0 });
+    expect(results[0]?.error).toMatch(/cannot reach the hub/);
+  });
+
+  describe('over the admin API', () => {
+    const key = 'sim-grab-key-00000000000';
+    const secret = 'sim-grab-secret-000000000';
+    let grab: GrabSimulator;
+
+    beforeEach(async () => {
+      grab = await startGrabSimulator({ hubUrl: hub.url, key, secret });
+    });
+
+    afterEach(async () => {
+      await grab.close();
+    });
+
+    it('POST /__admin/courier-run sends the run to the configured hub and answers each status, HTTP status and body', async () => {
+      const run = { ...order, statuses: COURIER_HAPPY_PATH, wait: 2, location, proofOfDelivery };
+      const answer = await call(grab.url, 'POST', '/__admin/courier-run', run);
+      expect(answer.status).toBe(200);
+      const list = answer.body as Array<{ status: string; eventId: string; httpStatus: number; body: { orderStatus: number } }>;
+      expect(list.map((r) => [r.status, r.httpStatus, r.body.orderStatus])).toEqual([
+        ['SHIPPED', 200, 7100],
+        ['IN_TRANSIT', 200, 7200],
+        ['OUT_FOR_DELIVERY', 200, 7300],
+        ['DELIVERED', 200, 7500],
+      ]);
+
+      const bodies = checkCalls(key, secret, 4);
+      expect(hub.calls.every((c) => c.headers.prefer === 'wait=2')).toBe(true);
+      expect(bodies.map((b) => b.status)).toEqual([...COURIER_HAPPY_PATH]);
+      expect(bodies.every((b) => JSON.stringify(b.location) === JSON.stringify(location))).toBe(true);
+      expect(bodies[3]).toMatchObject({ status: 'DELIVERED', proofOfDelivery });
+      expect(bodies.slice(0, 3).some((b) => 'proofOfDelivery' in b)).toBe(false);
+
+      // The record of what it sent; admin calls are not partner calls, so `requests` stays empty.
+      expect(grab.sent.map((s) => s.eventId)).toEqual(list.map((r) => r.eventId));
+      expect(grab.requests).toHaveLength(0);
+      expect((await call(grab.url, 'GET', '/__admin/courier-events')).body).toHaveLength(4);
+
+      // A second run for the same order continues the numbering: no event id is reused.
+      const again = await call(grab.url, 'POST', '/__admin/courier-run', { ...order, statuses: ['DELIVERED'] });
+      expect((again.body as Array<{ eventId: string }>)[0]?.eventId).toBe('grab-SO-7001-5-DELIVERED');
+      expect(new Set(hub.calls.map((c) => (JSON.parse(c.raw.toString('utf8')) as { eventId: string }).eventId)).size).toBe(5);
+      expect((await call(grab.url, 'DELETE', '/__admin/courier-events')).body).toEqual({ cleared: 5 });
+    });
+
+    it('the in-process run uses the configured hub, hubUrl in the body overrides it, and a bad body is a 400', async () => {
+      const results = await grab.sendCourierStatuses({ order, statuses: ['SHIPPED'] });
+      expect(results[0]).toMatchObject({ eventId: 'grab-SO-7001-1-SHIPPED', httpStatus: 200 });
+      checkCalls(key, secret, 1);
+
+      const other = await startFakeHub();
+      try {
+        const answer = await call(grab.url, 'POST', '/__admin/courier-run', { ...order, hubUrl: other.url, statuses: ['IN_TRANSIT'] });
+        expect(answer).toMatchObject({ status: 200, body: [{ status: 'IN_TRANSIT', httpStatus: 200 }] });
+        expect(other.calls).toHaveLength(1);
+        expect(hub.calls).toHaveLength(1);
+      } finally {
+        await other.close();
+      }
+
+      for (const bad of [{ ...order, statuses: [] }, { ...order, statuses: ['LOST'] }, { orderId: 'SO-1', statuses: ['SHIPPED'] }, { ...order, statuses: ['SHIPPED'], wait: 60 }]) {
+        const answer = await call(grab.url, 'POST', '/__admin/courier-run', bad);
+        expect(answer.status, JSON.stringify(bad)).toBe(400);
+        expect(answer.body).toMatchObject({ error: 'invalid_body' });
+      }
+      expect(hub.calls).toHaveLength(1);
+    });
+
+    it('failure modes still work: /health turns red, courier runs are not affected', async () => {
+      expect(await call(grab.url, 'GET', '/health')).toMatchObject({ status: 200, body: { status: 'ok' } });
+      expect((await call(grab.url, 'PUT', '/__admin/failure-mode', { status: 503, paths: '/health' })).status).toBe(200);
+      expect((await call(grab.url, 'GET', '/health')).status).toBe(503);
+      grab.setFailureMode({ hang: true, paths: '/health' });
+      await expect(call(grab.url, 'GET', '/health', undefined, { headersTimeout: 150 })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+
+      const answer = await call(grab.url, 'POST', '/__admin/courier-run', { ...order, statuses: ['SHIPPED'] });
+      expect(answer).toMatchObject({ status: 200, body: [{ status: 'SHIPPED', httpStatus: 200 }] });
+      grab.resetFailureMode();
+      expect((await call(grab.url, 'GET', '/health')).status).toBe(200);
+    });
   });
 });
