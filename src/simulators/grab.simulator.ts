@@ -190,6 +190,8 @@ export interface GrabSimulator extends PartnerSimulator {
   /** Every courier event this simulator sent, in order, with the hub's answer. */
   readonly sent: readonly CourierSendResult[];
   clearSent(): void;
+  /** Called with every courier event this simulator sent, once answered; returns a function that unsubscribes. */
+  onSent(listener: (result: CourierSendResult) => void): () => void;
 }
 
 const locationSchema = z.strictObject({ lat: z.number().min(-90).max(90), lng: z.number().min(-180).max(180) });
@@ -246,6 +248,7 @@ export async function startGrabSimulator(options: GrabSimulatorOptions = {}): Pr
   configureHub(options);
 
   const sent: CourierSendResult[] = [];
+  const sentListeners = new Set<(result: CourierSendResult) => void>();
   /** Last event number used per order. */
   const sequences = new Map<string, number>();
 
@@ -262,6 +265,13 @@ export async function startGrabSimulator(options: GrabSimulatorOptions = {}): Pr
       firstSequence,
       onResult: (result) => {
         sent.push(result);
+        for (const listener of sentListeners) {
+          try {
+            listener(result);
+          } catch {
+            // A broken log line must not stop the run.
+          }
+        }
         runOptions.onResult?.(result);
       },
     });
@@ -327,6 +337,15 @@ export async function startGrabSimulator(options: GrabSimulatorOptions = {}): Pr
     clearSent: {
       value: (): void => {
         sent.length = 0;
+      },
+      enumerable: true,
+    },
+    onSent: {
+      value: (listener: (result: CourierSendResult) => void): (() => void) => {
+        sentListeners.add(listener);
+        return () => {
+          sentListeners.delete(listener);
+        };
       },
       enumerable: true,
     },

@@ -50,6 +50,11 @@ async function main(): Promise<void> {
     sim.onRequest((request) => {
       logger.info({ simulator: name, method: request.method, path: request.path, status: request.status }, 'request');
     });
+    if (isGrabSimulator(sim)) {
+      sim.onSent((sent) => {
+        logger.info({ simulator: name, sent: sent.status, eventId: sent.eventId, httpStatus: sent.httpStatus, error: sent.error }, 'courier status sent');
+      });
+    }
   }
 
   let stopping = false;

@@ -567,6 +567,8 @@ describe('Grab simulator: the courier sends its statuses to the hub', () => {
 
     it('POST /__admin/courier-run sends the run to the configured hub and answers each status, HTTP status and body', async () => {
       const run = { ...order, statuses: COURIER_HAPPY_PATH, wait: 2, location, proofOfDelivery };
+      const logged: string[] = [];
+      const unsubscribe = grab.onSent((s) => logged.push(`${s.status}:${s.httpStatus}`));
       const answer = await call(grab.url, 'POST', '/__admin/courier-run', run);
       expect(answer.status).toBe(200);
       const list = answer.body as Array<{ status: string; eventId: string; httpStatus: number; body: { orderStatus: number } }>;
@@ -586,6 +588,8 @@ describe('Grab simulator: the courier sends its statuses to the hub', () => {
 
       // The record of what it sent; admin calls are not partner calls, so `requests` stays empty.
       expect(grab.sent.map((s) => s.eventId)).toEqual(list.map((r) => r.eventId));
+      expect(logged).toEqual(['SHIPPED:200', 'IN_TRANSIT:200', 'OUT_FOR_DELIVERY:200', 'DELIVERED:200']);
+      unsubscribe();
       expect(grab.requests).toHaveLength(0);
       expect((await call(grab.url, 'GET', '/__admin/courier-events')).body).toHaveLength(4);
 
