@@ -1,12 +1,12 @@
 import { once } from 'node:events';
 import { loadConfig } from '../src/config.js';
-import { applyShipEvent } from '../src/orders/ship-events.js';
+import { applyInboundEvent } from '../src/inbox/inbox-engine.js';
 import { buildHubDeps } from '../src/runtime.js';
 import { insertEvent, serveReference } from './reference-common.js';
 
 /**
  * Reference "naive": no queue. The HTTP handler stores the event with one INSERT and then runs the
- * hub's own `applyShipEvent` inline, answering 200 with the outcome once it is committed. Like the
+ * hub's own `applyInboundEvent` inline, answering 200 with the outcome once it is committed. Like the
  * stripped reference it skips authentication, signatures and validation.
  * Postgres pool: NAIVE_DB_POOL (default 20) connections.
  */
@@ -19,7 +19,7 @@ await serveReference(
   config.port,
   async (raw) => {
     const event = await insertEvent(sql, raw);
-    const outcome = await applyShipEvent(deps, event.eventId);
+    const outcome = await applyInboundEvent(deps, event.eventId);
     return [200, { eventId: event.eventId, outcome }];
   },
   () => deps.close(),

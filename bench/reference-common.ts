@@ -11,6 +11,7 @@ import type postgres from 'postgres';
 export interface MinimalShipEvent {
   eventId: string;
   orderId: string;
+  eventType: string;
 }
 
 export function readBody(req: IncomingMessage): Promise<string> {
@@ -25,8 +26,8 @@ export function readBody(req: IncomingMessage): Promise<string> {
 /** One statement, one round trip: no idempotency read-back, no body hash, no validation. */
 export async function insertEvent(sql: postgres.Sql, raw: string): Promise<MinimalShipEvent> {
   const event = JSON.parse(raw) as MinimalShipEvent;
-  await sql`insert into inbound_events (event_id, source, type, order_id, actor, body_hash, payload, state, received_at)
-    values (${event.eventId}, 'slick', 'ship-event', ${event.orderId}, 'slick', '-', ${raw}::jsonb, 'queued', clock_timestamp())`;
+  await sql`insert into inbound_events (event_id, kind, source, type, order_id, actor, body_hash, payload, state, received_at)
+    values (${event.eventId}, 'ship-event', 'slick', ${event.eventType}, ${event.orderId}, 'slick', '-', ${raw}::jsonb, 'queued', clock_timestamp())`;
   return event;
 }
 

@@ -23,7 +23,7 @@ import { DEVELOPMENT_CLIENTS, loadConfig } from '../src/config.js';
 import { connectDatabase } from '../src/db/client.js';
 import { applyMigrations } from '../src/db/migrate.js';
 import { seedStoreLocations } from '../src/db/store-locations.js';
-import { EventOutcomeWaiters, eventOutcomeChannel } from '../src/orders/event-outcomes.js';
+import { EventOutcomeWaiters, eventOutcomeChannel } from '../src/inbox/event-outcomes.js';
 import { registerOrder } from '../src/orders/order-registration.js';
 import { connectRedis } from '../src/queues/redis-connection.js';
 import { buildHubDeps } from '../src/runtime.js';

@@ -899,8 +899,8 @@ ${roundTrips}
 
 - **hub**: the real \`web\` (1 process), \`worker\` (${opts.workers}) and \`scheduler\` (1, outbox relay + sweeper), signed ship events
   (Bearer key + HMAC over each request's raw body). **stripped**: no auth or validation, one INSERT + one BullMQ
-  enqueue per request, and ${opts.workers} worker process(es) that run the hub's own \`applyShipEvent\` (no relay, no sweeper).
-  **naive**: one process, no queue; the request does the INSERT and then \`applyShipEvent\`, and answers when it is committed.
+  enqueue per request, and ${opts.workers} worker process(es) that run the hub's own \`applyInboundEvent\` (no relay, no sweeper).
+  **naive**: one process, no queue; the request does the INSERT and then \`applyInboundEvent\`, and answers when it is committed.
 - Load is open-loop: request *i* is sent at *t0 + i/rate* whatever the answers; HTTP latency is measured from that
   scheduled time to the end of the answer (client side), so client-side queueing counts.
 - Each order gets picking, picked, packing, packed, ${ORDER_EVENT_SPACING_S * 1000} ms apart (orders in waves of rate × ${ORDER_EVENT_SPACING_S}).

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { loadConfig } from '../src/config.js';
-import { inboundEventJobId } from '../src/queues/inbound-events.queue.js';
+import { INBOUND_EVENT_JOB, inboundEventJobId } from '../src/queues/inbound-events.queue.js';
 import { buildHubDeps } from '../src/runtime.js';
 import { insertEvent, serveReference } from './reference-common.js';
 
@@ -19,7 +19,7 @@ await serveReference(
   config.port,
   async (raw) => {
     const event = await insertEvent(sql, raw);
-    await queue.add('ship-event', { eventId: event.eventId }, { jobId: inboundEventJobId(event.eventId) });
+    await queue.add(INBOUND_EVENT_JOB, { eventId: event.eventId }, { jobId: inboundEventJobId(event.eventId) });
     return [202, { eventId: event.eventId, state: 'queued' }];
   },
   () => deps.close(),

@@ -1,6 +1,6 @@
 import { Worker } from 'bullmq';
 import { loadConfig } from '../src/config.js';
-import { ShipEventBatches } from '../src/orders/ship-event-batches.js';
+import { InboxBatches } from '../src/inbox/inbox-batches.js';
 import { INBOUND_EVENTS_QUEUE, type InboundEventJobData, type InboundEventJobName } from '../src/queues/inbound-events.queue.js';
 import { connectRedis } from '../src/queues/redis-connection.js';
 import { buildHubDeps } from '../src/runtime.js';
@@ -9,14 +9,14 @@ import { stopOn } from './reference-common.js';
 /**
  * Reference "stripped" worker: one BullMQ worker on the inbound-events queue, with the hub's
  * concurrency, whose processor runs the hub's own transaction the way the hub's worker does
- * (`ShipEventBatches`: the events of concurrent jobs in one transaction; lock events + orders, ask the
+ * (`InboxBatches`: the events of concurrent jobs in one transaction; lock events + orders, ask the
  * machine, write orders, history, outbox and outcomes, commit). No partner-calls worker, no job-data
  * validation, no failure logging.
  */
 const config = loadConfig();
 const deps = buildHubDeps(config, 'worker');
 const connection = connectRedis(config.redisUrl, 'worker', 'bench-stripped-worker');
-const shipEvents = new ShipEventBatches(deps);
+const shipEvents = new InboxBatches(deps);
 const worker = new Worker<InboundEventJobData, void, InboundEventJobName>(
   INBOUND_EVENTS_QUEUE,
   async (job) => {

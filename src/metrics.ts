@@ -16,21 +16,21 @@ export function createMetrics(role: string) {
     }),
     eventReceiptToCommit: new Histogram({
       name: 'hub_event_receipt_to_commit_seconds',
-      help: 'Time from a partner event being stored at intake to its outcome being committed',
-      labelNames: ['type', 'state'] as const,
+      help: 'Time from a partner event being stored at intake to its outcome being committed, by event kind and outcome',
+      labelNames: ['kind', 'state'] as const,
       buckets: [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30],
       registers: [registry],
     }),
     eventsReceived: new Counter({
       name: 'hub_events_received_total',
-      help: 'Partner events received, by type and whether they were new or duplicates',
-      labelNames: ['type', 'result'] as const,
+      help: 'Partner events received, by event kind and whether they were new or duplicates',
+      labelNames: ['kind', 'result'] as const,
       registers: [registry],
     }),
     eventsProcessed: new Counter({
       name: 'hub_events_processed_total',
-      help: 'Partner events processed, by type, outcome state and reason',
-      labelNames: ['type', 'state', 'reason'] as const,
+      help: 'Partner events processed, by event kind, outcome state and reason',
+      labelNames: ['kind', 'state', 'reason'] as const,
       registers: [registry],
     }),
     transitions: new Counter({

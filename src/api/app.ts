@@ -7,7 +7,7 @@ import type { IntegrationName } from '../config.js';
 import type { HubDeps } from '../deps.js';
 import { createCircuitBreakers, type CircuitBreaker } from '../integrations/circuit-breaker.js';
 import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js';
-import type { EventOutcomeWaiters } from '../orders/event-outcomes.js';
+import type { EventOutcomeWaiters } from '../inbox/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
 import { errorHandler } from './error-handler.js';
 import { eventRoutes } from './routes/events.routes.js';
@@ -16,8 +16,8 @@ import { interventionRoutes } from './routes/interventions.routes.js';
 import { locationRoutes } from './routes/locations.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { orderRoutes } from './routes/orders.routes.js';
-import { shipEventRoutes } from './routes/ship-events.routes.js';
-import { PartnerEventIntake } from './partner-event-intake.js';
+import { partnerEventRoutes } from './routes/partner-events.routes.js';
+import { PartnerEventIntake } from '../inbox/intake.js';
 
 export interface AppOptions {
   waiters: EventOutcomeWaiters;
@@ -43,7 +43,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
 
   // Everything under /api past the health routes needs a key.
   app.use('/api', authenticate(directory));
-  app.use(shipEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
+  app.use(partnerEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(orderRoutes(deps));
   app.use(eventRoutes(deps));
   app.use(interventionRoutes(deps));

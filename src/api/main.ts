@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { loadConfigOrExit } from '../config.js';
-import { EventOutcomeWaiters, eventOutcomeChannel } from '../orders/event-outcomes.js';
+import { EventOutcomeWaiters, eventOutcomeChannel } from '../inbox/event-outcomes.js';
 import { connectRedis } from '../queues/redis-connection.js';
 import { buildHubDeps, stopOnSignals } from '../runtime.js';
 import { createApp } from './app.js';

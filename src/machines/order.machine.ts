@@ -64,8 +64,12 @@ const BRANCHES: ReadonlyArray<readonly [StatusCode, StatusCode]> = [
 
 /** Statuses in which the fulfillment side (Slick ship events) may still act on an order. */
 const FULFILLMENT_PHASE: readonly StatusCode[] = [1000, 1500, 2000, 3000, 3500, 3600, 3700, 7000];
-/** Statuses in which courier / PMP delivery events apply (the order must be at 7000 or later). */
-const DELIVERY_PHASE: readonly StatusCode[] = [7000, 7100, 7200, 7300, 7400, 7500, 8500];
+/**
+ * Statuses in which courier / PMP delivery events apply: from 7000 (fulfilled) on, until the parcel is
+ * returned. At 7500 a late delivery event is stale; at 8500 (terminal, the parcel is back at the store)
+ * any delivery event is refused.
+ */
+const DELIVERY_PHASE: readonly StatusCode[] = [7000, 7100, 7200, 7300, 7400, 7500];
 
 /** Ordering of progress used to call a partner event stale: 7400 sits between 7300 and 7500. */
 const PROGRESS_RANK: Record<StatusCode, number> = {

@@ -1,101 +1,39 @@
-import { eq, sql, type SQL } from 'drizzle-orm';
-import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
-import type { RenderedStatement } from '../db/pipelined-transaction.js';
+import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import type { Clock } from '../deps.js';
 import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
-import { inboundEvents, orders, statusHistory } from '../db/schema/index.js';
-import type { InboundEventRow, OrderRow, Source, Tx } from '../db/types.js';
+import { orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
+import type { OrderRow, Source, Tx } from '../db/types.js';
 import { outboxInsert, type TopicMessage } from './topic-messages.js';
 
 /**
- * The one way an order's status changes: lock the order row, ask the order machine, write the order,
- * its history rows and the outbox messages. The caller's `db.transaction` commits all of it at once.
+ * The one way an order changes: with the order row locked, ask the order machine, and record the
+ * order as it is left, one history row per step and the topic messages (`planTransition`); then write
+ * any number of such records in a constant number of statements (`transitionWrites`) inside the
+ * caller's transaction, which commits them together. Operators, registration's followers, Slick's
+ * confirmation and the inbox engine all go through here.
  */
 
 declare const lockedBrand: unique symbol;
-/** An order row read with FOR UPDATE inside the current transaction; only `lockOrder` makes one. */
-export type LockedOrder = OrderRow & { readonly [lockedBrand]: true };
+/**
+ * An order row read FOR UPDATE inside the current transaction, with the state of each call owed about
+ * it (`calls`, keyed `<kind>:<key>`, see order_calls). Made by `lockOrder` and by the inbox lock
+ * (src/inbox/inbox-lock.ts), and by the plans below for the next event of the same order.
+ */
+export type LockedOrder = OrderRow & { readonly calls: Readonly<Record<string, OrderCallState>>; readonly [lockedBrand]: true };
+
+/** The state of the call of `kind` (and `key`) owed about a locked order, if there is one. */
+export function callState(order: LockedOrder, kind: string, key = ''): OrderCallState | undefined {
+  return order.calls[`${kind}:${key}`];
+}
 
 export async function lockOrder(tx: Tx, orderId: string): Promise<LockedOrder | undefined> {
   const [row] = await tx.select().from(orders).where(eq(orders.orderId, orderId)).for('update');
-  return row as LockedOrder | undefined;
-}
-
-const ORDER_COLUMNS = columnsOf(orders);
-const EVENT_COLUMNS = columnsOf(inboundEvents);
-
-/** At most this many waiting events (of one or several orders) are applied in one transaction. */
-export const INBOX_BATCH = 200;
-
-/** One order's queued events, oldest first, with the order's row; `order` is undefined when it does not exist. */
-export interface LockedInbox {
-  order: LockedOrder | undefined;
-  events: InboundEventRow[];
-}
-
-/**
- * Locks, for each order that one of `eventIds` belongs to, the order's row and its events still
- * `queued` that arrived no later than the newest of those events, in one statement: a backlog is then
- * applied in the order received, and the events of many orders in one transaction. Under READ
- * COMMITTED a row that was locked by another transaction is re-checked at its newest version once the
- * lock is granted, so an event another transaction processed meanwhile drops out. Rows are locked in
- * one global order (order id; for each order its row, then its events in the order received), so two
- * transactions locking overlapping orders cannot deadlock. At most INBOX_BATCH events; the orders
- * sorted last are cut off first.
- *
- * Written so that every table is reached by key whatever the planner knows: the lateral subqueries
- * run once per order with the order id as their index key, so a backlog of other orders' events is
- * never read (a join here was planned as a scan of every queued event, once per transaction).
- */
-export function lockInboxesStatement(eventIds: readonly string[]): RenderedStatement {
-  return {
-    sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
-          from (select order_id, max(received_at) as upto from inbound_events
-                where event_id = any($1::text[]) group by order_id order by order_id) r
-          cross join lateral (select * from orders where order_id = r.order_id for update) o
-          cross join lateral (select * from inbound_events
-                              where order_id = o.order_id and state = 'queued' and received_at <= r.upto
-                              order by received_at, event_id
-                              limit ${INBOX_BATCH}
-                              for update) e
-          limit ${INBOX_BATCH}`,
-    params: [eventIds],
-  };
-}
-
-/**
- * Those of `eventIds` whose order does not exist, locked: the queued ones are rejected as
- * unknown_order (the caller skips the others). Found by primary key only.
- */
-export function lockEventsWithoutOrderStatement(eventIds: readonly string[]): RenderedStatement {
-  return {
-    sql: `select ${selectList('e', EVENT_COLUMNS)}
-          from inbound_events e
-          where e.event_id = any($1::text[])
-            and not exists (select 1 from orders o where o.order_id = e.order_id)
-          order by e.received_at, e.event_id
-          for update of e`,
-    params: [eventIds],
-  };
-}
-
-/** The rows of the two statements above, as one inbox per order in the order they were locked. */
-export function lockedInboxes(
-  withOrder: ReadonlyArray<Record<string, unknown>>,
-  withoutOrder: ReadonlyArray<Record<string, unknown>>,
-): LockedInbox[] {
-  const inboxes = new Map<string, LockedInbox>();
-  for (const row of withOrder) {
-    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
-    let inbox = inboxes.get(event.orderId);
-    if (!inbox) {
-      inbox = { order: fromRow<LockedOrder>(row, 'o', ORDER_COLUMNS), events: [] };
-      inboxes.set(event.orderId, inbox);
-    }
-    inbox.events.push(event);
-  }
-  // An event whose order does not exist stands alone: its order may be created before the next one arrives.
-  const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
-  return [...inboxes.values(), ...orphans];
+  if (!row) return undefined;
+  const calls = await tx
+    .select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state })
+    .from(orderCalls)
+    .where(eq(orderCalls.orderId, orderId));
+  return { ...row, calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])) } as LockedOrder;
 }
 
 export interface TransitionRequest {
@@ -107,27 +45,30 @@ export interface TransitionRequest {
   reasonCode?: string | null;
   eventId?: string | null;
   note?: string | null;
-  /** Other columns of the order to set in the same write when the order moves (tracking, confirmation). */
-  orderChanges?: Partial<Pick<OrderRow, 'trackingId' | 'carrierCode' | 'estimatedDelivery' | 'slickConfirmation'>>;
+  /** Other columns of the order to set in the same write when the order moves (tracking, delivery). */
+  orderChanges?: OrderChanges;
   /** More messages for the topic, written only if the order moves. */
   extraMessages?: TopicMessage[];
 }
 
+/** The columns besides status a transition or an order change may set. */
+export type OrderChanges = Partial<Pick<OrderRow, 'trackingId' | 'carrierCode' | 'estimatedDelivery' | 'deliveryAttempts' | 'delivery'>>;
+
 export type TransitionResult =
-  | { kind: 'moved'; order: OrderRow; from: StatusCode; steps: Step[]; subStep: SubStep | null }
-  | { kind: 'stale'; order: OrderRow }
-  | { kind: 'invalid'; order: OrderRow; reason: string };
+  | { kind: 'moved'; order: LockedOrder; from: StatusCode; steps: Step[]; subStep: SubStep | null }
+  | { kind: 'stale'; order: LockedOrder }
+  | { kind: 'invalid'; order: LockedOrder; reason: string };
 
 /** A history row as a transition writes it. */
 export type HistoryRow = Omit<typeof statusHistory.$inferInsert, 'id'>;
 
 /**
- * What a transition writes, as data: the order as the transition leaves it (every column, since the
- * row is locked), its history rows and its topic messages. `transitionWrites` renders any number of
- * them as three statements.
+ * What a change of an order writes, as data: the order as it is left (every column, since the row is
+ * locked), its history rows and its topic messages. `transitionWrites` renders any number of them as
+ * three statements.
  */
 export interface TransitionRecord {
-  order: OrderRow;
+  order: LockedOrder;
   history: HistoryRow[];
   messages: TopicMessage[];
 }
@@ -137,16 +78,17 @@ export type TransitionPlan = { result: TransitionResult; record?: TransitionReco
 /**
  * Asks the machine what `req` does to the locked order and records what it would write (the order,
  * one history row per step, the topic messages) without writing it. `applyTransition` writes it in the
- * caller's transaction; the ship-event path writes the records of many events with its other writes.
+ * caller's transaction; the inbox engine writes the records of many events with its other writes.
+ * Times come from `clock`.
  */
-export function planTransition(order: LockedOrder, req: TransitionRequest): TransitionPlan {
+export function planTransition(order: LockedOrder, req: TransitionRequest, clock: Clock): TransitionPlan {
   if (!isStatusCode(order.status)) throw new Error(`order ${order.orderId} has unknown status ${order.status}`);
   const from = order.status;
   const decision: Decision = decideTransition(from, (order.subStep as SubStep | null) ?? null, req.event);
   if (decision.kind === 'stale') return { result: { kind: 'stale', order } };
   if (decision.kind === 'invalid') return { result: { kind: 'invalid', order, reason: decision.reason } };
 
-  const now = new Date();
+  const now = new Date(clock.now());
   const occurredAt = req.occurredAt ?? now;
   const override = req.event.type === 'OVERRIDE';
   // A sub-step change (packing) has no status step but is still a recorded change of the order.
@@ -160,7 +102,7 @@ export function planTransition(order: LockedOrder, req: TransitionRequest): Tran
   if (decision.steps.length === 0) rows.push({ from, to: from, implied: false, subStep: decision.subStep });
   const to = rows.at(-1)!.to;
 
-  const updated: OrderRow = {
+  const updated: LockedOrder = {
     ...order,
     ...req.orderChanges,
     status: to,
@@ -198,7 +140,7 @@ export function planTransition(order: LockedOrder, req: TransitionRequest): Tran
     fromStatus: r.from,
     toStatus: r.to,
     subStep: r.subStep,
-    // An implied step's real time is unknown until its own (late) event arrives.
+    // An implied step's real time is unknown until its own (late) event arrives: see impliedStepTimeFix.
     occurredAt: r.implied ? null : occurredAt,
     recordedAt: now,
     actor: req.actor,
@@ -213,6 +155,25 @@ export function planTransition(order: LockedOrder, req: TransitionRequest): Tran
     result: { kind: 'moved', order: updated, from, steps: decision.steps, subStep: decision.subStep },
     record: { order: updated, history, messages },
   };
+}
+
+/**
+ * A change of a locked order that moves no status (Slick's `shipped` recording the tracking while
+ * the confirmation is owed): the order as it is left and its topic messages, with no history row.
+ */
+export function planOrderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
+  const updated: LockedOrder = { ...order, ...changes, version: order.version + 1, updatedAt: new Date(clock.now()) };
+  return { order: updated, history: [], messages };
+}
+
+/**
+ * A late event for a step that an earlier-applied later event implied gives that step its real time
+ * (and names itself as its cause); any kind of event that skips steps uses this.
+ */
+export function impliedStepTimeFix(orderId: string, to: StatusCode, occurredAt: Date, eventId: string): SQL {
+  return sql`update status_history
+    set occurred_at = ${occurredAt.toISOString()}::timestamptz, event_id = ${eventId}, note = ${`implied step confirmed by late event ${eventId}`}
+    where ${and(eq(statusHistory.orderId, orderId), eq(statusHistory.toStatus, to), eq(statusHistory.implied, true), isNull(statusHistory.occurredAt))}`;
 }
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -236,22 +197,23 @@ export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
 }
 
 /**
- * Sets locked orders to the given states (the columns a transition or a ship event may change). Times
- * and booleans go as text (here and below): the drizzle driver passes timestamp arrays to postgres.js
- * unserialized, and postgres.js declares a boolean array's type as boolean.
+ * Sets locked orders to the given states (the columns a transition or an order change may set). Times,
+ * JSON and booleans go as text (here and below): the drizzle driver passes timestamp arrays to
+ * postgres.js unserialized, and postgres.js declares a boolean array's type as boolean.
  */
 function orderStatesUpdate(states: readonly OrderRow[]): SQL {
   const col = <T>(f: (o: OrderRow) => T) => sql.param(states.map(f));
   return sql`update orders o
     set status = v.status, sub_step = v.sub_step, version = v.version, history_seq = v.history_seq,
         tracking_id = v.tracking_id, carrier_code = v.carrier_code, estimated_delivery = v.estimated_delivery::timestamptz,
-        slick_confirmation = v.slick_confirmation, updated_at = v.updated_at::timestamptz, status_changed_at = v.status_changed_at::timestamptz
+        delivery_attempts = v.delivery_attempts, delivery = v.delivery::jsonb,
+        updated_at = v.updated_at::timestamptz, status_changed_at = v.status_changed_at::timestamptz
     from unnest(${col((o) => o.orderId)}::text[], ${col((o) => o.status)}::int[], ${col((o) => o.subStep)}::text[],
                 ${col((o) => o.version)}::int[], ${col((o) => o.historySeq)}::int[], ${col((o) => o.trackingId)}::text[],
                 ${col((o) => o.carrierCode)}::text[], ${col((o) => iso(o.estimatedDelivery))}::text[],
-                ${col((o) => o.slickConfirmation)}::text[], ${col((o) => iso(o.updatedAt))}::text[],
-                ${col((o) => iso(o.statusChangedAt))}::text[])
-      as v(order_id, status, sub_step, version, history_seq, tracking_id, carrier_code, estimated_delivery, slick_confirmation, updated_at, status_changed_at)
+                ${col((o) => o.deliveryAttempts)}::int[], ${col((o) => (o.delivery ? JSON.stringify(o.delivery) : null))}::text[],
+                ${col((o) => iso(o.updatedAt))}::text[], ${col((o) => iso(o.statusChangedAt))}::text[])
+      as v(order_id, status, sub_step, version, history_seq, tracking_id, carrier_code, estimated_delivery, delivery_attempts, delivery, updated_at, status_changed_at)
     where o.order_id = v.order_id and o.order_id = any(${col((o) => o.orderId)}::text[])`;
 }
 
@@ -270,8 +232,8 @@ function historyInsert(rows: readonly HistoryRow[]): SQL {
 }
 
 /** Plans the transition and runs its writes in `tx`; the caller's transaction commits them. */
-export async function applyTransition(tx: Tx, order: LockedOrder, req: TransitionRequest): Promise<TransitionResult> {
-  const plan = planTransition(order, req);
+export async function applyTransition(tx: Tx, order: LockedOrder, req: TransitionRequest, clock: Clock): Promise<TransitionResult> {
+  const plan = planTransition(order, req, clock);
   // Issued together so postgres.js pipelines them on the transaction's connection: one round trip.
   if (plan.record) await Promise.all(transitionWrites([plan.record]).map((w) => tx.execute(w)));
   return plan.result;

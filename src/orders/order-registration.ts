@@ -1,12 +1,14 @@
 import { asc, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
-import { inboundEvents, locations, orders, statusHistory } from '../db/schema/index.js';
+import { inboundEvents, locations, orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
+import type { Clock } from '../deps.js';
 import type { HistoryRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
 import { STATUS_NAMES, type StatusCode } from '../machines/order.machine.js';
 import { applyTransition, lockOrder } from './apply-transition.js';
-import { bodyHash } from './inbound-event-store.js';
+import { SHIP_CONFIRMATION_CALL } from '../event-kinds/ship-events.js';
+import { bodyHash } from '../inbox/event-store.js';
 import { writeToOutbox } from './topic-messages.js';
 
 /** Orders: registration by MAO or an operator, cancellation, and what operators read (SPEC §6). */
@@ -102,7 +104,7 @@ export async function registerOrder(db: Database, input: NewOrder, actor: Actor)
 }
 
 /** Cancels an order not yet fulfilled. Cancelling a cancelled order answers with it unchanged. */
-export async function cancelOrder(db: Database, orderId: string, input: z.infer<typeof cancelSchema>, actor: Actor): Promise<OrderRow> {
+export async function cancelOrder(db: Database, clock: Clock, orderId: string, input: z.infer<typeof cancelSchema>, actor: Actor): Promise<OrderRow> {
   return db.transaction(async (tx) => {
     const order = await lockOrder(tx, orderId);
     if (!order) throw new NotFoundError('order', orderId);
@@ -113,7 +115,7 @@ export async function cancelOrder(db: Database, orderId: string, input: z.infer<
       source: actor.source,
       reasonCode: input.reasonCode,
       note: input.note ?? null,
-    });
+    }, clock);
     if (result.kind !== 'moved') {
       throw new TransitionError('invalid_transition', `order ${orderId} at ${order.status} cannot be cancelled (only before 7000)`, {
         orderId,
@@ -124,10 +126,16 @@ export async function cancelOrder(db: Database, orderId: string, input: z.infer<
   });
 }
 
-export async function getOrder(db: Database, orderId: string): Promise<OrderRow> {
-  const [order] = await db.select().from(orders).where(eq(orders.orderId, orderId));
+/** An order with the state of each call owed about it (keyed `<kind>:<key>`), as operators read it. */
+export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState> };
+
+export async function getOrder(db: Database, orderId: string): Promise<OrderWithCalls> {
+  const [[order], calls] = await Promise.all([
+    db.select().from(orders).where(eq(orders.orderId, orderId)),
+    db.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId)),
+  ]);
   if (!order) throw new NotFoundError('order', orderId);
-  return order;
+  return { ...order, calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])) };
 }
 
 export async function getHistory(db: Database, orderId: string): Promise<HistoryRow[]> {
@@ -140,7 +148,8 @@ export async function getOrderEvents(db: Database, orderId: string) {
   return db.select().from(inboundEvents).where(eq(inboundEvents.orderId, orderId)).orderBy(desc(inboundEvents.receivedAt)).limit(500);
 }
 
-export function orderView(o: OrderRow) {
+export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState> }) {
+  const d = o.delivery;
   return {
     orderId: o.orderId,
     shipFromLocationId: o.shipFromLocationId,
@@ -151,7 +160,21 @@ export function orderView(o: OrderRow) {
     paymentMethod: o.paymentMethod,
     codAmount: o.codAmount !== null ? Number(o.codAmount) : null,
     tracking: o.trackingId ? { trackingId: o.trackingId, carrierCode: o.carrierCode, estimatedDelivery: o.estimatedDelivery?.toISOString() ?? null } : null,
-    slickConfirmation: o.slickConfirmation,
+    // The state of the Slick ship confirmation call (SPEC §4.1), null until `shipped` made it owed.
+    slickConfirmation: o.calls?.[`${SHIP_CONFIRMATION_CALL}:`] ?? null,
+    deliveryAttempts: o.deliveryAttempts,
+    delivery: {
+      courierStatus: d?.courierStatus ?? null,
+      courierStatusAt: d?.courierStatusAt ?? null,
+      estimatedDelivery: o.estimatedDelivery?.toISOString() ?? null,
+      location: d?.location ?? null,
+      locationAt: d?.locationAt ?? null,
+      deliveredAt: d?.deliveredAt ?? null,
+      proofOfDelivery: d?.proofOfDelivery ?? null,
+      lastFailure: d?.lastFailure ?? null,
+      rescheduledFor: d?.rescheduledFor ?? null,
+      returnedAt: d?.returnedAt ?? null,
+    },
     version: o.version,
     createdAt: o.createdAt.toISOString(),
     updatedAt: o.updatedAt.toISOString(),

@@ -3,17 +3,19 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 
 /**
- * Partner events (ship events now; delivery and PMP events share the queue). The event itself lives in
- * Postgres (inbound_events); a job only names it, so a lost job is recreated by the sweeper from the row.
+ * Partner events of every kind (src/event-kinds). The event itself lives in Postgres (inbound_events)
+ * with its kind; a job only names it, so one job name serves every kind, the engine picks the kind's
+ * rules from the row, and a lost job is recreated by the sweeper from the row alone.
  */
 export const INBOUND_EVENTS_QUEUE = 'inbound-events';
 
 export const inboundEventJobs = {
   /** `announce`: a partner waits for the outcome (Prefer: wait), so the worker publishes it when done. */
-  'ship-event': z.object({ eventId: z.string().min(1).max(128), announce: z.boolean().optional() }),
+  'inbound-event': z.object({ eventId: z.string().min(1).max(128), announce: z.boolean().optional() }),
 } as const;
 export type InboundEventJobName = keyof typeof inboundEventJobs;
-export type InboundEventJobData = z.infer<(typeof inboundEventJobs)['ship-event']>;
+export type InboundEventJobData = z.infer<(typeof inboundEventJobs)['inbound-event']>;
+export const INBOUND_EVENT_JOB: InboundEventJobName = 'inbound-event';
 
 /** BullMQ job ids may not contain ':'; base64url keeps any eventId unique and legal. */
 export function inboundEventJobId(eventId: string): string {

@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import { ensureJob } from '../queues/ensure-job.js';
 import type { HubDeps } from '../deps.js';
 import { inboundEvents, orders } from '../db/schema/index.js';
-import { inboundEventJobId } from '../queues/inbound-events.queue.js';
+import { INBOUND_EVENT_JOB, inboundEventJobId } from '../queues/inbound-events.queue.js';
 import { ensureSlickConfirmationJob, latestShippedEventId } from '../orders/slick-confirmation-jobs.js';
 
 const SWEEP_BATCH = 1000;
@@ -17,21 +17,21 @@ export async function sweepOnce(deps: HubDeps): Promise<number> {
   let swept = 0;
 
   const stuckEvents = await deps.db
-    .select({ eventId: inboundEvents.eventId, type: inboundEvents.type, orderId: inboundEvents.orderId })
+    .select({ eventId: inboundEvents.eventId, kind: inboundEvents.kind, orderId: inboundEvents.orderId })
     .from(inboundEvents)
     .where(and(eq(inboundEvents.state, 'queued'), lt(inboundEvents.receivedAt, cutoff)))
     .orderBy(inboundEvents.receivedAt)
     .limit(SWEEP_BATCH);
   for (const e of stuckEvents) {
-    const jobName = e.type === 'ship-event' ? 'ship-event' : undefined;
-    if (!jobName) continue;
+    // Every kind of the registry is applied by the one inbound-event job; an event of a kind this build
+    // does not know is still handed to the engine, which records it as failed instead of leaving it queued.
     const created = await ensureJob(deps.queues.inboundEvents as unknown as Queue, inboundEventJobId(e.eventId), () =>
-      deps.queues.inboundEvents.add(jobName, { eventId: e.eventId }, { jobId: inboundEventJobId(e.eventId) }),
+      deps.queues.inboundEvents.add(INBOUND_EVENT_JOB, { eventId: e.eventId }, { jobId: inboundEventJobId(e.eventId) }),
     );
     if (created) {
       swept++;
-      deps.metrics.eventsSwept.inc({ kind: 'inbound-event' });
-      deps.logger.info({ eventId: e.eventId, orderId: e.orderId }, 'sweeper re-enqueued a stored event');
+      deps.metrics.eventsSwept.inc({ kind: e.kind });
+      deps.logger.info({ eventId: e.eventId, orderId: e.orderId, kind: e.kind }, 'sweeper re-enqueued a stored event');
     }
   }
 

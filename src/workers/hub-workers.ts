@@ -9,21 +9,21 @@ import { PartnerHttp } from '../integrations/partner-http.js';
 import { SlickClient } from '../integrations/slick.js';
 import { onBreakerChange } from '../operations/breaker-changes.js';
 import { auditPartnerCalls } from '../operations/partner-audit.js';
-import { ShipEventBatches } from '../orders/ship-event-batches.js';
+import { InboxBatches } from '../inbox/inbox-batches.js';
 import { INBOUND_EVENTS_QUEUE, inboundEventJobs, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 import { PARTNER_CALLS_QUEUE, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
 import { partnerCallBackoff, processPartnerCall, type PartnerClients } from './partner-call.processor.js';
 
 /** What the processors of one worker process share. */
 interface InboundEventContext {
-  shipEvents: ShipEventBatches;
+  inbox: InboxBatches;
 }
 
 /** Processors of partner events, typed per job name: a job name without a processor does not compile. */
 const inboundEventProcessors: { [N in InboundEventJobName]: (context: InboundEventContext, data: InboundEventJobData) => Promise<unknown> } = {
-  'ship-event': (context, data) => {
-    const job = inboundEventJobs['ship-event'].parse(data);
-    return context.shipEvents.apply({ eventId: job.eventId, announce: job.announce ?? false });
+  'inbound-event': (context, data) => {
+    const job = inboundEventJobs['inbound-event'].parse(data);
+    return context.inbox.apply({ eventId: job.eventId, announce: job.announce ?? false });
   },
 };
 
@@ -64,7 +64,7 @@ export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
     incident: new IncidentWebhookClient(http('incident')),
   };
 
-  const inboundContext: InboundEventContext = { shipEvents: new ShipEventBatches(deps) };
+  const inboundContext: InboundEventContext = { inbox: new InboxBatches(deps) };
   const inbound = new Worker<InboundEventJobData, void, InboundEventJobName>(
     INBOUND_EVENTS_QUEUE,
     async (job) => {

@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.js';
 import { HubClient } from '../../src/api/hub-client.js';
 import { DEVELOPMENT_CLIENTS, loadConfig, type Config } from '../../src/config.js';
-import { EventOutcomeWaiters, eventOutcomeChannel } from '../../src/orders/event-outcomes.js';
+import { EventOutcomeWaiters, eventOutcomeChannel } from '../../src/inbox/event-outcomes.js';
 import { connectRedis } from '../../src/queues/redis-connection.js';
 import { buildHubDeps } from '../../src/runtime.js';
 import { startAllSimulators, type AllSimulators } from '../../src/simulators/index.js';

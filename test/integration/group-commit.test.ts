@@ -1,11 +1,11 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ShipEventBatches } from '../../src/orders/ship-event-batches.js';
-import { applyShipEvents } from '../../src/orders/ship-events.js';
-import { INBOX_BATCH } from '../../src/orders/apply-transition.js';
-import { storeInboundEvents } from '../../src/orders/inbound-event-store.js';
+import { InboxBatches } from '../../src/inbox/inbox-batches.js';
+import { applyInboundEvents } from '../../src/inbox/inbox-engine.js';
+import { INBOX_BATCH } from '../../src/inbox/inbox-lock.js';
+import { storeInboundEvents } from '../../src/inbox/event-store.js';
 import { ConflictError, UnavailableError } from '../../src/errors.js';
-import { PartnerEventIntake } from '../../src/api/partner-event-intake.js';
+import { PartnerEventIntake } from '../../src/inbox/intake.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
 import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
@@ -40,7 +40,7 @@ describe('ship events applied together', () => {
     await store([...picking, ...packed]);
 
     // Only the `packed` events are asked for; each brings its order's earlier `picking` with it.
-    const results = await applyShipEvents(
+    const results = await applyInboundEvents(
       hub.worker,
       packed.map((e) => ({ eventId: e.eventId })),
     );
@@ -69,7 +69,7 @@ describe('ship events applied together', () => {
     for (const orderId of orders) expect(messages.filter((m) => m.order_id === orderId).map((m) => m.to)).toEqual([3500, 3600, 3700]);
 
     // Asked again (a job run twice): nothing happens a second time.
-    const again = await applyShipEvents(hub.worker, [...picking, ...packed].map((e) => ({ eventId: e.eventId })));
+    const again = await applyInboundEvents(hub.worker, [...picking, ...packed].map((e) => ({ eventId: e.eventId })));
     expect(new Set(again.values())).toEqual(new Set(['already_processed']));
     const unchanged = await writers([...picking, ...packed].map((e) => e.eventId));
     expect([...unchanged.values()].map((r) => r.tx)).toEqual([...written.values()].map((r) => r.tx));
@@ -81,12 +81,12 @@ describe('ship events applied together', () => {
     const backlog = Array.from({ length: INBOX_BATCH + 20 }, () => shipEvent(orderId, 'picking'));
     const stored = await storeInboundEvents(
       hub.worker.pg,
-      backlog.map((e) => ({ eventId: e.eventId, source: 'slick', type: 'ship-event', orderId, actor: 'slick', payload: e })),
+      backlog.map((e) => ({ eventId: e.eventId, kind: 'ship-event', source: 'slick', type: e.eventType, orderId, actor: 'slick', payload: e })),
     );
     expect(stored.every((r) => !(r instanceof Error) && !r.duplicate)).toBe(true);
 
     const last = backlog.at(-1)!.eventId;
-    const results = await applyShipEvents(hub.worker, [{ eventId: last }]);
+    const results = await applyInboundEvents(hub.worker, [{ eventId: last }]);
     expect(results.get(last)).toEqual({ state: 'ignored', reason: 'stale', orderStatus: 3500 });
     const written = await writers(backlog.map((e) => e.eventId));
     expect([...written.values()].filter((r) => r.state === 'queued')).toEqual([]);
@@ -99,7 +99,7 @@ describe('ship events applied together', () => {
     const events = orders.map((o) => shipEvent(o, 'picking'));
     await store(events);
 
-    const batches = new ShipEventBatches(hub.worker, 1);
+    const batches = new InboxBatches(hub.worker, 1);
     // The first request starts a transaction at once; the other five arrive while it runs.
     const results = await Promise.all(events.map((e) => batches.apply({ eventId: e.eventId })));
     expect(results).toEqual(events.map(() => ({ state: 'applied', reason: null, orderStatus: 3500 })));
@@ -120,11 +120,11 @@ describe('ship events applied together', () => {
     const broken = shipEvent(orders[0]!, 'shipped');
     delete (broken as { tracking?: unknown }).tracking;
     await hub.web.db.execute(
-      sql`insert into inbound_events (event_id, source, type, order_id, actor, body_hash, payload)
-          values (${`broken-${broken.eventId}`}, 'slick', 'ship-event', ${orders[1]}, 'slick', 'x', ${JSON.stringify({ ...broken, orderId: orders[1] })}::jsonb)`,
+      sql`insert into inbound_events (event_id, kind, source, type, order_id, actor, body_hash, payload)
+          values (${`broken-${broken.eventId}`}, 'ship-event', 'slick', 'shipped', ${orders[1]}, 'slick', 'x', ${JSON.stringify({ ...broken, orderId: orders[1] })}::jsonb)`,
     );
 
-    const batches = new ShipEventBatches(hub.worker, 1);
+    const batches = new InboxBatches(hub.worker, 1);
     const blocker = shipEvent(orders[2]!, 'picked');
     await store([blocker]);
     const asked = [blocker.eventId, ...good.map((e) => e.eventId), `broken-${broken.eventId}`];
@@ -143,8 +143,9 @@ describe('ship events applied together', () => {
 describe('partner events stored together', () => {
   const event = (eventId: string, payload: Record<string, unknown> = { eventId, n: 1 }) => ({
     eventId,
+    kind: 'ship-event',
     source: 'slick',
-    type: 'ship-event',
+    type: 'picking',
     orderId: 'SO-STORED-TOGETHER',
     actor: 'slick',
     payload,

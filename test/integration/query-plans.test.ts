@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DatabaseHandle } from '../../src/db/client.js';
-import { applyShipEvents } from '../../src/orders/ship-events.js';
+import { applyInboundEvents } from '../../src/inbox/inbox-engine.js';
 import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
@@ -10,7 +10,7 @@ import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers
  * ship event. Here the hot path runs on a nearly empty database, and each statement it prepared must
  * have a generic plan that reaches its rows by an index condition.
  */
-const HUB_TABLES = /(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)( Backward)?( using \S+)? on (inbound_events|orders|outbox|status_history)\b/;
+const HUB_TABLES = /(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)( Backward)?( using \S+)? on (inbound_events|orders|outbox|status_history|order_calls)\b/;
 
 /**
  * Whether a plan reads one of the hub's growing tables whole: a sequential scan, or an index scan
@@ -50,7 +50,7 @@ describe('query plans of the hot path', () => {
     for (let round = 0; round < 8; round++) {
       const event = shipEvent(orderId, steps[round % steps.length]!);
       expect((await hub.clients.slick.post('/api/fulfillment/ship-events', event)).status).toBe(202);
-      const results = await applyShipEvents(deps, [{ eventId: event.eventId }]);
+      const results = await applyInboundEvents(deps, [{ eventId: event.eventId }]);
       expect(results.get(event.eventId)).not.toBe('already_processed');
     }
     const [tables] = await single.sql<Array<{ events: number }>>`select count(*)::int as events from inbound_events`;

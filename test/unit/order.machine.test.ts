@@ -97,6 +97,10 @@ describe('delivery events', () => {
     [7300, 8500, 'invalid'],
     [7500, 8500, 'invalid'],
     [9000, 7100, 'invalid'],
+    // The parcel is back at the store: nothing the courier says moves a returned order again.
+    [8500, 7500, 'invalid'],
+    [8500, 7300, 'invalid'],
+    [8500, 8500, 'invalid'],
   ];
   for (const [from, to, kind, path] of cases) {
     it(`${from} → ${to} is ${kind}`, () => {

@@ -1,8 +1,8 @@
 import { Router } from 'express';
 import type { HubDeps } from '../../deps.js';
 import { NotFoundError } from '../../errors.js';
-import { eventOutcomeView, findInboundEvent } from '../../orders/inbound-event-store.js';
-import { eventIdSchema } from '../../orders/event-fields.js';
+import { eventOutcomeView, findInboundEvent } from '../../inbox/event-store.js';
+import { eventIdSchema } from '../../event-kinds/event-fields.js';
 import { authorize, clientOf, PARTNERS, READERS } from '../auth.js';
 import { parseWith } from '../request-body.js';
 

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { HubDeps } from '../../deps.js';
 import type { Source } from '../../db/types.js';
-import { eventOutcomeView } from '../../orders/inbound-event-store.js';
+import { eventOutcomeView } from '../../inbox/event-store.js';
 import {
   cancelOrder,
   cancelSchema,
@@ -37,7 +37,7 @@ export function orderRoutes(deps: HubDeps): Router {
   router.post('/api/orders/:orderId/cancel', authorize('partner:mao', 'operator', 'admin'), readJsonBody, requireSignature, async (req, res) => {
     const input = parseWith(cancelSchema, res.locals.body);
     const client = clientOf(res);
-    const order = await cancelOrder(db, orderId(req.params.orderId), input, { clientId: client.id, source: sourceOf(client) });
+    const order = await cancelOrder(db, deps.clock, orderId(req.params.orderId), input, { clientId: client.id, source: sourceOf(client) });
     deps.logger.info({ orderId: order.orderId, reasonCode: input.reasonCode }, 'order cancelled');
     res.json(orderView(order));
   });

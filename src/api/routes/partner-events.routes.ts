@@ -1,12 +1,14 @@
 import { Router, type Request, type Response } from 'express';
 import type { HubDeps } from '../../deps.js';
 import { ValidationError } from '../../errors.js';
-import type { EventOutcomeWaiters } from '../../orders/event-outcomes.js';
-import { eventOutcomeView, findInboundEvent } from '../../orders/inbound-event-store.js';
-import { shipEventSchema } from '../../orders/ship-events.js';
+import { ALL_EVENT_KINDS } from '../../event-kinds/index.js';
+import type { EventKind } from '../../inbox/event-kind.js';
+import type { EventOutcomeWaiters } from '../../inbox/event-outcomes.js';
+import { eventOutcomeView, findInboundEvent } from '../../inbox/event-store.js';
+import { INBOUND_EVENT_JOB } from '../../queues/inbound-events.queue.js';
 import { authorize, clientOf, requireSignature } from '../auth.js';
 import { errorBody } from '../error-handler.js';
-import type { PartnerEventIntake } from '../partner-event-intake.js';
+import type { PartnerEventIntake } from '../../inbox/intake.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
 export const MAX_PREFER_WAIT_SECONDS = 10;
@@ -44,45 +46,47 @@ export function withIdempotencyKey(req: Request, body: unknown): unknown {
 }
 
 /**
- * The common path of every partner event endpoint: store (commit) first, then enqueue; answer 202,
- * or with `Prefer: wait=N` the outcome once known.
+ * The common path of every partner event endpoint, for any event kind: store (commit) first, then
+ * enqueue; answer 202, or with `Prefer: wait=N` the outcome once known.
  */
 export async function acceptPartnerEvent(
   deps: HubDeps,
   { intake, waiters }: PartnerEventRouteContext,
+  kind: EventKind,
   req: Request,
   res: Response,
-  event: { eventId: string; orderId: string; type: string; source: string; jobName: 'ship-event'; payload: Record<string, unknown> },
+  body: { eventId: string; orderId: string },
 ) {
   const client = clientOf(res);
   const stored = await intake.store({
-    eventId: event.eventId,
-    source: event.source,
-    type: event.type,
-    orderId: event.orderId,
+    eventId: body.eventId,
+    kind: kind.name,
+    source: kind.source,
+    type: kind.partnerType(body as never),
+    orderId: body.orderId,
     actor: client.id,
-    payload: event.payload,
+    payload: body as unknown as Record<string, unknown>,
   });
-  deps.metrics.eventsReceived.inc({ type: event.type, result: stored.duplicate ? 'duplicate' : 'new' });
+  deps.metrics.eventsReceived.inc({ kind: kind.name, result: stored.duplicate ? 'duplicate' : 'new' });
   const wait = preferWaitSeconds(req);
   if (!stored.duplicate) {
     try {
       // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
       await withDeadline(
-        intake.enqueue({ name: event.jobName, data: { eventId: event.eventId, ...(wait ? { announce: true } : {}) } }),
+        intake.enqueue({ name: INBOUND_EVENT_JOB, data: { eventId: body.eventId, ...(wait ? { announce: true } : {}) } }),
         ENQUEUE_DEADLINE_MS,
         'enqueue',
       );
     } catch (err) {
       // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.
-      deps.logger.warn({ eventId: event.eventId, orderId: event.orderId, err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
+      deps.logger.warn({ eventId: body.eventId, orderId: body.orderId, err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
     }
   }
 
   let current = stored.event;
   if (wait !== undefined && wait > 0 && current.state === 'queued') {
-    await waiters.wait(event.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, event.eventId))?.state !== 'queued');
-    current = (await findInboundEvent(deps.db, event.eventId)) ?? current;
+    await waiters.wait(body.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, body.eventId))?.state !== 'queued');
+    current = (await findInboundEvent(deps.db, body.eventId)) ?? current;
   }
   const view = { ...eventOutcomeView(current), ...(stored.duplicate ? { duplicate: true } : {}) };
   if (wait !== undefined && current.state !== 'queued') {
@@ -103,18 +107,14 @@ export interface PartnerEventRouteContext {
   waiters: EventOutcomeWaiters;
 }
 
-export function shipEventRoutes(deps: HubDeps, context: PartnerEventRouteContext): Router {
+/** One endpoint per inbound event kind, all with the same guarantees: role, signature, schema, store before answer. */
+export function partnerEventRoutes(deps: HubDeps, context: PartnerEventRouteContext): Router {
   const router = Router();
-  router.post('/api/fulfillment/ship-events', authorize('partner:slick'), readJsonBody, requireSignature, async (req, res) => {
-    const event = parseWith(shipEventSchema, withIdempotencyKey(req, res.locals.body));
-    await acceptPartnerEvent(deps, context, req, res, {
-      eventId: event.eventId,
-      orderId: event.orderId,
-      type: 'ship-event',
-      source: 'slick',
-      jobName: 'ship-event',
-      payload: event,
+  for (const kind of ALL_EVENT_KINDS) {
+    router[kind.method](kind.path, authorize(kind.role), readJsonBody, requireSignature, async (req, res) => {
+      const body = parseWith(kind.schema, withIdempotencyKey(req, res.locals.body));
+      await acceptPartnerEvent(deps, context, kind, req, res, body);
     });
-  });
+  }
   return router;
 }

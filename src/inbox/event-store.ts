@@ -25,7 +25,10 @@ export function bodyHash(value: unknown): string {
 
 export interface NewInboundEvent {
   eventId: string;
+  /** The event kind whose rules apply it (src/event-kinds). */
+  kind: string;
   source: string;
+  /** The partner's own event type. */
   type: string;
   orderId: string;
   actor: string;
@@ -35,9 +38,9 @@ export interface NewInboundEvent {
 export type StoreResult = { duplicate: false; event: InboundEventRow } | { duplicate: true; event: InboundEventRow };
 
 const INSERT_EVENTS = `
-  insert into inbound_events (event_id, source, type, order_id, actor, body_hash, payload, state, received_at)
-  select e, s, t, o, a, h, p::jsonb, 'queued', clock_timestamp()
-  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) with ordinality as x(e, s, t, o, a, h, p, n)
+  insert into inbound_events (event_id, kind, source, type, order_id, actor, body_hash, payload, state, received_at)
+  select e, k, s, t, o, a, h, p::jsonb, 'queued', clock_timestamp()
+  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) with ordinality as x(e, k, s, t, o, a, h, p, n)
   order by n
   on conflict (event_id) do nothing
   returning event_id, received_at`;
@@ -55,6 +58,7 @@ export async function storeInboundEvents(pg: postgres.Sql, inputs: readonly NewI
       INSERT_EVENTS,
       [
         inputs.map((i) => i.eventId),
+        inputs.map((i) => i.kind),
         inputs.map((i) => i.source),
         inputs.map((i) => i.type),
         inputs.map((i) => i.orderId),
@@ -83,7 +87,7 @@ export async function storeInboundEvents(pg: postgres.Sql, inputs: readonly NewI
       }
       const stored = storedHere.get(input.eventId) ?? existing.get(input.eventId);
       if (!stored) throw new Error(`event ${input.eventId} conflicted on insert but cannot be read`);
-      if (stored.bodyHash !== hashes[i] || stored.source !== input.source) {
+      if (stored.bodyHash !== hashes[i] || stored.source !== input.source || stored.kind !== input.kind) {
         return new ConflictError(`eventId ${input.eventId} was already used with a different body`, { eventId: input.eventId });
       }
       return { duplicate: true, event: stored };

@@ -1,6 +1,6 @@
 import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { storeInboundEvents, type NewInboundEvent, type StoreResult } from '../orders/inbound-event-store.js';
+import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
 import { inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 
 /** Statements (and Redis round trips) a web process has under way at once for the intake. */

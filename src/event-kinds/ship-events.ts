@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { decideTransition, STATUS, type StatusCode, type SubStep } from '../machines/order.machine.js';
+import { callState, planOrderChange, planTransition } from '../orders/apply-transition.js';
+import { planFromTransition, unchangedPlan, type EventKind } from '../inbox/event-kind.js';
+import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
+
+/**
+ * Ship events from the fulfillment side (SPEC §4.1): Slick tells the hub how picking and packing go;
+ * `shipped` records the tracking and makes the Slick ship confirmation owed (SPEC §4.2), which moves
+ * the order to 7000 when Slick answers 200.
+ */
+
+export const SHIP_EVENT_TYPES = ['picking', 'picked', 'packing', 'packed', 'shipped'] as const;
+export type ShipEventType = (typeof SHIP_EVENT_TYPES)[number];
+
+export const shipEventSchema = z
+  .object({
+    eventId: eventIdSchema,
+    orderId: z.string().min(1).max(64),
+    shipFromLocationId: z.string().min(1).max(64),
+    eventType: z.enum(SHIP_EVENT_TYPES),
+    occurredAt: isoInstant.refine(notTooFarInFuture, 'occurredAt is more than 5 minutes in the future'),
+    tracking: z
+      .object({
+        trackingId: z.string().min(1).max(128),
+        carrierCode: z.string().min(1).max(32),
+        estimatedDelivery: isoInstant.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((e) => e.eventType !== 'shipped' || e.tracking !== undefined, {
+    message: 'tracking is required for shipped',
+    path: ['tracking'],
+  });
+export type ShipEvent = z.infer<typeof shipEventSchema>;
+
+/** The call `shipped` makes owed; its state is the order's `slickConfirmation`. */
+export const SHIP_CONFIRMATION_CALL = 'slick.ship-confirmation' as const;
+
+const TARGET: Record<Exclude<ShipEventType, 'shipped'>, { to: StatusCode; subStep?: SubStep }> = {
+  picking: { to: STATUS.PICKING },
+  picked: { to: STATUS.PICKED },
+  packing: { to: STATUS.PICKED, subStep: 'packing' },
+  packed: { to: STATUS.PACKED },
+};
+
+export const shipEvents: EventKind<ShipEvent> = {
+  name: 'ship-event',
+  source: 'slick',
+  role: 'partner:slick',
+  method: 'post',
+  path: '/api/fulfillment/ship-events',
+  schema: shipEventSchema,
+  partnerType: (event) => event.eventType,
+
+  plan(order, event, row, clock) {
+    const occurredAt = new Date(event.occurredAt);
+    if (order.shipFromLocationId !== event.shipFromLocationId) return unchangedPlan(order, 'rejected', 'location_mismatch');
+
+    if (event.eventType === 'shipped') {
+      // The machine says whether the order may still be fulfilled; the move to 7000 waits for Slick.
+      const decision = decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: STATUS.FULFILLED });
+      if (decision.kind === 'invalid') return unchangedPlan(order, 'rejected', 'invalid_transition');
+      const confirmation = callState(order, SHIP_CONFIRMATION_CALL);
+      if (decision.kind === 'stale' || confirmation === 'pending' || confirmation === 'confirmed') return unchangedPlan(order, 'ignored', 'stale');
+      const tracking = event.tracking!;
+      const record = planOrderChange(
+        order,
+        {
+          trackingId: tracking.trackingId,
+          carrierCode: tracking.carrierCode,
+          estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
+        },
+        [
+          {
+            type: 'delivery.updated',
+            orderId: order.orderId,
+            occurredAt,
+            payload: { orderId: order.orderId, eventId: row.eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
+          },
+        ],
+        clock,
+      );
+      const shipped = { ...record.order, calls: { ...order.calls, [`${SHIP_CONFIRMATION_CALL}:`]: 'pending' as const } };
+      return {
+        outcome: { state: 'applied', reason: null, orderStatus: order.status },
+        record: { ...record, order: shipped },
+        fixes: [],
+        order: shipped,
+        calls: [{ kind: SHIP_CONFIRMATION_CALL, orderId: order.orderId, key: '', data: { orderId: order.orderId, shipEventId: row.eventId } }],
+      };
+    }
+
+    const target = TARGET[event.eventType];
+    const transition = planTransition(
+      order,
+      {
+        event: { type: 'SHIP_EVENT', to: target.to, ...(target.subStep ? { subStep: target.subStep } : {}) },
+        actor: row.actor,
+        source: 'slick',
+        occurredAt,
+        eventId: row.eventId,
+      },
+      clock,
+    );
+    return planFromTransition(order, transition, target.to, row, occurredAt);
+  },
+};

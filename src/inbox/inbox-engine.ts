@@ -1,0 +1,142 @@
+import { PgDialect } from 'drizzle-orm/pg-core';
+import type { SQL } from 'drizzle-orm';
+import type { HubDeps } from '../deps.js';
+import type { InboundEventRow } from '../db/types.js';
+import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { eventKind } from '../event-kinds/index.js';
+import { transitionWrites } from '../orders/apply-transition.js';
+import { enqueuePartnerCalls, pendingCallsStatement } from '../partner-calls/schedule.js';
+import type { EventOutcome, EventPlan } from './event-kind.js';
+import { announceOutcomes } from './event-outcomes.js';
+import { INBOX_BATCH, lockedInboxes, lockEventsWithoutOrderStatement, lockInboxesStatement } from './inbox-lock.js';
+
+/**
+ * The inbox engine: applies stored partner events of every kind exactly once, each by its own kind's
+ * rules (src/event-kinds), in the order they were received per order, many orders per transaction.
+ */
+
+export type InboundEventResult = EventOutcome | 'already_processed';
+
+/** A job's request: apply this stored event; `announce` when a partner waits for the outcome. */
+export interface InboundEventRequest {
+  eventId: string;
+  announce?: boolean;
+}
+
+/** What the engine does with one locked event: its kind's plan, or the engine's own answer. */
+function planEvent(deps: HubDeps, order: EventPlan['order'] | undefined, row: InboundEventRow): EventPlan | { outcome: EventOutcome; order: undefined } {
+  if (!order) return { outcome: { state: 'rejected', reason: 'unknown_order', orderStatus: null }, order: undefined };
+  const kind = eventKind(row.kind);
+  // Only an event stored by a kind's route reaches here; a row of a kind this build does not know
+  // (written by a newer release, say) is failed rather than guessed at, and stays in the log.
+  if (!kind) return { outcome: { state: 'failed', reason: 'unknown_event_kind', orderStatus: order.status }, order: undefined };
+  return kind.plan(order, row.payload as never, row, deps.clock);
+}
+
+/** The outcomes of a transaction's events, in one statement (processed_at is the commit's wall time). */
+function recordOutcomesStatement(outcomes: Array<EventOutcome & { eventId: string }>): RenderedStatement {
+  return {
+    sql: `update inbound_events e
+          set state = o.state, reason = o.reason, order_status = o.order_status, processed_at = clock_timestamp()
+          from unnest($1::text[], $2::text[], $3::text[], $4::int[]) as o(event_id, state, reason, order_status)
+          where e.event_id = o.event_id and e.event_id = any($1::text[])`,
+    params: [outcomes.map((o) => o.eventId), outcomes.map((o) => o.state), outcomes.map((o) => o.reason), outcomes.map((o) => o.orderStatus)],
+  };
+}
+
+/** Renders drizzle statements for the pipelined transaction. */
+const dialect = new PgDialect();
+const rendered = (statement: SQL): RenderedStatement => dialect.sqlToQuery(statement);
+
+interface Applied {
+  row: InboundEventRow;
+  outcome: EventOutcome;
+  plan?: EventPlan;
+}
+
+/**
+ * Applies stored events exactly once, each together with any earlier events of its order still
+ * waiting (of any kind), in the order they were received, and the events of all their orders in one
+ * transaction: the orders' rows and their queued events' rows are locked together; an event no longer
+ * `queued` is left alone (a job run twice applies once; the job of an event applied in an earlier batch
+ * finds nothing to do). Outcomes, status changes, history, topic messages and the partner calls the
+ * events made owed commit at once; the calls' jobs are scheduled after the commit.
+ *
+ * This is the hot path, so it is a two-round-trip transaction: BEGIN with the locking reads, then every
+ * write with COMMIT, a constant number of statements however many events and kinds are in it.
+ * Returns each requested event's outcome, or `already_processed`.
+ */
+export async function applyInboundEvents(deps: HubDeps, requests: readonly InboundEventRequest[]): Promise<Map<string, InboundEventResult>> {
+  const eventIds = [...new Set(requests.map((r) => r.eventId))];
+  const batch: Applied[] = [];
+  let cutOff = false;
+
+  await twoRoundTripTransaction<void>(
+    deps.pg,
+    [lockInboxesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
+    async ([withOrder, withoutOrder]) => {
+      cutOff = withOrder!.length === INBOX_BATCH;
+      for (const inbox of lockedInboxes(withOrder!, withoutOrder!)) {
+        let order = inbox.order;
+        for (const row of inbox.events) {
+          if (row.state !== 'queued') continue;
+          const planned = planEvent(deps, order, row);
+          if ('calls' in planned) {
+            order = planned.order;
+            batch.push({ row, outcome: planned.outcome, plan: planned });
+          } else batch.push({ row, outcome: planned.outcome });
+        }
+      }
+      const plans = batch.flatMap((b) => (b.plan ? [b.plan] : []));
+      const calls = plans.flatMap((p) => p.calls);
+      const writes: RenderedStatement[] = [
+        ...transitionWrites(plans.flatMap((p) => (p.record ? [p.record] : []))),
+        ...plans.flatMap((p) => p.fixes),
+        ...(calls.length ? [pendingCallsStatement(calls)] : []),
+      ].map(rendered);
+      if (batch.length > 0) writes.push(recordOutcomesStatement(batch.map((b) => ({ eventId: b.row.eventId, ...b.outcome }))));
+      return { writes, value: undefined };
+    },
+  );
+
+  const now = deps.clock.now();
+  for (const { row, outcome, plan } of batch) {
+    const ids = { eventId: row.eventId, orderId: row.orderId };
+    const moved = plan?.moved;
+    if (moved) for (const step of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(step.to), source: row.source });
+    deps.metrics.eventReceiptToCommit.observe({ kind: row.kind, state: outcome.state }, Math.max(0, (now - row.receivedAt.getTime()) / 1000));
+    deps.metrics.eventsProcessed.inc({ kind: row.kind, state: outcome.state, reason: outcome.reason ?? '' });
+    if (outcome.state === 'rejected' || outcome.state === 'failed') {
+      deps.logger.info({ ...ids, kind: row.kind, type: row.type, reason: outcome.reason }, `inbound event ${outcome.state}`);
+    }
+  }
+  const calls = batch.flatMap((b) => b.plan?.calls ?? []);
+  if (calls.length > 0) {
+    // If Redis cannot take them now, the calls stay pending in Postgres and the sweeper schedules them.
+    await enqueuePartnerCalls(deps, calls).catch((err: unknown) =>
+      deps.logger.warn({ eventIds, orderIds: calls.map((c) => c.orderId), err: (err as Error).message }, 'partner calls not scheduled; the sweeper will'),
+    );
+  }
+  // A partner waiting with `Prefer: wait` needs the news; events applied for another job's request
+  // (earlier events of the same order) may have waiters of their own.
+  const requested = new Set(eventIds);
+  if (batch.length > 0 && (requests.some((r) => r.announce) || batch.some((b) => !requested.has(b.row.eventId)))) {
+    await announceOutcomes(deps.redis, deps.config.redisPrefix, batch.map((b) => b.row.eventId)).catch((err: unknown) =>
+      deps.logger.warn({ eventIds, err }, 'could not announce event outcomes; waiters read them at their deadline'),
+    );
+  }
+
+  const results = new Map<string, InboundEventResult>();
+  for (const b of batch) if (requested.has(b.row.eventId)) results.set(b.row.eventId, b.outcome);
+  const left = requests.filter((r) => !results.has(r.eventId));
+  // A full batch may have left some requested events for the next transaction.
+  if (cutOff && left.length > 0) for (const [id, result] of await applyInboundEvents(deps, left)) results.set(id, result);
+  for (const id of eventIds) if (!results.has(id)) results.set(id, 'already_processed');
+  return results;
+}
+
+/** Applies one stored event (with its order's earlier waiting events); see `applyInboundEvents`. */
+export async function applyInboundEvent(deps: HubDeps, eventId: string, options: { announce?: boolean } = {}): Promise<InboundEventResult> {
+  const results = await applyInboundEvents(deps, [{ eventId, ...options }]);
+  return results.get(eventId)!;
+}

@@ -1,0 +1,92 @@
+import type { RenderedStatement } from '../db/pipelined-transaction.js';
+import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
+import { inboundEvents, orders, type OrderCallState } from '../db/schema/index.js';
+import type { InboundEventRow } from '../db/types.js';
+import type { LockedOrder } from '../orders/apply-transition.js';
+
+const ORDER_COLUMNS = columnsOf(orders);
+const EVENT_COLUMNS = columnsOf(inboundEvents);
+
+/** At most this many waiting events (of one or several orders) are applied in one transaction. */
+export const INBOX_BATCH = 200;
+
+/** One order's queued events (of every kind), oldest first, with the order's row; `order` is undefined when it does not exist. */
+export interface LockedInbox {
+  order: LockedOrder | undefined;
+  events: InboundEventRow[];
+}
+
+/**
+ * Locks, for each order that one of `eventIds` belongs to, the order's row and its events still
+ * `queued` (whatever their kind) that arrived no later than the newest of those events, in one
+ * statement: a backlog is then applied in the order received, and the events of many orders in one
+ * transaction. Under READ COMMITTED a row that was locked by another transaction is re-checked at its
+ * newest version once the lock is granted, so an event another transaction processed meanwhile drops
+ * out. Rows are locked in one global order (order id; for each order its row, then its events in the
+ * order received), so two transactions locking overlapping orders cannot deadlock. At most INBOX_BATCH
+ * events; the orders sorted last are cut off first. Each order comes with the state of the calls owed
+ * about it (order_calls; written only under the order's lock), which some rules read.
+ *
+ * Written so that every table is reached by key whatever the planner knows: the lateral subqueries
+ * run once per order with the order id as their index key, so a backlog of other orders' events is
+ * never read (a join here was planned as a scan of every queued event, once per transaction).
+ */
+export function lockInboxesStatement(eventIds: readonly string[]): RenderedStatement {
+  return {
+    sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}, c.calls as "o.calls"
+          from (select order_id, max(received_at) as upto from inbound_events
+                where event_id = any($1::text[]) group by order_id order by order_id) r
+          cross join lateral (select * from orders where order_id = r.order_id for update) o
+          cross join lateral (select coalesce(jsonb_object_agg(kind || ':' || key, state), '{}'::jsonb) as calls
+                              from order_calls where order_id = o.order_id) c
+          cross join lateral (select * from inbound_events
+                              where order_id = o.order_id and state = 'queued' and received_at <= r.upto
+                              order by received_at, event_id
+                              limit ${INBOX_BATCH}
+                              for update) e
+          limit ${INBOX_BATCH}`,
+    params: [eventIds],
+  };
+}
+
+/**
+ * Those of `eventIds` whose order does not exist, locked: the queued ones are rejected as
+ * unknown_order (the caller skips the others). Found by primary key only.
+ */
+export function lockEventsWithoutOrderStatement(eventIds: readonly string[]): RenderedStatement {
+  return {
+    sql: `select ${selectList('e', EVENT_COLUMNS)}
+          from inbound_events e
+          where e.event_id = any($1::text[])
+            and not exists (select 1 from orders o where o.order_id = e.order_id)
+          order by e.received_at, e.event_id
+          for update of e`,
+    params: [eventIds],
+  };
+}
+
+/** The rows of the two statements above, as one inbox per order in the order they were locked. */
+export function lockedInboxes(
+  withOrder: ReadonlyArray<Record<string, unknown>>,
+  withoutOrder: ReadonlyArray<Record<string, unknown>>,
+): LockedInbox[] {
+  const inboxes = new Map<string, LockedInbox>();
+  for (const row of withOrder) {
+    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
+    let inbox = inboxes.get(event.orderId);
+    if (!inbox) {
+      const calls = parseCalls(row['o.calls']);
+      inbox = { order: { ...fromRow<Omit<LockedOrder, 'calls'>>(row, 'o', ORDER_COLUMNS), calls } as LockedOrder, events: [] };
+      inboxes.set(event.orderId, inbox);
+    }
+    inbox.events.push(event);
+  }
+  // An event whose order does not exist stands alone: its order may be created before the next one arrives.
+  const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
+  return [...inboxes.values(), ...orphans];
+}
+
+function parseCalls(value: unknown): Record<string, OrderCallState> {
+  if (typeof value === 'string') return JSON.parse(value) as Record<string, OrderCallState>;
+  return (value ?? {}) as Record<string, OrderCallState>;
+}
