@@ -12,7 +12,7 @@ const deps = buildHubDeps(config, 'web');
 if (config.usingDevelopmentClients) {
   deps.logger.warn('API_CLIENTS is not set: using the documented development clients (never in production)');
 }
-const subscriber = connectRedis(config.redisUrl, 'worker', 'hub-web-outcomes');
+const subscriber = connectRedis(config.redisUrl, 'subscriber', 'hub-web-outcomes');
 subscriber.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis subscriber error'));
 const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(config.redisPrefix));
 await waiters.start();

@@ -1,10 +1,10 @@
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { SQL } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
-import type { InboundEventRow } from '../db/types.js';
+import type { InboundEventRow, Source } from '../db/types.js';
 import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { eventKind } from '../event-kinds/index.js';
-import { transitionWrites } from '../orders/apply-transition.js';
+import { countTransition, transitionWrites } from '../orders/apply-transition.js';
 import { enqueuePartnerCalls, pendingCallsStatement } from '../partner-calls/schedule.js';
 import type { EventOutcome, EventPlan } from './event-kind.js';
 import { announceOutcomes } from './event-outcomes.js';
@@ -102,8 +102,7 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
   const now = deps.clock.now();
   for (const { row, outcome, plan } of batch) {
     const ids = { eventId: row.eventId, orderId: row.orderId };
-    const moved = plan?.moved;
-    if (moved) for (const step of moved.steps) deps.metrics.transitions.inc({ from: String(moved.from), to: String(step.to), source: row.source });
+    if (plan?.moved) countTransition(deps.metrics, plan.moved, row.source as Source);
     deps.metrics.eventReceiptToCommit.observe({ kind: row.kind, state: outcome.state }, Math.max(0, (now - row.receivedAt.getTime()) / 1000));
     deps.metrics.eventsProcessed.inc({ kind: row.kind, state: outcome.state, reason: outcome.reason ?? '' });
     if (outcome.state === 'rejected' || outcome.state === 'failed') {

@@ -1,5 +1,6 @@
 import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Clock } from '../deps.js';
+import type { Metrics } from '../metrics.js';
 import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
 import { orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
 import type { OrderRow, Source, Tx } from '../db/types.js';
@@ -237,4 +238,17 @@ export async function applyTransition(tx: Tx, order: LockedOrder, req: Transitio
   // Issued together so postgres.js pipelines them on the transaction's connection: one round trip.
   if (plan.record) await Promise.all(transitionWrites([plan.record]).map((w) => tx.execute(w)));
   return plan.result;
+}
+
+/**
+ * Counts a committed status change in `hub_status_transitions_total`, one per step (implied steps
+ * included, each from the step before it), whoever made it: partner events, operators, override.
+ */
+export function countTransition(metrics: Metrics, result: TransitionResult, source: Source): void {
+  if (result.kind !== 'moved') return;
+  let from: StatusCode = result.from;
+  for (const step of result.steps) {
+    metrics.transitions.inc({ from: String(from), to: String(step.to), source });
+    from = step.to;
+  }
 }

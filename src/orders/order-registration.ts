@@ -2,11 +2,11 @@ import { asc, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
 import { inboundEvents, locations, orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
-import type { Clock } from '../deps.js';
+import type { HubDeps } from '../deps.js';
 import type { HistoryRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
-import { STATUS_NAMES, type StatusCode } from '../machines/order.machine.js';
-import { applyTransition, lockOrder } from './apply-transition.js';
+import { STATUS, STATUS_NAMES, type StatusCode } from '../machines/order.machine.js';
+import { applyTransition, countTransition, lockOrder, type TransitionResult } from './apply-transition.js';
 import { SHIP_CONFIRMATION_CALL } from '../event-kinds/ship-events.js';
 import { bodyHash } from '../inbox/event-store.js';
 import { writeToOutbox } from './topic-messages.js';
@@ -29,7 +29,7 @@ export const newOrderSchema = z
       .strict(),
     paymentMethod: z.enum(['PREPAID', 'COD']),
     codAmount: z.number().nonnegative().max(1_000_000).multipleOf(0.01).optional(),
-    status: z.union([z.literal(1000), z.literal(3000)]).default(3000),
+    status: z.union([z.literal(STATUS.CREATED), z.literal(STATUS.RELEASED)]).default(STATUS.RELEASED),
   })
   .strict()
   .refine((o) => o.paymentMethod !== 'COD' || (o.codAmount ?? 0) > 0, { message: 'COD orders need a codAmount above 0', path: ['codAmount'] })
@@ -104,26 +104,28 @@ export async function registerOrder(db: Database, input: NewOrder, actor: Actor)
 }
 
 /** Cancels an order not yet fulfilled. Cancelling a cancelled order answers with it unchanged. */
-export async function cancelOrder(db: Database, clock: Clock, orderId: string, input: z.infer<typeof cancelSchema>, actor: Actor): Promise<OrderRow> {
-  return db.transaction(async (tx) => {
+export async function cancelOrder(deps: HubDeps, orderId: string, input: z.infer<typeof cancelSchema>, actor: Actor): Promise<OrderRow> {
+  const { order, result } = await deps.db.transaction(async (tx): Promise<{ order: OrderRow; result?: TransitionResult }> => {
     const order = await lockOrder(tx, orderId);
     if (!order) throw new NotFoundError('order', orderId);
-    if (order.status === 9000) return order;
+    if (order.status === STATUS.CANCELLED) return { order };
     const result = await applyTransition(tx, order, {
-      event: { type: 'OPERATOR_MOVE', to: 9000 },
+      event: { type: 'OPERATOR_MOVE', to: STATUS.CANCELLED },
       actor: actor.clientId,
       source: actor.source,
       reasonCode: input.reasonCode,
       note: input.note ?? null,
-    }, clock);
+    }, deps.clock);
     if (result.kind !== 'moved') {
       throw new TransitionError('invalid_transition', `order ${orderId} at ${order.status} cannot be cancelled (only before 7000)`, {
         orderId,
         status: order.status,
       });
     }
-    return result.order;
+    return { order: result.order, result };
   });
+  if (result) countTransition(deps.metrics, result, actor.source);
+  return order;
 }
 
 /** An order with the state of each call owed about it (keyed `<kind>:<key>`), as operators read it. */

@@ -2,7 +2,10 @@ import { loadConfigOrExit } from '../config.js';
 import { buildHubDeps, stopOnSignals } from '../runtime.js';
 import { startSchedulerTasks } from './scheduler-tasks.js';
 
-/** Composition root of the `scheduler` process: the outbox relay and the sweeper. One is enough; two are safe. */
+/**
+ * Composition root of the `scheduler` process: the outbox relay, the sweeper, the partners' health probe
+ * and the incident watch (src/workers/scheduler-tasks.ts). One is enough; two are safe.
+ */
 const config = loadConfigOrExit();
 const deps = buildHubDeps(config, 'scheduler', { dbPoolSize: 4 });
 const tasks = startSchedulerTasks(deps);

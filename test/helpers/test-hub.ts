@@ -78,7 +78,7 @@ export async function startTestHub(options: TestHubOptions = {}) {
   );
 
   const web = buildHubDeps(config, 'web', { logger: logger.child({ role: 'web' }) });
-  const subscriber = connectRedis(config.redisUrl, 'worker', 'test-outcomes');
+  const subscriber = connectRedis(config.redisUrl, 'subscriber', 'test-outcomes');
   const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(prefix));
   await waiters.start();
   const server: Server = createApp(web, { waiters }).listen(0, '127.0.0.1');

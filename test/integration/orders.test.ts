@@ -92,7 +92,7 @@ describe('orders', () => {
     expect(web).toMatch(/hub_http_request_duration_seconds_count\{[^}]*method="POST",route="\/api\/fulfillment\/ship-events",status="200"/);
     expect(web).toMatch(/hub_queue_jobs\{[^}]*queue="inbound-events",state="waiting"/);
     const worker = await hub.worker.metrics.registry.metrics();
-    expect(worker).toMatch(/hub_event_receipt_to_commit_seconds_count\{[^}]*type="ship-event",state="applied"[^}]*\} [1-9]/);
+    expect(worker).toMatch(/hub_event_receipt_to_commit_seconds_count\{[^}]*kind="ship-event",state="applied"[^}]*\} [1-9]/);
     expect(worker).toMatch(/hub_status_transitions_total\{[^}]*from="3000",to="3500",source="slick"[^}]*\} [1-9]/);
   });
 });

@@ -87,7 +87,7 @@ describe('ship events end to end', () => {
       const r = await hub.clients.slick.get(`/api/events/${encodeURIComponent(event.eventId)}`);
       return r.body.state === 'applied' ? r.body : undefined;
     }, 'event applied');
-    expect(outcome).toMatchObject({ eventId: event.eventId, orderId, source: 'slick', type: 'ship-event', reason: null, orderStatus: 3500 });
+    expect(outcome).toMatchObject({ eventId: event.eventId, orderId, source: 'slick', type: 'picking', reason: null, orderStatus: 3500 });
     expect(Date.parse(outcome.processedAt)).toBeGreaterThanOrEqual(Date.parse(outcome.receivedAt));
     // Another partner cannot read Slick's events.
     expect((await hub.clients.grab.get(`/api/events/${encodeURIComponent(event.eventId)}`)).status).toBe(404);

@@ -42,7 +42,7 @@ describe('worker processes', () => {
 
     await eventually(() => allProcessed(hub!, 100), 'all events processed', 30_000);
     await eventually(async () => {
-      const rows = await hub!.web.db.execute<{ n: number }>(sql`select count(*)::int as n from orders where status = 7000 and slick_confirmation = 'confirmed'`);
+      const rows = await hub!.web.db.execute<{ n: number }>(sql`select count(*)::int as n from orders o join order_calls c on c.order_id = o.order_id and c.kind = 'slick.ship-confirmation' where o.status = 7000 and c.state = 'confirmed'`);
       return rows[0]!.n === 20 ? true : undefined;
     }, 'all orders at 7000', 30_000);
 

@@ -37,7 +37,7 @@ export function orderRoutes(deps: HubDeps): Router {
   router.post('/api/orders/:orderId/cancel', authorize('partner:mao', 'operator', 'admin'), readJsonBody, requireSignature, async (req, res) => {
     const input = parseWith(cancelSchema, res.locals.body);
     const client = clientOf(res);
-    const order = await cancelOrder(db, deps.clock, orderId(req.params.orderId), input, { clientId: client.id, source: sourceOf(client) });
+    const order = await cancelOrder(deps, orderId(req.params.orderId), input, { clientId: client.id, source: sourceOf(client) });
     deps.logger.info({ orderId: order.orderId, reasonCode: input.reasonCode }, 'order cancelled');
     res.json(orderView(order));
   });

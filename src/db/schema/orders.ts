@@ -36,7 +36,10 @@ export const orders = pgTable(
     status: integer('status').notNull(),
     /** `packing` while at 3600 once the packing ship event arrived; null otherwise. */
     subStep: text('sub_step'),
-    /** Incremented on every change; rows are also locked FOR UPDATE by the transition function. */
+    /**
+     * Incremented by every change written after registration, all of which go through the transition
+     * module (src/orders/apply-transition.ts) with the row locked FOR UPDATE.
+     */
     version: integer('version').notNull().default(1),
     /** Number of history rows written; the next row's seq. Safe because writers hold the row lock. */
     historySeq: integer('history_seq').notNull().default(0),
