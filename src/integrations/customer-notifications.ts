@@ -15,7 +15,20 @@ export class CustomerNotificationClient {
     return this.http.enabled;
   }
 
-  send(notification: CustomerNotification, attempt = 1): Promise<PartnerResponse> {
-    return this.http.call({ method: 'POST', path: '', operation: 'customer-notification', body: notification, orderId: notification.orderId, attempt });
+  /**
+   * Resolves on any 2xx: the status is the receipt. The body is not read, so a receiver that answers
+   * with something unexpected does not fail a notification it took (its retry would message the
+   * customer twice).
+   */
+  send(notification: CustomerNotification, options: { attempt: number; idempotencyKey: string }): Promise<PartnerResponse> {
+    return this.http.call({
+      method: 'POST',
+      path: '',
+      operation: 'customer-notification',
+      body: notification,
+      orderId: notification.orderId,
+      attempt: options.attempt,
+      idempotencyKey: options.idempotencyKey,
+    });
   }
 }

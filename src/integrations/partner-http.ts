@@ -1,4 +1,5 @@
 import { request, type Dispatcher } from 'undici';
+import type { z } from 'zod';
 import type { IntegrationConfig } from '../config.js';
 import { NonRetriableIntegrationError, RetriableIntegrationError, type IntegrationErrorClass } from '../errors.js';
 import type { BreakerChange, CircuitBreaker } from './circuit-breaker.js';
@@ -11,7 +12,7 @@ import type { BreakerChange, CircuitBreaker } from './circuit-breaker.js';
 
 export const MAX_RESPONSE_BYTES = 256 * 1024;
 
-export interface PartnerRequest {
+export interface PartnerRequest<Answer = unknown> {
   method: 'GET' | 'POST' | 'PUT';
   path: string;
   /** What the call is for, in the audit log (e.g. ship-confirmation). */
@@ -20,11 +21,24 @@ export interface PartnerRequest {
   /** For the audit trail and logs. */
   orderId?: string | null;
   attempt?: number;
+  /**
+   * Sent as the `Idempotency-Key` header: the same for every attempt and retry of one call, so a
+   * partner that took an attempt whose answer we lost (a timeout) can recognise the next one.
+   */
+  idempotencyKey?: string;
+  /**
+   * What a 2xx body must be for the call to count as done. A body that does not match fails the call
+   * as non-retriable (the partner answered, but not in a way the hub can act on; asking again would
+   * get the same), and the audit row says why. Without it the 2xx status alone is the answer.
+   */
+  answer?: z.ZodType<Answer>;
 }
 
-export interface PartnerResponse {
+export interface PartnerResponse<Answer = unknown> {
   status: number;
   body: unknown;
+  /** The body as `answer` parsed it (undefined when the request named no schema). */
+  answer: Answer;
   latencyMs: number;
 }
 
@@ -93,7 +107,7 @@ export class PartnerHttp {
     return this.integration.baseUrl !== undefined;
   }
 
-  async call(req: PartnerRequest): Promise<PartnerResponse> {
+  async call<Answer = unknown>(req: PartnerRequest<Answer>): Promise<PartnerResponse<Answer>> {
     const { name, baseUrl, token, timeoutMs } = this.integration;
     if (!baseUrl) throw new NonRetriableIntegrationError(name, `${name} is not configured (no base URL)`, null);
     // An empty path calls the base URL itself (webhooks); otherwise the path is relative to it.
@@ -125,7 +139,8 @@ export class PartnerHttp {
       record.latencyMs = now() - started;
       const failure = classifyStatus(name, response.status, response.body, response.retryAfterMs);
       if (failure) throw failure;
-      return { status: response.status, body: response.body, latencyMs: record.latencyMs };
+      const answer = readAnswer(name, req.answer, response.status, response.body);
+      return { status: response.status, body: response.body, answer, latencyMs: record.latencyMs };
     } catch (err) {
       const classified = classifyError(name, err);
       record.latencyMs = now() - started;
@@ -147,10 +162,11 @@ export class PartnerHttp {
     }
   }
 
-  private async send(url: string, req: PartnerRequest, token: string | undefined, timeoutMs: number) {
+  private async send(url: string, req: PartnerRequest<unknown>, token: string | undefined, timeoutMs: number) {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (token) headers.authorization = `Bearer ${token}`;
     if (req.body !== undefined) headers['content-type'] = 'application/json';
+    if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
     const res = await request(url, {
       method: req.method,
       headers,
@@ -209,6 +225,15 @@ function classifyStatus(integration: string, status: number, body: unknown, retr
   const message = `${integration} answered ${status}`;
   if (status >= 500 || status === 408 || status === 429) return new RetriableIntegrationError(integration, message, status, retryAfterMs);
   return new NonRetriableIntegrationError(integration, `${message}: ${summarise(body)}`, status);
+}
+
+/** A 2xx body checked against what the caller needs from it; see PartnerRequest.answer. */
+function readAnswer<Answer>(integration: string, schema: z.ZodType<Answer> | undefined, status: number, body: unknown): Answer {
+  if (!schema) return undefined as Answer;
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+  throw new NonRetriableIntegrationError(integration, `${integration} answered ${status} with a body the hub cannot use (${issues}): ${summarise(body)}`, status);
 }
 
 function classifyError(integration: string, err: unknown): RetriableIntegrationError | NonRetriableIntegrationError {
