@@ -1,7 +1,9 @@
 import type { Job, Queue } from 'bullmq';
 import type { HubDeps } from '../deps.js';
-import { reopenFailedConfirmation } from '../orders/slick-confirmation-jobs.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { callKind } from '../partner-calls/call-kinds.js';
+import { reopenFailedCalls } from '../partner-calls/order-call-records.js';
+import { PARTNER_CALLS_QUEUE } from '../queues/partner-calls.queue.js';
 
 /**
  * The dead-letter queue is each queue's failed set: jobs that ran out of retries or failed for good,
@@ -50,7 +52,7 @@ export async function retryDeadLetter(deps: HubDeps, id: string): Promise<Return
   const job = (await queue.getJob(id.slice(sep + 1))) as Job | undefined;
   if (!job) throw new NotFoundError('dead letter', id);
   if ((await job.getState()) !== 'failed') throw new ConflictError(`dead letter ${id} is not failed (already retried?)`, { id }, 'not_dead_lettered');
-  await prepareRetry(deps, job);
+  await prepareRetry(deps, queue, job);
   try {
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
   } catch (err) {
@@ -61,9 +63,19 @@ export async function retryDeadLetter(deps: HubDeps, id: string): Promise<Return
   return deadLetterView(queue.name, job);
 }
 
-/** Puts back what a final failure recorded, so the retried job has work to do. */
-async function prepareRetry(deps: HubDeps, job: Job): Promise<void> {
-  if (job.name === 'slick.ship-confirmation') {
-    await reopenFailedConfirmation(deps.db, (job.data as { orderId: string }).orderId);
-  }
+/**
+ * Puts back what a final failure recorded, so the retried job has work to do: a partner call of a
+ * per-order kind has its record reopened (failed → pending, attempts from zero), the same for every
+ * kind (src/partner-calls/call-kinds.ts). Other jobs carry no such record.
+ */
+async function prepareRetry(deps: HubDeps, queue: Queue, job: Job): Promise<void> {
+  if (queue.name !== PARTNER_CALLS_QUEUE) return;
+  const kind = callKind(job.name);
+  if (!kind?.perOrder) return;
+  const parsed = kind.data.safeParse(job.data);
+  // Its data is what failed it: the retry fails the same way, and a record it left pending is
+  // failed, with its case, by the sweeper (sweep-owed-calls.ts).
+  if (!parsed.success) return;
+  const { orderId, key } = kind.record(parsed.data);
+  await reopenFailedCalls(deps.db, { orderId, kind: kind.name, key });
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
 import { interventions, type InterventionState } from '../db/schema/index.js';
@@ -6,29 +6,16 @@ import type { InterventionRow, Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import { ConflictError, NotFoundError, TransitionError, ValidationError } from '../errors.js';
 import { isStatusCode } from '../machines/order.machine.js';
+import { callKindForCause } from '../partner-calls/call-kinds.js';
+import { callRequestOf, pendingCallsOf, reopenFailedCalls } from '../partner-calls/order-call-records.js';
+import { enqueuePartnerCalls } from '../partner-calls/schedule.js';
 import { applyTransition, lockOrder } from './apply-transition.js';
-import { ensureSlickConfirmationJob, latestShippedEventId, reopenFailedConfirmation } from './slick-confirmation-jobs.js';
-
-/** The cause of a case opened when Slick would not confirm a shipment. */
-export const SLICK_CONFIRMATION_CAUSE = 'slick_ship_confirmation_failed';
 
 /**
  * Manual-intervention cases: what the hub could not finish by itself and a person must look at.
- * At most one open case per order and cause; opening it again only refreshes its detail.
+ * At most one open case per order and cause (intervention-cases.ts opens and closes them); here they
+ * are listed, shown and resolved by people.
  */
-export async function openIntervention(
-  tx: Tx | Database,
-  input: { orderId: string; cause: string; detail: Record<string, unknown> },
-): Promise<void> {
-  await tx
-    .insert(interventions)
-    .values({ orderId: input.orderId, cause: input.cause, detail: input.detail })
-    .onConflictDoUpdate({
-      target: [interventions.orderId, interventions.cause],
-      targetWhere: sql`${interventions.state} = 'open'`,
-      set: { detail: sql`excluded.detail`, updatedAt: sql`now()` },
-    });
-}
 
 export async function listInterventions(
   db: Database,
@@ -71,18 +58,26 @@ export const resolveInterventionSchema = z.discriminatedUnion('action', [
 ]);
 export type InterventionResolution = z.infer<typeof resolveInterventionSchema>;
 
-/** Causes whose failed call can be run again by `retry`, and how. */
-const RETRIABLE_CAUSES: Record<string, (deps: HubDeps, orderId: string, tx: Tx) => Promise<() => Promise<void>>> = {
-  [SLICK_CONFIRMATION_CAUSE]: async (deps, orderId, tx) => {
-    await reopenFailedConfirmation(tx, orderId);
-    const shipEventId = await latestShippedEventId(tx, orderId);
-    if (!shipEventId) throw new TransitionError('retry_not_applicable', `order ${orderId} has no applied shipped event to confirm`);
-    // After commit: the dead-lettered job is retried, or a new one made.
-    return async () => {
-      await ensureSlickConfirmationJob(deps, orderId, shipEventId);
-    };
-  },
-};
+/**
+ * `retry` of a case a partner call's final failure opened: the call kind whose cause it is (the
+ * registry, src/partner-calls/call-kinds.ts) reopens its failed records of the order, and after commit
+ * each owed call gets its job (the dead-lettered one retried, or a new one made) — the same for every
+ * kind. Returns what to run after commit.
+ */
+async function retryOwedCalls(deps: HubDeps, tx: Tx, found: InterventionRow): Promise<() => Promise<void>> {
+  const kind = callKindForCause(found.cause);
+  if (!kind) throw new TransitionError('retry_not_applicable', `a ${found.cause} case has no call to retry; override or dismiss it`);
+  await reopenFailedCalls(tx, { orderId: found.orderId, kind: kind.name });
+  const owed = await pendingCallsOf(tx, found.orderId, kind.name);
+  if (owed.length === 0) {
+    throw new TransitionError('retry_not_applicable', `order ${found.orderId} owes no ${kind.name} call to retry; override or dismiss it`);
+  }
+  return () =>
+    enqueuePartnerCalls(deps, owed.map(callRequestOf)).catch((err: unknown) =>
+      // The case is resolved and the calls are owed again in Postgres: the sweeper schedules them.
+      deps.logger.warn({ orderId: found.orderId, callKind: kind.name, err: (err as Error).message }, 'retried calls not scheduled; the sweeper will'),
+    );
+}
 
 /**
  * Resolves an open case: `retry` runs the failed call again, `override` sets the order's status through
@@ -102,20 +97,23 @@ export async function resolveIntervention(
       throw new ConflictError(`intervention ${id} is already ${found.state}`, { id, state: found.state }, 'intervention_not_open');
     }
     if (resolution.action === 'retry') {
-      const retry = RETRIABLE_CAUSES[found.cause];
-      if (!retry) throw new TransitionError('retry_not_applicable', `a ${found.cause} case has no call to retry; override or dismiss it`);
-      afterCommit = await retry(deps, found.orderId, tx);
+      afterCommit = await retryOwedCalls(deps, tx, found);
     } else if (resolution.action === 'override') {
       if (!isStatusCode(resolution.status)) throw new ValidationError(`unknown status ${resolution.status}`);
       const order = await lockOrder(tx, found.orderId);
       if (!order) throw new NotFoundError('order', found.orderId);
-      const moved = await applyTransition(tx, order, {
-        event: { type: 'OVERRIDE', to: resolution.status },
-        actor: actor.clientId,
-        source: 'operator',
-        reasonCode: resolution.reasonCode,
-        note: `intervention ${id}: ${resolution.note}`,
-      });
+      const moved = await applyTransition(
+        tx,
+        order,
+        {
+          event: { type: 'OVERRIDE', to: resolution.status },
+          actor: actor.clientId,
+          source: 'operator',
+          reasonCode: resolution.reasonCode,
+          note: `intervention ${id}: ${resolution.note}`,
+        },
+        deps.clock,
+      );
       if (moved.kind !== 'moved') {
         throw new TransitionError('invalid_transition', `order ${found.orderId} cannot be overridden to ${resolution.status}`, { status: order.status });
       }
@@ -137,12 +135,4 @@ export async function resolveIntervention(
   deps.logger.info({ orderId: resolved.orderId, interventionId: id, action: resolution.action, by: actor.clientId }, 'intervention resolved');
   await afterCommit?.();
   return resolved;
-}
-
-/** Closes open cases of a cause once the hub itself got the work done (e.g. a retried call succeeded). */
-export async function closeInterventionsResolvedBySystem(tx: Tx, orderId: string, cause: string, note: string): Promise<void> {
-  await tx
-    .update(interventions)
-    .set({ state: 'resolved', resolvedAt: new Date(), updatedAt: new Date(), resolvedBy: 'system', resolution: 'auto', note })
-    .where(and(eq(interventions.orderId, orderId), eq(interventions.cause, cause), eq(interventions.state, 'open')));
 }

@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
 import { sql, type SQL } from 'drizzle-orm';
+import type { Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import { ensureJob } from '../queues/ensure-job.js';
 import { partnerCallJobId, partnerCallJobOptions, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
-import { partnerCallIntegration } from '../queues/partner-calls.queue.js';
+import { callKinds } from './call-kinds.js';
 
 /**
  * A call the hub owes a partner about an order: its kind (a partner-call job name), the key that tells
@@ -19,10 +20,12 @@ export interface OrderCallRequest {
 /**
  * The statement that records `calls` as owed (pending), in the transaction that decided them, so a
  * call exists if and only if its cause committed. A call already pending or confirmed is left as it
- * is (at most once); a failed one is owed again.
+ * is (at most once); a failed one is owed again. The same call twice in `calls` counts once (the last
+ * one's data): one insert may not touch a row twice.
  */
 export function pendingCallsStatement(calls: readonly OrderCallRequest[]): SQL {
-  const col = <T>(f: (c: OrderCallRequest) => T) => sql.param(calls.map(f));
+  const distinct = [...new Map(calls.map((c) => [`${c.orderId}\u0000${c.kind}\u0000${c.key}`, c])).values()];
+  const col = <T>(f: (c: OrderCallRequest) => T) => sql.param(distinct.map(f));
   return sql`insert into order_calls (order_id, kind, key, state, attempts, data, created_at, updated_at)
     select c.order_id, c.kind, c.key, 'pending', 0, c.data::jsonb, clock_timestamp(), clock_timestamp()
     from unnest(${col((c) => c.orderId)}::text[], ${col((c) => c.kind)}::text[], ${col((c) => c.key)}::text[],
@@ -32,25 +35,42 @@ export function pendingCallsStatement(calls: readonly OrderCallRequest[]): SQL {
       where order_calls.state = 'failed'`;
 }
 
+/**
+ * Records `calls` as owed in `tx` (see pendingCallsStatement) and returns those this made owed —
+ * new, or failed before — leaving out the ones already pending or confirmed, whose job (if any) is
+ * already under way or done. Schedule the returned ones after commit with `enqueuePartnerCalls`.
+ */
+export async function recordOwedCalls(tx: Tx, calls: readonly OrderCallRequest[]): Promise<OrderCallRequest[]> {
+  if (calls.length === 0) return [];
+  const rows = await tx.execute<{ order_id: string; kind: PartnerCallJobName; key: string; data: Record<string, unknown> }>(
+    sql`${pendingCallsStatement(calls)} returning order_id, kind, key, data`,
+  );
+  return rows.map((r) => ({ orderId: r.order_id, kind: r.kind, key: r.key, data: r.data }));
+}
+
 /** The job of a call: its id is derived from the call, so scheduling it twice keeps one job. */
 export function orderCallJobId(call: Pick<OrderCallRequest, 'kind' | 'orderId' | 'key'>): string {
   return partnerCallJobId(call.kind, call.orderId, call.key);
 }
 
 /**
- * Makes sure each committed call has its job (a dead-lettered one is retried, not shadowed). If Redis
- * cannot take them now, the calls stay pending in Postgres and the sweeper schedules them later.
+ * Makes sure one committed call has its job (see ensureJob: a dead-lettered one is retried, not
+ * shadowed). Returns whether a job was (re)scheduled.
  */
-export async function enqueuePartnerCalls(deps: HubDeps, calls: readonly OrderCallRequest[]): Promise<void> {
-  await Promise.all(
-    calls.map((call) => {
-      const jobId = orderCallJobId(call);
-      return ensureJob(deps.queues.partnerCalls as unknown as Queue, jobId, () =>
-        deps.queues.partnerCalls.add(call.kind, call.data as never, {
-          ...partnerCallJobOptions(deps.config.integrations[partnerCallIntegration[call.kind]]),
-          jobId,
-        }),
-      );
+export function ensureOrderCallJob(deps: HubDeps, call: OrderCallRequest): Promise<boolean> {
+  const jobId = orderCallJobId(call);
+  return ensureJob(deps.queues.partnerCalls as unknown as Queue, jobId, () =>
+    deps.queues.partnerCalls.add(call.kind, call.data as never, {
+      ...partnerCallJobOptions(deps.config.integrations[callKinds[call.kind].integration]),
+      jobId,
     }),
   );
+}
+
+/**
+ * Makes sure each committed call has its job. If Redis cannot take them now, the calls stay pending
+ * in Postgres and the sweeper schedules them later.
+ */
+export async function enqueuePartnerCalls(deps: HubDeps, calls: readonly OrderCallRequest[]): Promise<void> {
+  await Promise.all(calls.map((call) => ensureOrderCallJob(deps, call)));
 }

@@ -5,7 +5,8 @@ import type { IntegrationConfig } from '../config.js';
 
 /**
  * Outbound partner calls. Each call is a job so its retries are BullMQ retries with delays: a worker
- * never sleeps holding a job, and a crash loses no attempt.
+ * never sleeps holding a job, and a crash loses no attempt. What each job name is as a call (its
+ * integration, record, failure case, behaviour) is its call kind, src/partner-calls/call-kinds.ts.
  */
 export const PARTNER_CALLS_QUEUE = 'partner-calls';
 
@@ -20,13 +21,6 @@ export const partnerCallJobs = {
 export type PartnerCallJobName = keyof typeof partnerCallJobs;
 export type PartnerCallJobDataOf<N extends PartnerCallJobName> = z.infer<(typeof partnerCallJobs)[N]>;
 export type PartnerCallJobData = { [N in PartnerCallJobName]: PartnerCallJobDataOf<N> }[PartnerCallJobName];
-
-/** Which integration each job calls: its timeout, retry delays and breaker come from that integration. */
-export const partnerCallIntegration: Record<PartnerCallJobName, IntegrationConfig['name']> = {
-  'slick.ship-confirmation': 'slick',
-  'incident.notify': 'incident',
-  'notify.customer': 'notify',
-};
 
 /** Deterministic job ids, so scheduling the same call twice keeps one job. BullMQ ids may not contain ':'. */
 export function partnerCallJobId(name: PartnerCallJobName, ...key: Array<string | number>): string {

@@ -2,15 +2,15 @@ import { and, eq, lt } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import { ensureJob } from '../queues/ensure-job.js';
 import type { HubDeps } from '../deps.js';
-import { inboundEvents, orders } from '../db/schema/index.js';
+import { inboundEvents } from '../db/schema/index.js';
 import { INBOUND_EVENT_JOB, inboundEventJobId } from '../queues/inbound-events.queue.js';
-import { ensureSlickConfirmationJob, latestShippedEventId } from '../orders/slick-confirmation-jobs.js';
+import { sweepOwedCalls } from '../partner-calls/sweep-owed-calls.js';
 
 const SWEEP_BATCH = 1000;
 
 /**
- * Re-creates the jobs of stored events that are still `queued` after SWEEP_AFTER_MS, and of Slick
- * confirmations still `pending`: Postgres is the record, Redis only the trigger.
+ * Re-creates the jobs of stored events that are still `queued` after SWEEP_AFTER_MS, and of partner
+ * calls of every kind still owed (sweepOwedCalls): Postgres is the record, Redis only the trigger.
  */
 export async function sweepOnce(deps: HubDeps): Promise<number> {
   const cutoff = new Date(deps.clock.now() - deps.config.sweepAfterMs);
@@ -35,19 +35,6 @@ export async function sweepOnce(deps: HubDeps): Promise<number> {
     }
   }
 
-  const pending = await deps.db
-    .select({ orderId: orders.orderId })
-    .from(orders)
-    .where(and(eq(orders.slickConfirmation, 'pending'), lt(orders.updatedAt, cutoff)))
-    .limit(SWEEP_BATCH);
-  for (const o of pending) {
-    const shipEventId = await latestShippedEventId(deps.db, o.orderId);
-    if (!shipEventId) continue;
-    if (await ensureSlickConfirmationJob(deps, o.orderId, shipEventId)) {
-      swept++;
-      deps.metrics.eventsSwept.inc({ kind: 'slick-confirmation' });
-      deps.logger.info({ orderId: o.orderId, eventId: shipEventId }, 'sweeper re-scheduled a Slick confirmation');
-    }
-  }
+  swept += await sweepOwedCalls(deps, cutoff);
   return swept;
 }

@@ -1,7 +1,8 @@
 import { asc, inArray, isNull } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import { outbox } from '../db/schema/index.js';
-import { NOTIFIED_STATUSES, scheduleCustomerNotification } from '../orders/customer-notifications.js';
+import { customerNotificationCall } from '../partner-calls/customer-notification.js';
+import { enqueuePartnerCalls, recordOwedCalls, type OrderCallRequest } from '../partner-calls/schedule.js';
 
 export const OUTBOX_BATCH = 500;
 /** The stream is capped (approximately) so Redis memory stays bounded; consumers keep their own offsets. */
@@ -13,7 +14,8 @@ export const TOPIC_MAX_LENGTH = 1_000_000;
  * `id` field is the outbox row id, for consumer de-duplication. SKIP LOCKED lets two relays run.
  */
 export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
-  return deps.db.transaction(async (tx) => {
+  let owed: OrderCallRequest[] = [];
+  const published = await deps.db.transaction(async (tx) => {
     const rows = await tx
       .select()
       .from(outbox)
@@ -45,14 +47,16 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
-    // Status changes the customer hears about become notification jobs, from the same committed facts.
+    // Status changes the customer hears about owe a notification, recorded with the same committed
+    // facts: at most one per order and status, so a status reached again (or a row published twice)
+    // owes nothing new, unless its notification failed for good, which is then owed again.
     if (deps.config.integrations.notify.baseUrl) {
-      for (const r of rows) {
+      const notifications = rows.flatMap((r) => {
         const p = r.payload as { to?: number; implied?: boolean };
-        if (r.type === 'status.changed' && !p.implied && typeof p.to === 'number' && NOTIFIED_STATUSES[p.to]) {
-          await scheduleCustomerNotification(deps, r.orderId, p.to);
-        }
-      }
+        const call = r.type === 'status.changed' && !p.implied && typeof p.to === 'number' ? customerNotificationCall(r.orderId, p.to) : undefined;
+        return call ? [call] : [];
+      });
+      owed = await recordOwedCalls(tx, notifications);
     }
     await tx
       .update(outbox)
@@ -66,4 +70,10 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
     deps.metrics.outboxPublished.inc(rows.length);
     return rows.length;
   });
+  if (owed.length > 0) {
+    await enqueuePartnerCalls(deps, owed).catch((err: unknown) =>
+      deps.logger.warn({ orderIds: owed.map((c) => c.orderId), err: (err as Error).message }, 'customer notifications not scheduled; the sweeper will'),
+    );
+  }
+  return published;
 }

@@ -1,69 +1,49 @@
-import { DelayedError, type Job } from 'bullmq';
-import { eq } from 'drizzle-orm';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { z } from 'zod';
 import type { HubDeps } from '../deps.js';
-import { incidents } from '../db/schema/index.js';
-import { RetriableIntegrationError } from '../errors.js';
-import type { CustomerNotificationClient } from '../integrations/customer-notifications.js';
-import type { IncidentWebhookClient } from '../integrations/incident-webhook.js';
+import { RetriableIntegrationError, type IntegrationErrorClass } from '../errors.js';
 import { CallNotDueError } from '../integrations/partner-http.js';
-import type { SlickClient } from '../integrations/slick.js';
-import { incidentWebhookBody, triggerPageInFlight } from '../operations/incidents.js';
-import { notifyCustomer } from '../orders/customer-notifications.js';
-import { confirmShipmentWithSlick } from '../orders/slick-confirmation.js';
-import {
-  partnerCallIntegration,
-  partnerCallJobs,
-  retryDelayMs,
-  type PartnerCallJobData,
-  type PartnerCallJobDataOf,
-  type PartnerCallJobName,
-} from '../queues/partner-calls.queue.js';
+import { redact } from '../integrations/redaction.js';
+import { knownSecrets } from '../operations/partner-audit.js';
+import type { OrderCallAttempt, OrderCallRef, PartnerClients } from '../partner-calls/call-kind.js';
+import { callIdempotencyKey, callKinds, type AnyCallKind, type AnyPerOrderCallKind } from '../partner-calls/call-kinds.js';
+import { confirmOrderCall, failOrderCall, readOrderCall, recordFailedAttempt } from '../partner-calls/order-call-records.js';
+import { retryDelayMs, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
 
-export interface PartnerClients {
-  slick: SlickClient;
-  notify: CustomerNotificationClient;
-  incident: IncidentWebhookClient;
-}
-
-interface CallContext<N extends PartnerCallJobName> {
-  data: PartnerCallJobDataOf<N>;
-  attempt: number;
-  lastAttempt: boolean;
-}
-
-type Processor<N extends PartnerCallJobName> = (deps: HubDeps, clients: PartnerClients, call: CallContext<N>) => Promise<unknown>;
-
-/** How soon a resolve page held back by its incident's trigger page looks again. */
-const RESOLVE_PAGE_RECHECK_MS = 250;
-
-/** One processor per partner-call job name; a job name without one is a compile error. */
-const processors: { [N in PartnerCallJobName]: Processor<N> } = {
-  'slick.ship-confirmation': (deps, clients, call) => confirmShipmentWithSlick(deps, clients.slick, { ...call.data, attempt: call.attempt, lastAttempt: call.lastAttempt }),
-  'notify.customer': (deps, clients, call) => notifyCustomer(deps, clients.notify, { ...call.data, attempt: call.attempt }),
-  'incident.notify': async (deps, clients, call) => {
-    const [incident] = await deps.db.select().from(incidents).where(eq(incidents.id, call.data.incidentId));
-    if (!incident || !clients.incident.enabled) return 'nothing_to_do';
-    // A receiver must never see an incident resolved before it was raised.
-    if (call.data.action === 'resolve' && (await triggerPageInFlight(deps, incident.id))) {
-      throw new CallNotDueError(deps.clock.now() + RESOLVE_PAGE_RECHECK_MS, `incident ${incident.id}: the resolve page waits for the trigger page`);
-    }
-    return clients.incident.post(incidentWebhookBody(incident, call.data.action), call.attempt);
-  },
-};
+export type { PartnerClients } from '../partner-calls/call-kind.js';
 
 /**
- * Runs a partner-call job. A call that is not due (the integration's breaker is open, or an incident's
- * resolve page waits for its trigger page) moves the job back to the delayed set until it is: it is
- * not failed and uses no attempt.
+ * Runs a partner-call job, the same way for every call kind (src/partner-calls/call-kinds.ts):
+ * parse its data; for a per-order kind, do nothing unless its record is still pending, count each
+ * attempt on the record, and on a final failure mark it failed and open the kind's case in one
+ * transaction, then rethrow so the job is dead-lettered. A call that is not due (the integration's
+ * breaker is open, or an incident's resolve page waits for its trigger page) moves the job back to
+ * the delayed set until it is: it is not failed and uses no attempt.
  */
 export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
+  const secrets = knownSecrets(deps.config);
   return async (job: Job<PartnerCallJobData, void, PartnerCallJobName>, token?: string) => {
-    const name = job.name;
-    const data = partnerCallJobs[name].parse(job.data);
+    const kind = callKinds[job.name] as AnyCallKind;
+    const parsed = kind.data.safeParse(job.data);
+    // The same data would fail the same way; for a per-order kind the sweeper finds the record still
+    // pending and fails it with its case (sweep-owed-calls.ts).
+    if (!parsed.success) throw new UnrecoverableError(`${job.name} job ${job.id} has invalid data: ${z.prettifyError(parsed.error)}`);
     const attempt = job.attemptsMade + 1;
-    const processor = processors[name] as Processor<PartnerCallJobName>;
+    const call = {
+      deps,
+      clients,
+      data: parsed.data,
+      attempt,
+      lastAttempt: attempt >= (job.opts.attempts ?? 1),
+      idempotencyKey: callIdempotencyKey(kind, parsed.data),
+    };
     try {
-      await processor(deps, clients, { data, attempt, lastAttempt: attempt >= (job.opts.attempts ?? 1) });
+      if (kind.perOrder) {
+        const { orderId, key } = kind.record(parsed.data);
+        await runOrderCall(deps, kind, { ...call, record: { kind: kind.name, orderId, key } }, secrets);
+      } else {
+        await kind.run(call);
+      }
     } catch (err) {
       if (err instanceof CallNotDueError) {
         // Spread the waiting jobs over a tenth of a second so they do not all return at one instant.
@@ -76,10 +56,62 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   };
 }
 
+async function runOrderCall(deps: HubDeps, kind: AnyPerOrderCallKind, call: OrderCallAttempt<PartnerCallJobData>, secrets: string[]): Promise<void> {
+  const record = await readOrderCall(deps.db, call.record);
+  // Confirmed or failed already, or never owed: a late or repeated job has nothing to do.
+  if (record?.state !== 'pending') return;
+  let result;
+  try {
+    result = await kind.run(call);
+  } catch (err) {
+    // Not made (breaker open, not due): no attempt to count.
+    if (err instanceof CallNotDueError) throw err;
+    await recordFailure(deps, kind, call, err, secrets).catch((recordErr: unknown) =>
+      // The record stays pending, so the sweeper comes back to this call; the job's own failure stands.
+      deps.logger.error({ orderId: call.record.orderId, callKind: kind.name, callKey: call.record.key, err: (recordErr as Error).message }, 'could not record a failed partner call'),
+    );
+    throw err;
+  }
+  if (result === 'delivered') {
+    await confirmOrderCall(deps.db, call.record, { cause: kind.intervention.cause, note: `${kind.name} confirmed on attempt ${call.attempt}` });
+  }
+}
+
+/**
+ * A failure is final when retrying cannot help (the error says so: BullMQ's UnrecoverableError,
+ * which non-retriable integration errors are) or no retry is left. Anything else is retried.
+ */
+async function recordFailure(deps: HubDeps, kind: AnyPerOrderCallKind, call: OrderCallAttempt<PartnerCallJobData>, err: unknown, secrets: string[]) {
+  const final = err instanceof UnrecoverableError || call.lastAttempt;
+  const error = redact((err as Error).message ?? String(err), secrets) as string;
+  const ref: OrderCallRef = call.record;
+  if (!final) {
+    await recordFailedAttempt(deps.db, ref, { error, final: false });
+    return;
+  }
+  const about = kind.intervention.about(call.data);
+  const failed = await failOrderCall(deps.db, ref, {
+    cause: kind.intervention.cause,
+    error,
+    detail: { ...about, errorClass: errorClassOf(err), status: (err as { status?: number | null }).status ?? null },
+  });
+  if (failed) {
+    deps.logger.warn(
+      { orderId: ref.orderId, callKind: ref.kind, callKey: ref.key, ...about, attempts: failed.attempts, err: error },
+      'partner call failed for good; intervention opened',
+    );
+  }
+}
+
+function errorClassOf(err: unknown): IntegrationErrorClass {
+  if (err instanceof RetriableIntegrationError) return 'retriable';
+  return err instanceof UnrecoverableError ? 'non_retriable' : 'retriable';
+}
+
 /** BullMQ backoff for partner calls: the integration's configured delays with jitter, or Retry-After. */
 export function partnerCallBackoff(deps: HubDeps) {
   return (attemptsMade: number, _type?: string, err?: Error, job?: { name: string }) => {
-    const integration = partnerCallIntegration[job?.name as PartnerCallJobName] ?? 'slick';
+    const integration = callKinds[job?.name as PartnerCallJobName]?.integration ?? 'slick';
     const retryAfter = err instanceof RetriableIntegrationError ? err.retryAfterMs : undefined;
     return retryDelayMs(deps.config.integrations[integration].retryDelaysMs, attemptsMade, retryAfter);
   };

@@ -1,0 +1,92 @@
+import type { z } from 'zod';
+import type { IntegrationName } from '../config.js';
+import type { HubDeps } from '../deps.js';
+import type { CustomerNotificationClient } from '../integrations/customer-notifications.js';
+import type { IncidentWebhookClient } from '../integrations/incident-webhook.js';
+import type { SlickClient } from '../integrations/slick.js';
+import type { PartnerCallJobDataOf, PartnerCallJobName } from '../queues/partner-calls.queue.js';
+
+/**
+ * What an outbound call kind is, as data: which integration it calls (timeout, retries, breaker),
+ * what its job carries, which record it is, what a person gets when it fails for good, how a lost
+ * job is made again, and what it does. The engine (src/workers/partner-call.processor.ts) does the
+ * rest the same way for every kind: parse, check the record, attempts and last error, the breaker,
+ * the final failure and its intervention, the dead letter.
+ */
+
+export interface PartnerClients {
+  slick: SlickClient;
+  notify: CustomerNotificationClient;
+  incident: IncidentWebhookClient;
+}
+
+/** The order_calls row a call is: primary key (order_id, kind, key). */
+export interface OrderCallRef {
+  kind: PartnerCallJobName;
+  orderId: string;
+  key: string;
+}
+
+/** One attempt of a call, as its kind's `run` sees it. */
+export interface CallAttempt<Data> {
+  deps: HubDeps;
+  clients: PartnerClients;
+  data: Data;
+  /** 1-based. */
+  attempt: number;
+  /** No retry follows if this attempt fails. */
+  lastAttempt: boolean;
+  /** The same on every attempt, retry and re-run of this call; sent as `Idempotency-Key`. */
+  idempotencyKey: string;
+}
+
+export interface OrderCallAttempt<Data> extends CallAttempt<Data> {
+  /** The record this call is; still pending when `run` starts. */
+  record: OrderCallRef;
+}
+
+/**
+ * What a run of a per-order call reports: `delivered` (the partner took it; the engine marks the
+ * record confirmed), or `settled` (the kind already recorded the outcome in the transaction that
+ * acted on the answer, or found it recorded by someone else).
+ */
+export type OrderCallResult = 'delivered' | 'settled';
+
+interface CallKindBase<N extends PartnerCallJobName> {
+  readonly name: N;
+  /** Whose timeout, retry delays and circuit breaker the call uses. */
+  readonly integration: IntegrationName;
+  /** The job's payload; the engine parses it before anything else. */
+  readonly data: z.ZodType<PartnerCallJobDataOf<N>>;
+}
+
+/**
+ * A call owed about one order, recorded in order_calls (pending → confirmed | failed) in the
+ * transaction that decided it. The record, not the job, says what is owed: the sweeper makes a lost
+ * job again from it, and a retry (intervention or dead letter) reopens it.
+ */
+export interface PerOrderCallKind<N extends PartnerCallJobName> extends CallKindBase<N> {
+  readonly perOrder: true;
+  /** The rule naming the call's record: its order, and the key telling apart its calls of this kind ('' when one). */
+  record(data: PartnerCallJobDataOf<N>): { orderId: string; key: string };
+  /** A lost job is made again from its pending record (sweep-owed-calls.ts). */
+  readonly sweep: 'owed-call-records';
+  /**
+   * The case a person gets when the call fails for good; retrying the case reopens the kind's failed
+   * records of the order. `about` is what the call was about, for the case's detail and for logs.
+   */
+  readonly intervention: { readonly cause: string; about(data: PartnerCallJobDataOf<N>): Record<string, unknown> };
+  run(call: OrderCallAttempt<PartnerCallJobDataOf<N>>): Promise<OrderCallResult>;
+}
+
+/** A call about something other than an order (an incident page): no order_calls record. */
+export interface UnrecordedCallKind<N extends PartnerCallJobName> extends CallKindBase<N> {
+  readonly perOrder: false;
+  /** Which call of its kind this is (for its job id and idempotency key). */
+  identity(data: PartnerCallJobDataOf<N>): { subject: string; key: string };
+  /** Why no sweeper re-creates a lost job of this kind, said where the kind is declared. */
+  readonly sweep: { readonly notSwept: string };
+  run(call: CallAttempt<PartnerCallJobDataOf<N>>): Promise<unknown>;
+}
+
+export type CallKind<N extends PartnerCallJobName> = PerOrderCallKind<N> | UnrecordedCallKind<N>;

@@ -1,0 +1,151 @@
+import { and, asc, eq, lt, sql } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { orderCalls, type OrderCallState } from '../db/schema/index.js';
+import type { Tx } from '../db/types.js';
+import { openIntervention } from '../orders/intervention-cases.js';
+import type { PartnerCallJobName } from '../queues/partner-calls.queue.js';
+import type { OrderCallRef } from './call-kind.js';
+import type { OrderCallRequest } from './schedule.js';
+
+/**
+ * The per-order record of each owed partner call (order_calls): pending until the partner took it
+ * (confirmed) or it failed for good (failed), with its attempts and last error. Every state change
+ * is conditional on the state it leaves, so a late job, a retry and a sweep cannot undo each other.
+ * Records are made owed by `pendingCallsStatement` (schedule.ts), in the transaction that decided them.
+ */
+
+export type OrderCallRow = typeof orderCalls.$inferSelect;
+type Db = Database | Tx;
+
+const refIs = (ref: OrderCallRef) => and(eq(orderCalls.orderId, ref.orderId), eq(orderCalls.kind, ref.kind), eq(orderCalls.key, ref.key));
+
+/** The state of every call owed about an order, keyed `<kind>:<key>` (as LockedOrder.calls is). */
+export async function orderCallStates(db: Db, orderId: string): Promise<Record<string, OrderCallState>> {
+  const rows = await db
+    .select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state })
+    .from(orderCalls)
+    .where(eq(orderCalls.orderId, orderId));
+  return Object.fromEntries(rows.map((r) => [`${r.kind}:${r.key}`, r.state]));
+}
+
+export async function readOrderCall(db: Db, ref: OrderCallRef): Promise<OrderCallRow | undefined> {
+  const [row] = await db.select().from(orderCalls).where(refIs(ref));
+  return row;
+}
+
+/**
+ * Marks a pending call confirmed, counting the attempt that did it, and — when no other call of its
+ * kind for the order is still failed — closes the open cases its failure opened. One statement, so
+ * it can run inside the transaction that acted on the partner's answer; a second run changes nothing.
+ */
+export async function confirmOrderCall(db: Db, ref: OrderCallRef, caseToClose: { cause: string; note: string }): Promise<{ confirmed: boolean; casesClosed: number }> {
+  const [row] = await db.execute<{ confirmed: number; closed: number }>(sql`
+    with confirmed as (
+      update order_calls set state = 'confirmed', attempts = attempts + 1, last_error = null, updated_at = now()
+      where order_id = ${ref.orderId} and kind = ${ref.kind} and key = ${ref.key} and state = 'pending'
+      returning 1
+    ), closed as (
+      update interventions
+      set state = 'resolved', resolved_at = now(), updated_at = now(), resolved_by = 'system', resolution = 'auto', note = ${caseToClose.note}
+      where order_id = ${ref.orderId} and cause = ${caseToClose.cause} and state = 'open'
+        and exists (select 1 from confirmed)
+        and not exists (select 1 from order_calls c where c.order_id = ${ref.orderId} and c.kind = ${ref.kind} and c.state = 'failed')
+      returning 1
+    )
+    select (select count(*) from confirmed)::int as confirmed, (select count(*) from closed)::int as closed`);
+  return { confirmed: (row?.confirmed ?? 0) > 0, casesClosed: row?.closed ?? 0 };
+}
+
+/**
+ * Counts a failed attempt of a pending call and keeps its error; `final` also marks it failed.
+ * Returns the attempts so far and the order's status, or undefined when the call was no longer
+ * pending (settled meanwhile: nothing to record).
+ */
+export async function recordFailedAttempt(
+  db: Db,
+  ref: OrderCallRef,
+  failure: { error: string; final: boolean },
+): Promise<{ attempts: number; orderStatus: number | null } | undefined> {
+  const [row] = await db
+    .update(orderCalls)
+    .set({
+      attempts: sql`${orderCalls.attempts} + 1`,
+      lastError: failure.error,
+      state: failure.final ? 'failed' : 'pending',
+      updatedAt: sql`now()`,
+    })
+    .where(and(refIs(ref), eq(orderCalls.state, 'pending')))
+    .returning({ attempts: orderCalls.attempts, orderStatus: sql<number | null>`(select o.status from orders o where o.order_id = ${ref.orderId})` });
+  return row;
+}
+
+/**
+ * A pending call's final failure, in one transaction: the record is marked failed (counting the
+ * attempt, keeping the error) and the case for a person opens, with the call's kind, key, attempts,
+ * error and the order's status beside `detail`. Nothing happens when the call was no longer pending.
+ */
+export async function failOrderCall(
+  db: Database,
+  ref: OrderCallRef,
+  failure: { cause: string; error: string; detail: Record<string, unknown> },
+): Promise<{ attempts: number; orderStatus: number | null } | undefined> {
+  return db.transaction(async (tx) => {
+    const recorded = await recordFailedAttempt(tx, ref, { error: failure.error, final: true });
+    if (!recorded) return undefined;
+    await openIntervention(tx, {
+      orderId: ref.orderId,
+      cause: failure.cause,
+      detail: {
+        callKind: ref.kind,
+        callKey: ref.key,
+        ...failure.detail,
+        attempts: recorded.attempts,
+        error: failure.error,
+        orderStatus: recorded.orderStatus,
+      },
+    });
+    return recorded;
+  });
+}
+
+/**
+ * Puts failed calls back to pending with a fresh count, so a retried job has work to do: the one
+ * call `ref` names, or every failed call of a kind for an order. Returns the reopened records.
+ */
+export async function reopenFailedCalls(db: Db, which: { orderId: string; kind: PartnerCallJobName; key?: string }): Promise<OrderCallRow[]> {
+  return db
+    .update(orderCalls)
+    .set({ state: 'pending', attempts: 0, lastError: null, updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(orderCalls.orderId, which.orderId),
+        eq(orderCalls.kind, which.kind),
+        which.key !== undefined ? eq(orderCalls.key, which.key) : undefined,
+        eq(orderCalls.state, 'failed'),
+      ),
+    )
+    .returning();
+}
+
+/** The calls of one kind an order still owes. */
+export async function pendingCallsOf(db: Db, orderId: string, kind: PartnerCallJobName): Promise<OrderCallRow[]> {
+  return db
+    .select()
+    .from(orderCalls)
+    .where(and(eq(orderCalls.orderId, orderId), eq(orderCalls.kind, kind), eq(orderCalls.state, 'pending')));
+}
+
+/** Owed calls nobody touched since `cutoff`, oldest first (order_calls_pending_idx). */
+export async function callsOwedSince(db: Db, cutoff: Date, limit: number): Promise<OrderCallRow[]> {
+  return db
+    .select()
+    .from(orderCalls)
+    .where(and(eq(orderCalls.state, 'pending'), lt(orderCalls.updatedAt, cutoff)))
+    .orderBy(asc(orderCalls.updatedAt))
+    .limit(limit);
+}
+
+/** A record as the request that schedules its job. */
+export function callRequestOf(row: OrderCallRow): OrderCallRequest {
+  return { kind: row.kind as PartnerCallJobName, orderId: row.orderId, key: row.key, data: row.data };
+}

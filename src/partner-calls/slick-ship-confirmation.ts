@@ -1,0 +1,104 @@
+import { UnrecoverableError } from 'bullmq';
+import { eq } from 'drizzle-orm';
+import { z } from 'zod';
+import { inboundEvents, orders } from '../db/schema/index.js';
+import { applyTransition, callState, countTransition, lockOrder } from '../orders/apply-transition.js';
+import { openIntervention } from '../orders/intervention-cases.js';
+import { partnerCallJobs } from '../queues/partner-calls.queue.js';
+import type { PerOrderCallKind } from './call-kind.js';
+import { confirmOrderCall } from './order-call-records.js';
+
+/** The cause of a case opened when Slick would not confirm a shipment. */
+export const SLICK_CONFIRMATION_CAUSE = 'slick_ship_confirmation_failed';
+/** Slick confirmed a shipment after the order had moved on (cancelled, overridden): a person reconciles. */
+export const SLICK_CONFIRMED_ORDER_MOVED_CAUSE = 'slick_confirmed_order_moved';
+
+/** What the confirmation reads of the stored `shipped` event: when it happened. */
+const shippedEventSchema = z.looseObject({ occurredAt: z.iso.datetime({ offset: true }) });
+
+/**
+ * Confirms a `shipped` ship event with Slick (SPEC §4.2): one per order (key ''), owed from the
+ * moment the event is applied. Slick's 200 moves the order to 7000 through the order machine, and the
+ * record is marked confirmed in that same transaction: were it marked after, a crash in between
+ * would leave the order at 7000 with the call still owed, and confirm it again.
+ */
+export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> = {
+  name: 'slick.ship-confirmation',
+  integration: 'slick',
+  data: partnerCallJobs['slick.ship-confirmation'],
+  perOrder: true,
+  record: (data) => ({ orderId: data.orderId, key: '' }),
+  sweep: 'owed-call-records',
+  intervention: { cause: SLICK_CONFIRMATION_CAUSE, about: (data) => ({ shipEventId: data.shipEventId }) },
+
+  async run({ deps, clients, data, attempt, idempotencyKey, record }) {
+    const [order] = await deps.db.select().from(orders).where(eq(orders.orderId, data.orderId));
+    if (!order) throw new UnrecoverableError(`order ${data.orderId} does not exist; there is no shipment to confirm`);
+    const [shipEvent] = await deps.db
+      .select({ payload: inboundEvents.payload, actor: inboundEvents.actor })
+      .from(inboundEvents)
+      .where(eq(inboundEvents.eventId, data.shipEventId));
+    const shipped = shippedEventSchema.safeParse(shipEvent?.payload);
+    const occurredAt = shipped.success ? new Date(shipped.data.occurredAt) : null;
+
+    const { answer } = await clients.slick.sendShipEvent(
+      {
+        orderId: order.orderId,
+        shipFromLocationId: order.shipFromLocationId,
+        eventType: 'shipped',
+        timestamp: (occurredAt ?? new Date(deps.clock.now())).toISOString(),
+        tracking: {
+          trackingId: order.trackingId ?? '',
+          carrierCode: order.carrierCode ?? '',
+          // Sent only when known: Slick takes an ISO time or no field at all, not null.
+          ...(order.estimatedDelivery ? { estimatedDelivery: order.estimatedDelivery.toISOString() } : {}),
+        },
+        ...(order.paymentMethod === 'COD' && order.codAmount !== null ? { codAmount: Number(order.codAmount) } : {}),
+      },
+      { attempt, idempotencyKey },
+    );
+
+    const result = await deps.db.transaction(async (tx) => {
+      const locked = await lockOrder(tx, data.orderId);
+      // Settled meanwhile (another run of the same call got there first): nothing left to record.
+      if (!locked || callState(locked, record.kind, record.key) !== 'pending') return undefined;
+      const moved = await applyTransition(
+        tx,
+        locked,
+        {
+          event: { type: 'SHIP_EVENT', to: 7000 },
+          actor: shipEvent?.actor ?? 'slick',
+          source: 'slick',
+          occurredAt,
+          eventId: data.shipEventId,
+          reasonCode: 'slick_confirmed',
+          note: `Slick confirmation ${answer.confirmationId}`,
+        },
+        deps.clock,
+      );
+      await confirmOrderCall(tx, record, { cause: SLICK_CONFIRMATION_CAUSE, note: `Slick confirmed on attempt ${attempt}` });
+      if (moved.kind !== 'moved') {
+        // Slick shipped it, but the order moved meanwhile (e.g. cancelled): a person must reconcile.
+        await openIntervention(tx, {
+          orderId: data.orderId,
+          cause: SLICK_CONFIRMED_ORDER_MOVED_CAUSE,
+          detail: {
+            shipEventId: data.shipEventId,
+            confirmationId: answer.confirmationId,
+            orderStatus: locked.status,
+            reason: moved.kind === 'invalid' ? moved.reason : 'stale',
+          },
+        });
+      }
+      return moved;
+    });
+    const ids = { orderId: data.orderId, eventId: data.shipEventId, confirmationId: answer.confirmationId, attempt };
+    if (result?.kind === 'moved') {
+      countTransition(deps.metrics, result, 'slick');
+      deps.logger.info(ids, 'Slick confirmed the shipment');
+    } else if (result) {
+      deps.logger.warn({ ...ids, orderStatus: result.order.status }, 'Slick confirmed a shipment after the order moved; intervention opened');
+    }
+    return 'settled';
+  },
+};
