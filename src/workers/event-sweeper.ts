@@ -30,7 +30,7 @@ export async function sweepOnce(deps: HubDeps): Promise<number> {
     );
     if (created) {
       swept++;
-      deps.metrics.eventsSwept.inc({ kind: e.kind });
+      deps.metrics.eventsSwept.inc({ kind: 'inbound-event' });
       deps.logger.info({ eventId: e.eventId, orderId: e.orderId, kind: e.kind }, 'sweeper re-enqueued a stored event');
     }
   }
