@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-command demo on a fresh clone: installs dependencies if needed, makes sure Postgres and Redis run,
 # applies migrations, starts the partner simulators, web, worker and scheduler (logs in .local/logs/),
-# waits until the hub is ready, pushes one order through fulfillment (scripts/demo-order.ts) and keeps
-# everything running until Ctrl-C, which stops it all.
+# waits until the hub is ready, pushes one order from 3000 to 7500 (scripts/demo-order.ts: Slick fulfils
+# it to 7000, then Grab delivers it to 7500) and keeps everything running until Ctrl-C, which stops it all.
 #
 # Usage: scripts/quickstart.sh [--no-wait]
 #   --no-wait   stop everything and exit right after the demo (exit code = the demo's)
@@ -187,6 +187,7 @@ while :; do
 done
 say "hub ready at $HUB_URL"
 
+say "demo: one order 3000 → 7000 (Slick ship events) → 7500 (Grab courier statuses)"
 echo
 demo_rc=0
 "$TSX" scripts/demo-order.ts || demo_rc=$?
