@@ -1,7 +1,7 @@
 import { and, desc, eq, sql } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import { incidents } from '../db/schema/index.js';
-import { partnerCallJobId, partnerCallJobOptions } from '../queues/partner-calls.queue.js';
+import { callJobId, scheduleUnrecordedCall } from '../partner-calls/schedule.js';
 
 /**
  * Incidents: raised automatically, one open per cause, posted to INCIDENT_WEBHOOK_URL (as a queue job,
@@ -41,11 +41,7 @@ export async function resolveIncident(deps: HubDeps, cause: string, why: string)
 async function announceIncident(deps: HubDeps, incident: IncidentRow, action: 'trigger' | 'resolve'): Promise<void> {
   if (!deps.config.integrations.incident.baseUrl) return;
   try {
-    await deps.queues.partnerCalls.add(
-      'incident.notify',
-      { incidentId: incident.id, action },
-      { ...partnerCallJobOptions(deps.config.integrations.incident), jobId: partnerCallJobId('incident.notify', incident.id, action) },
-    );
+    await scheduleUnrecordedCall(deps, 'incident.notify', { incidentId: incident.id, action });
   } catch (err) {
     // The incident is recorded in Postgres and listed by the API; only the page is lost.
     deps.logger.error({ err: (err as Error).message, incidentId: incident.id }, 'could not schedule the incident webhook');
@@ -57,7 +53,7 @@ async function announceIncident(deps: HubDeps, incident: IncidentRow, action: 't
  * retry). A page that was delivered, failed for good, or never scheduled holds nothing back.
  */
 export async function triggerPageInFlight(deps: Pick<HubDeps, 'queues'>, incidentId: string): Promise<boolean> {
-  const job = await deps.queues.partnerCalls.getJob(partnerCallJobId('incident.notify', incidentId, 'trigger'));
+  const job = await deps.queues.partnerCalls.getJob(callJobId('incident.notify', { incidentId, action: 'trigger' }));
   if (!job) return false;
   return PAGE_IN_FLIGHT_STATES.has(await job.getState());
 }

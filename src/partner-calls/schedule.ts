@@ -4,7 +4,8 @@ import type { Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import { ensureJob } from '../queues/ensure-job.js';
 import { partnerCallJobId, partnerCallJobOptions, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
-import { callKinds } from './call-kinds.js';
+import type { PartnerCallJobDataOf } from '../queues/partner-calls.queue.js';
+import { callIdentity, callKinds } from './call-kinds.js';
 
 /**
  * A call the hub owes a partner about an order: its kind (a partner-call job name), the key that tells
@@ -73,4 +74,24 @@ export function ensureOrderCallJob(deps: HubDeps, call: OrderCallRequest): Promi
  */
 export async function enqueuePartnerCalls(deps: HubDeps, calls: readonly OrderCallRequest[]): Promise<void> {
   await Promise.all(calls.map((call) => ensureOrderCallJob(deps, call)));
+}
+
+/** The job id of any call, from what the call is: its order and key, or an unrecorded kind's identity. */
+export function callJobId<N extends PartnerCallJobName>(name: N, data: PartnerCallJobDataOf<N>): string {
+  const { subject, key } = callIdentity(callKinds[name], data);
+  return partnerCallJobId(name, subject, key);
+}
+
+/**
+ * Schedules a call of a kind that has no per-order record (an incident page): one job per call, with
+ * its integration's retries. Recorded kinds go through `pendingCallsStatement` / `recordOwedCalls`
+ * and `enqueuePartnerCalls` instead, so Postgres knows they are owed.
+ */
+export async function scheduleUnrecordedCall<N extends PartnerCallJobName>(deps: HubDeps, name: N, data: PartnerCallJobDataOf<N>): Promise<void> {
+  const kind = callKinds[name];
+  if (kind.perOrder) throw new Error(`${name} is recorded per order; schedule it with its record`);
+  await deps.queues.partnerCalls.add(name, data as never, {
+    ...partnerCallJobOptions(deps.config.integrations[kind.integration]),
+    jobId: callJobId(name, data),
+  });
 }
