@@ -9,7 +9,7 @@ import { isStatusCode } from '../machines/order.machine.js';
 import { callKindForCause } from '../partner-calls/call-kinds.js';
 import { callRequestOf, pendingCallsOf, reopenFailedCalls } from '../partner-calls/order-call-records.js';
 import { enqueuePartnerCalls } from '../partner-calls/schedule.js';
-import { applyTransition, lockOrder } from './apply-transition.js';
+import { applyTransition, countTransition, lockOrder, type TransitionResult } from './apply-transition.js';
 
 /**
  * Manual-intervention cases: what the hub could not finish by itself and a person must look at.
@@ -90,6 +90,7 @@ export async function resolveIntervention(
   actor: { clientId: string },
 ): Promise<InterventionRow> {
   let afterCommit: (() => Promise<void>) | undefined;
+  let overridden: TransitionResult | undefined;
   const resolved = await deps.db.transaction(async (tx) => {
     const [found] = await tx.select().from(interventions).where(eq(interventions.id, id)).for('update');
     if (!found) throw new NotFoundError('intervention', id);
@@ -117,6 +118,7 @@ export async function resolveIntervention(
       if (moved.kind !== 'moved') {
         throw new TransitionError('invalid_transition', `order ${found.orderId} cannot be overridden to ${resolution.status}`, { status: order.status });
       }
+      overridden = moved;
     }
     const [row] = await tx
       .update(interventions)
@@ -132,6 +134,7 @@ export async function resolveIntervention(
       .returning();
     return row!;
   });
+  if (overridden) countTransition(deps.metrics, overridden, 'operator');
   deps.logger.info({ orderId: resolved.orderId, interventionId: id, action: resolution.action, by: actor.clientId }, 'intervention resolved');
   await afterCommit?.();
   return resolved;

@@ -66,6 +66,9 @@ describe('orders', () => {
     const history = (await hub.clients.viewer.get(`/api/orders/${orderId}/history`)).body.history;
     expect(history.at(-1)).toMatchObject({ from: 3000, to: 9000, reasonCode: 'out_of_stock', note: 'no stock at store', source: 'mao' });
     expect(history).toHaveLength(2);
+    // Counted like any other status change, once (the repeat moved nothing).
+    const counted = await hub.web.metrics.registry.getSingleMetricAsString('hub_status_transitions_total');
+    expect(counted).toMatch(/hub_status_transitions_total\{[^}]*from="3000",to="9000",source="mao"[^}]*\} 1\b/);
 
     const shipped = await registerOrder(hub);
     await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(shipped, 'packed'), { prefer: 'wait=5' });

@@ -178,6 +178,8 @@ describe('Slick failures', () => {
     expect(over.status).toBe(200);
     const history = await expectSequentialHistory(hub, first);
     expect(history.at(-1)).toMatchObject({ from: 3700, to: 7000, override: true, actor: 'operator', source: 'operator', reasonCode: 'confirmed_by_phone' });
+    const counted = await hub.web.metrics.registry.getSingleMetricAsString('hub_status_transitions_total');
+    expect(counted).toMatch(/hub_status_transitions_total\{[^}]*from="3700",to="7000",source="operator"[^}]*\} 1\b/);
 
     expect((await hub.clients.operator.post(`/api/interventions/${b.id}/resolve`, { action: 'dismiss' })).status).toBe(400);
     const dismissed = await hub.clients.operator.post(`/api/interventions/${b.id}/resolve`, { action: 'dismiss', note: 'order will be re-shipped' });
