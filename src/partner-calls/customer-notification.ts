@@ -1,17 +1,18 @@
 import { UnrecoverableError } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import { orders } from '../db/schema/index.js';
+import { STATUS } from '../machines/order.machine.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
 import type { OrderCallRequest } from './schedule.js';
 
 /** Statuses the customer hears about (SPEC §4.1, §5.1), and the message template for each. */
 export const NOTIFIED_STATUSES: Readonly<Record<number, string>> = {
-  7000: 'order_shipped',
-  7100: 'parcel_picked_up',
-  7300: 'out_for_delivery',
-  7400: 'delivery_failed',
-  7500: 'delivered',
+  [STATUS.FULFILLED]: 'order_shipped',
+  [STATUS.SHIPPED]: 'parcel_picked_up',
+  [STATUS.OUT_FOR_DELIVERY]: 'out_for_delivery',
+  [STATUS.DELIVERY_FAILED]: 'delivery_failed',
+  [STATUS.DELIVERED]: 'delivered',
 };
 
 export const CUSTOMER_NOTIFICATION_CAUSE = 'customer_notification_failed';

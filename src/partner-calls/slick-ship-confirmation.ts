@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { inboundEvents, orders } from '../db/schema/index.js';
 import { applyTransition, callState, countTransition, lockOrder } from '../orders/apply-transition.js';
 import { openIntervention } from '../orders/intervention-cases.js';
+import { STATUS } from '../machines/order.machine.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
 import { confirmOrderCall } from './order-call-records.js';
@@ -66,7 +67,7 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
         tx,
         locked,
         {
-          event: { type: 'SHIP_EVENT', to: 7000 },
+          event: { type: 'SHIP_EVENT', to: STATUS.FULFILLED },
           actor: shipEvent?.actor ?? 'slick',
           source: 'slick',
           occurredAt,
