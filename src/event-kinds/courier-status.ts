@@ -123,9 +123,20 @@ export const courierStatus: EventKind<CourierStatusEvent> = {
       },
       clock,
     );
-    // Before fulfilment (or after a return) the order takes no courier status, whatever its tracking.
+    // Once fulfilled, an order has the tracking the courier must name; before that it takes no courier
+    // status at all, whatever the tracking.
+    const fulfilled = order.status >= STATUS.FULFILLED && order.status !== STATUS.CANCELLED;
+    if (fulfilled && (order.trackingId !== event.trackingId || order.carrierCode !== event.carrierCode)) {
+      return unchangedPlan(order, 'rejected', 'tracking_mismatch');
+    }
     if (transition.result.kind === 'invalid') return unchangedPlan(order, 'rejected', 'invalid_transition');
-    if (order.trackingId !== event.trackingId || order.carrierCode !== event.carrierCode) return unchangedPlan(order, 'rejected', 'tracking_mismatch');
+    // From a failed attempt the order may go back to 7300 (re-attempt) or 7200 (rescheduled), but a
+    // report that happened before the failure is late news, not a new attempt: it is stale, and gives
+    // the step the failure implied its real time.
+    const failure = order.delivery?.lastFailure;
+    if (order.status === STATUS.DELIVERY_FAILED && failure && transition.result.kind === 'moved' && occurredAt.getTime() < Date.parse(failure.occurredAt)) {
+      return planFromTransition(order, { result: { kind: 'stale', order } }, target, row, occurredAt);
+    }
     return planFromTransition(order, transition, target, row, occurredAt);
   },
 };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { decideTransition, STATUS, type StatusCode, type SubStep } from '../machines/order.machine.js';
-import { callState, planOrderChange, planTransition } from '../orders/apply-transition.js';
+import { callState, planTransition } from '../orders/apply-transition.js';
 import { planFromTransition, unchangedPlan, type EventKind } from '../inbox/event-kind.js';
 import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
 
@@ -60,33 +60,46 @@ export const shipEvents: EventKind<ShipEvent> = {
     if (order.shipFromLocationId !== event.shipFromLocationId) return unchangedPlan(order, 'rejected', 'location_mismatch');
 
     if (event.eventType === 'shipped') {
-      // The machine says whether the order may still be fulfilled; the move to 7000 waits for Slick.
-      const decision = decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: STATUS.FULFILLED });
-      if (decision.kind === 'invalid') return unchangedPlan(order, 'rejected', 'invalid_transition');
+      // A confirmation already owed or given makes this one a repeat.
       const confirmation = callState(order, SHIP_CONFIRMATION_CALL);
-      if (decision.kind === 'stale' || confirmation === 'pending' || confirmation === 'confirmed') return unchangedPlan(order, 'ignored', 'stale');
+      if (confirmation === 'pending' || confirmation === 'confirmed') {
+        return decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: STATUS.FULFILLED }).kind === 'invalid'
+          ? unchangedPlan(order, 'rejected', 'invalid_transition')
+          : unchangedPlan(order, 'ignored', 'stale');
+      }
       const tracking = event.tracking!;
-      const record = planOrderChange(
+      // Tracking is recorded now; the move to 7000 is held until Slick confirms (SPEC §4.2).
+      const transition = planTransition(
         order,
         {
-          trackingId: tracking.trackingId,
-          carrierCode: tracking.carrierCode,
-          estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
-        },
-        [
-          {
-            type: 'delivery.updated',
-            orderId: order.orderId,
-            occurredAt,
-            payload: { orderId: order.orderId, eventId: row.eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
+          event: { type: 'SHIP_EVENT', to: STATUS.FULFILLED },
+          actor: row.actor,
+          source: 'slick',
+          occurredAt,
+          eventId: row.eventId,
+          holdStatus: true,
+          orderChanges: {
+            trackingId: tracking.trackingId,
+            carrierCode: tracking.carrierCode,
+            estimatedDelivery: tracking.estimatedDelivery ? new Date(tracking.estimatedDelivery) : null,
           },
-        ],
+          extraMessages: [
+            {
+              type: 'delivery.updated',
+              orderId: order.orderId,
+              occurredAt,
+              payload: { orderId: order.orderId, eventId: row.eventId, eventType: 'shipped', tracking, slickConfirmation: 'pending' },
+            },
+          ],
+        },
         clock,
       );
-      const shipped = { ...record.order, calls: { ...order.calls, [`${SHIP_CONFIRMATION_CALL}:`]: 'pending' as const } };
+      if (transition.result.kind === 'invalid') return unchangedPlan(order, 'rejected', 'invalid_transition');
+      if (transition.result.kind !== 'held' || !transition.record) return unchangedPlan(order, 'ignored', 'stale');
+      const shipped = { ...transition.record.order, calls: { ...order.calls, [`${SHIP_CONFIRMATION_CALL}:`]: 'pending' as const } };
       return {
         outcome: { state: 'applied', reason: null, orderStatus: order.status },
-        record: { ...record, order: shipped },
+        record: { ...transition.record, order: shipped },
         fixes: [],
         order: shipped,
         calls: [{ kind: SHIP_CONFIRMATION_CALL, orderId: order.orderId, key: '', data: { orderId: order.orderId, shipEventId: row.eventId } }],

@@ -8,7 +8,7 @@ import { countTransition, transitionWrites } from '../orders/apply-transition.js
 import { enqueuePartnerCalls, pendingCallsStatement } from '../partner-calls/schedule.js';
 import type { EventOutcome, EventPlan } from './event-kind.js';
 import { announceOutcomes } from './event-outcomes.js';
-import { INBOX_BATCH, lockedInboxes, lockEventsWithoutOrderStatement, lockInboxesStatement } from './inbox-lock.js';
+import { INBOX_BATCH, lockedInboxes, lockEventsWithoutOrderStatement, lockInboxesStatement, orderCallStatesStatement } from './inbox-lock.js';
 
 /**
  * The inbox engine: applies stored partner events of every kind exactly once, each by its own kind's
@@ -73,10 +73,10 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
 
   await twoRoundTripTransaction<void>(
     deps.pg,
-    [lockInboxesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
-    async ([withOrder, withoutOrder]) => {
+    [lockInboxesStatement(eventIds), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
+    async ([withOrder, callStates, withoutOrder]) => {
       cutOff = withOrder!.length === INBOX_BATCH;
-      for (const inbox of lockedInboxes(withOrder!, withoutOrder!)) {
+      for (const inbox of lockedInboxes(withOrder!, callStates!, withoutOrder!)) {
         let order = inbox.order;
         for (const row of inbox.events) {
           if (row.state !== 'queued') continue;

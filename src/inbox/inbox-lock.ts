@@ -24,8 +24,7 @@ export interface LockedInbox {
  * newest version once the lock is granted, so an event another transaction processed meanwhile drops
  * out. Rows are locked in one global order (order id; for each order its row, then its events in the
  * order received), so two transactions locking overlapping orders cannot deadlock. At most INBOX_BATCH
- * events; the orders sorted last are cut off first. Each order comes with the state of the calls owed
- * about it (order_calls; written only under the order's lock), which some rules read.
+ * events; the orders sorted last are cut off first.
  *
  * Written so that every table is reached by key whatever the planner knows: the lateral subqueries
  * run once per order with the order id as their index key, so a backlog of other orders' events is
@@ -33,18 +32,31 @@ export interface LockedInbox {
  */
 export function lockInboxesStatement(eventIds: readonly string[]): RenderedStatement {
   return {
-    sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}, c.calls as "o.calls"
+    sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
           from (select order_id, max(received_at) as upto from inbound_events
                 where event_id = any($1::text[]) group by order_id order by order_id) r
           cross join lateral (select * from orders where order_id = r.order_id for update) o
-          cross join lateral (select coalesce(jsonb_object_agg(kind || ':' || key, state), '{}'::jsonb) as calls
-                              from order_calls where order_id = o.order_id) c
           cross join lateral (select * from inbound_events
                               where order_id = o.order_id and state = 'queued' and received_at <= r.upto
                               order by received_at, event_id
                               limit ${INBOX_BATCH}
                               for update) e
           limit ${INBOX_BATCH}`,
+    params: [eventIds],
+  };
+}
+
+/**
+ * The state of the calls owed about the orders of `eventIds` (order_calls), which some rules read
+ * (is Slick's confirmation already owed?). Sent right after the lock statement in the same round
+ * trip, so under READ COMMITTED it reads what was committed once the order locks were granted: a
+ * transaction that changed an order and its calls and committed while we waited for the lock is
+ * seen whole (a subquery of the lock statement would read the calls as they were before the wait).
+ */
+export function orderCallStatesStatement(eventIds: readonly string[]): RenderedStatement {
+  return {
+    sql: `select c.order_id, c.kind, c.key, c.state from order_calls c
+          where c.order_id = any(array(select distinct order_id from inbound_events where event_id = any($1::text[])))`,
     params: [eventIds],
   };
 }
@@ -65,18 +77,26 @@ export function lockEventsWithoutOrderStatement(eventIds: readonly string[]): Re
   };
 }
 
-/** The rows of the two statements above, as one inbox per order in the order they were locked. */
+/** The rows of the three statements above, as one inbox per order in the order they were locked. */
 export function lockedInboxes(
   withOrder: ReadonlyArray<Record<string, unknown>>,
+  callStates: ReadonlyArray<Record<string, unknown>>,
   withoutOrder: ReadonlyArray<Record<string, unknown>>,
 ): LockedInbox[] {
+  const calls = new Map<string, Record<string, OrderCallState>>();
+  for (const c of callStates) {
+    const orderId = String(c.order_id);
+    let states = calls.get(orderId);
+    if (!states) calls.set(orderId, (states = {}));
+    states[`${String(c.kind)}:${String(c.key)}`] = c.state as OrderCallState;
+  }
   const inboxes = new Map<string, LockedInbox>();
   for (const row of withOrder) {
     const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
     let inbox = inboxes.get(event.orderId);
     if (!inbox) {
-      const calls = parseCalls(row['o.calls']);
-      inbox = { order: { ...fromRow<Omit<LockedOrder, 'calls'>>(row, 'o', ORDER_COLUMNS), calls } as LockedOrder, events: [] };
+      const order = { ...fromRow<Omit<LockedOrder, 'calls'>>(row, 'o', ORDER_COLUMNS), calls: calls.get(event.orderId) ?? {} } as LockedOrder;
+      inbox = { order, events: [] };
       inboxes.set(event.orderId, inbox);
     }
     inbox.events.push(event);
@@ -84,9 +104,4 @@ export function lockedInboxes(
   // An event whose order does not exist stands alone: its order may be created before the next one arrives.
   const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
   return [...inboxes.values(), ...orphans];
-}
-
-function parseCalls(value: unknown): Record<string, OrderCallState> {
-  if (typeof value === 'string') return JSON.parse(value) as Record<string, OrderCallState>;
-  return (value ?? {}) as Record<string, OrderCallState>;
 }

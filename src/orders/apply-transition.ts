@@ -48,8 +48,14 @@ export interface TransitionRequest {
   note?: string | null;
   /** Other columns of the order to set in the same write when the order moves (tracking, delivery). */
   orderChanges?: OrderChanges;
-  /** More messages for the topic, written only if the order moves. */
+  /** More messages for the topic, written only if the order moves (or, held, is changed). */
   extraMessages?: TopicMessage[];
+  /**
+   * The move waits for a partner's confirmation (Slick's, for `shipped` → 7000): the machine is asked
+   * whether it may happen now, and if so only `orderChanges` and `extraMessages` are recorded — no
+   * status, no history row — and the result is `held`. The confirmation makes the move later.
+   */
+  holdStatus?: boolean;
 }
 
 /** The columns besides status a transition or an order change may set. */
@@ -57,6 +63,7 @@ export type OrderChanges = Partial<Pick<OrderRow, 'trackingId' | 'carrierCode' |
 
 export type TransitionResult =
   | { kind: 'moved'; order: LockedOrder; from: StatusCode; steps: Step[]; subStep: SubStep | null }
+  | { kind: 'held'; order: LockedOrder }
   | { kind: 'stale'; order: LockedOrder }
   | { kind: 'invalid'; order: LockedOrder; reason: string };
 
@@ -88,6 +95,10 @@ export function planTransition(order: LockedOrder, req: TransitionRequest, clock
   const decision: Decision = decideTransition(from, (order.subStep as SubStep | null) ?? null, req.event);
   if (decision.kind === 'stale') return { result: { kind: 'stale', order } };
   if (decision.kind === 'invalid') return { result: { kind: 'invalid', order, reason: decision.reason } };
+  if (req.holdStatus) {
+    const record = orderChange(order, req.orderChanges ?? {}, req.extraMessages ?? [], clock);
+    return { result: { kind: 'held', order: record.order }, record };
+  }
 
   const now = new Date(clock.now());
   const occurredAt = req.occurredAt ?? now;
@@ -158,11 +169,8 @@ export function planTransition(order: LockedOrder, req: TransitionRequest, clock
   };
 }
 
-/**
- * A change of a locked order that moves no status (Slick's `shipped` recording the tracking while
- * the confirmation is owed): the order as it is left and its topic messages, with no history row.
- */
-export function planOrderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
+/** A held transition's record: the order with its other columns changed, and its topic messages; no history row. */
+function orderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
   const updated: LockedOrder = { ...order, ...changes, version: order.version + 1, updatedAt: new Date(clock.now()) };
   return { order: updated, history: [], messages };
 }

@@ -58,6 +58,11 @@ interface CallKindBase<N extends PartnerCallJobName> {
   readonly integration: IntegrationName;
   /** The job's payload; the engine parses it before anything else. */
   readonly data: z.ZodType<PartnerCallJobDataOf<N>>;
+  /**
+   * What tells this call apart from a later call owed again on the same record (Slick's confirmation
+   * of a new `shipped` event after a failed one), so the two never share an `Idempotency-Key`.
+   */
+  instance?(data: PartnerCallJobDataOf<N>): string;
 }
 
 /**

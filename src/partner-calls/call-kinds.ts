@@ -48,5 +48,6 @@ export function callIdentity<N extends PartnerCallJobName>(kind: CallKind<N>, da
  */
 export function callIdempotencyKey<N extends PartnerCallJobName>(kind: CallKind<N>, data: PartnerCallJobDataOf<N>): string {
   const { subject, key } = callIdentity(kind, data);
-  return `${kind.name}:${subject}:${key}`;
+  const instance = kind.instance?.(data);
+  return `${kind.name}:${subject}:${key}${instance ? `:${instance}` : ''}`;
 }

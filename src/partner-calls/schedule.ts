@@ -51,7 +51,9 @@ export async function recordOwedCalls(tx: Tx, calls: readonly OrderCallRequest[]
 
 /** The job of a call: its id is derived from the call, so scheduling it twice keeps one job. */
 export function orderCallJobId(call: Pick<OrderCallRequest, 'kind' | 'orderId' | 'key'>): string {
-  return partnerCallJobId(call.kind, call.orderId, call.key);
+  // A kind with one call per order has the key '': leaving it out keeps the job id such a call had
+  // before calls were recorded, so a job queued then is found, not doubled.
+  return call.key === '' ? partnerCallJobId(call.kind, call.orderId) : partnerCallJobId(call.kind, call.orderId, call.key);
 }
 
 /**
@@ -65,6 +67,7 @@ export function ensureOrderCallJob(deps: HubDeps, call: OrderCallRequest): Promi
       ...partnerCallJobOptions(deps.config.integrations[callKinds[call.kind].integration]),
       jobId,
     }),
+    call.data,
   );
 }
 
@@ -79,7 +82,7 @@ export async function enqueuePartnerCalls(deps: HubDeps, calls: readonly OrderCa
 /** The job id of any call, from what the call is: its order and key, or an unrecorded kind's identity. */
 export function callJobId<N extends PartnerCallJobName>(name: N, data: PartnerCallJobDataOf<N>): string {
   const { subject, key } = callIdentity(callKinds[name], data);
-  return partnerCallJobId(name, subject, key);
+  return key === '' ? partnerCallJobId(name, subject) : partnerCallJobId(name, subject, key);
 }
 
 /**

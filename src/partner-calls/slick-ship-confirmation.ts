@@ -29,6 +29,8 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
   data: partnerCallJobs['slick.ship-confirmation'],
   perOrder: true,
   record: (data) => ({ orderId: data.orderId, key: '' }),
+  // Owed again after a failure only by a new `shipped` event: that is a new call.
+  instance: (data) => data.shipEventId,
   sweep: 'owed-call-records',
   intervention: { cause: SLICK_CONFIRMATION_CAUSE, about: (data) => ({ shipEventId: data.shipEventId }) },
 

@@ -9,12 +9,20 @@ import { z } from 'zod';
  */
 export const INBOUND_EVENTS_QUEUE = 'inbound-events';
 
+/** `announce`: a partner waits for the outcome (Prefer: wait), so the worker publishes it when done. */
+const inboundEventJob = z.object({ eventId: z.string().min(1).max(128), announce: z.boolean().optional() });
+
 export const inboundEventJobs = {
-  /** `announce`: a partner waits for the outcome (Prefer: wait), so the worker publishes it when done. */
-  'inbound-event': z.object({ eventId: z.string().min(1).max(128), announce: z.boolean().optional() }),
+  'inbound-event': inboundEventJob,
+  /**
+   * The name jobs had when ship events were the only kind. Jobs queued (or dead-lettered, and retried
+   * by the sweeper under the same name) before an upgrade still carry it, so it is worked as well;
+   * nothing new is enqueued under it.
+   */
+  'ship-event': inboundEventJob,
 } as const;
 export type InboundEventJobName = keyof typeof inboundEventJobs;
-export type InboundEventJobData = z.infer<(typeof inboundEventJobs)['inbound-event']>;
+export type InboundEventJobData = z.infer<typeof inboundEventJob>;
 export const INBOUND_EVENT_JOB: InboundEventJobName = 'inbound-event';
 
 /** BullMQ job ids may not contain ':'; base64url keeps any eventId unique and legal. */

@@ -19,12 +19,15 @@ interface InboundEventContext {
   inbox: InboxBatches;
 }
 
+/** Every inbound job names a stored event; the engine applies it by its stored kind's rules. */
+function applyStoredEvent(context: InboundEventContext, job: InboundEventJobData) {
+  return context.inbox.apply({ eventId: job.eventId, announce: job.announce ?? false });
+}
+
 /** Processors of partner events, typed per job name: a job name without a processor does not compile. */
 const inboundEventProcessors: { [N in InboundEventJobName]: (context: InboundEventContext, data: InboundEventJobData) => Promise<unknown> } = {
-  'inbound-event': (context, data) => {
-    const job = inboundEventJobs['inbound-event'].parse(data);
-    return context.inbox.apply({ eventId: job.eventId, announce: job.announce ?? false });
-  },
+  'inbound-event': (context, data) => applyStoredEvent(context, inboundEventJobs['inbound-event'].parse(data)),
+  'ship-event': (context, data) => applyStoredEvent(context, inboundEventJobs['ship-event'].parse(data)),
 };
 
 /** A crashed worker's jobs are found stalled and re-run after about JOB_LOCK_MS. */

@@ -216,6 +216,36 @@ describe('courier status end to end', () => {
     expect(notificationsOf(orderId).find((b) => b.status === 7400)).toMatchObject({ template: 'delivery_failed' });
   });
 
+  it('a report from before a failure that arrives after it is stale: no going back to 7300, and its implied step gets its time', async () => {
+    const orderId = await fulfilledOrder();
+    await expectApplied(courier(orderId, 'IN_TRANSIT'), 7200);
+    const outAt = new Date(Date.now() - 30_000).toISOString();
+    // The failure is received first; it implies 7300.
+    await expectApplied(courier(orderId, 'FAILED', { failureReason: 'gate locked' }), 7400);
+    const late = courier(orderId, 'OUT_FOR_DELIVERY', { occurredAt: outAt });
+    const res = await send(late);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ state: 'ignored', reason: 'stale', orderStatus: 7400 });
+    const o = await order(orderId);
+    expect(o).toMatchObject({ status: 7400, deliveryAttempts: 1 });
+    const rows = await history(orderId);
+    expect(rows.slice(-2).map((r) => [r.from, r.to, r.implied])).toEqual([
+      [7200, 7300, true],
+      [7300, 7400, false],
+    ]);
+    expect(rows.at(-2)).toMatchObject({ occurredAt: outAt, eventId: late.eventId });
+    // A real re-attempt (after the failure) still goes back out.
+    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
+  });
+
+  it('names a wrong tracking id as such at any delivery status, before asking whether the move is allowed', async () => {
+    const orderId = await fulfilledOrder();
+    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    // RETURNED is not allowed from 7300 either; the wrong tracking is what the courier must hear about.
+    await expectRejected(courier(orderId, 'RETURNED', { trackingId: 'GRB-NOT-THIS-ONE' }), 'tracking_mismatch');
+    await expectRejected(courier(orderId, 'RETURNED'), 'invalid_transition');
+  });
+
   it('rescheduled, failed again and returned: two attempts, a terminal 8500, and DELIVERED after it rejected', async () => {
     const orderId = await fulfilledOrder();
     await expectApplied(courier(orderId, 'SHIPPED'), 7100);

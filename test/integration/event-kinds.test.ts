@@ -74,4 +74,24 @@ describe('the registry of inbound event kinds', () => {
       expect(job?.data).toEqual({ eventId });
     });
   }
+
+  it('a job queued under the name jobs had before event kinds (ship-event) is still worked', async () => {
+    const orderId = await registerOrder(hub);
+    const eventId = `old-job-name-${Date.now()}`;
+    const res = await hub.clients.slick.post('/api/fulfillment/ship-events', SAMPLES['ship-event'](orderId, eventId));
+    expect(res.status).toBe(202);
+    const jobId = inboundEventJobId(eventId);
+    await (await hub.web.queues.inboundEvents.getJob(jobId))!.remove();
+    await hub.web.queues.inboundEvents.add('ship-event', { eventId }, { jobId });
+    hub.startInProcessWorkers();
+    try {
+      const outcome = await eventually(async () => {
+        const e = (await hub.clients.viewer.get(`/api/events/${eventId}`)).body;
+        return e.state !== 'queued' ? e : undefined;
+      }, 'the old-named job applied');
+      expect(outcome).toMatchObject({ state: 'applied', orderStatus: 3500, type: 'picking' });
+    } finally {
+      await hub.stopInProcessWorkers();
+    }
+  });
 });

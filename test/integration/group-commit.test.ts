@@ -7,7 +7,7 @@ import { storeInboundEvents } from '../../src/inbox/event-store.js';
 import { ConflictError, UnavailableError } from '../../src/errors.js';
 import { PartnerEventIntake } from '../../src/inbox/intake.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
-import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
  * Group commit at intake (events of concurrent requests stored by one statement) and in the worker
@@ -206,5 +206,42 @@ describe('partner events stored together', () => {
     const jobs = await hub.web.queues.inboundEvents.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
     const ours = jobs.filter((j) => events.some((e) => e.eventId === j.data.eventId));
     expect(ours.map((j) => j.data.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
+  });
+});
+
+describe('what the inbox lock sees after waiting for it', () => {
+  it('a transaction that changed an order and its owed calls while we waited is seen whole: a second shipped is stale', async () => {
+    const orderId = await registerOrder(hub);
+    const first = shipEvent(orderId, 'shipped');
+    const second = shipEvent(orderId, 'shipped', { tracking: { trackingId: 'OTHER-1', carrierCode: 'GRAB' } });
+    await store([first, second]);
+    // A transaction of our own applies the first `shipped` as the engine would (lock the order, record
+    // the tracking and the owed confirmation) and holds the lock while the engine takes the second.
+    const holder = await hub.web.pg.reserve();
+    try {
+      await holder`begin`;
+      await holder`select order_id from orders where order_id = ${orderId} for update`;
+      await holder`update orders set tracking_id = 'FIRST-1', carrier_code = 'GRAB', version = version + 1 where order_id = ${orderId}`;
+      await holder`insert into order_calls (order_id, kind, key, state, data) values (${orderId}, 'slick.ship-confirmation', '', 'pending', ${JSON.stringify({ orderId, shipEventId: first.eventId })}::jsonb)`;
+      await holder`update inbound_events set state = 'applied', processed_at = now() where event_id = ${first.eventId}`;
+
+      const applying = applyInboundEvents(hub.worker, [{ eventId: second.eventId }]);
+      // Commit only once the engine is waiting for the order's lock.
+      await eventually(async () => {
+        const waiting = await hub.web.db.execute<{ n: number }>(sql`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`);
+        return waiting[0]!.n > 0 ? true : undefined;
+      }, 'the engine to wait for the order lock');
+      await holder`commit`;
+      const results = await applying;
+      expect(results.get(second.eventId)).toEqual({ state: 'ignored', reason: 'stale', orderStatus: 3000 });
+    } finally {
+      await holder`rollback`.catch(() => {});
+      holder.release();
+    }
+    const order = (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
+    expect(order.tracking.trackingId).toBe('FIRST-1');
+    expect(order.slickConfirmation).toBe('pending');
   });
 });

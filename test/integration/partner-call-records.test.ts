@@ -58,7 +58,7 @@ describe('the registry of outbound call kinds', () => {
         // The case's cause leads back to its kind: that is how `retry` of a case finds the call.
         expect(callKindForCause(kind.intervention.cause)).toBe(kind);
         expect(typeof kind.intervention.about(sample)).toBe('object');
-        expect(key).toBe(`${kind.name}:${record.orderId}:${record.key}`);
+        expect(key).toBe(`${kind.name}:${record.orderId}:${record.key}${kind.instance ? `:${kind.instance(sample)}` : ''}`);
       } else {
         expect(kind.sweep.notSwept.length).toBeGreaterThan(20);
         const { subject, key: k } = kind.identity(sample);
@@ -124,6 +124,12 @@ describe('per-order call records on a running hub', () => {
   }
 
   /** An order whose `shipped` event was applied: its Slick confirmation is owed. */
+  async function appliedShippedEventId(orderId: string): Promise<string> {
+    const rows = await hub.web.db.execute<{ event_id: string }>(
+      sql`select event_id from inbound_events where order_id = ${orderId} and type = 'shipped' and state = 'applied' order by processed_at desc limit 1`,
+    );
+    return rows[0]!.event_id;
+  }
   async function shipOrder(): Promise<string> {
     const orderId = await registerOrder(hub);
     for (const type of ['packed', 'shipped']) {
@@ -285,7 +291,8 @@ describe('per-order call records on a running hub', () => {
       const orderId = await shipOrder();
       await untilRecord(orderId, 'slick.ship-confirmation', '', 'confirmed');
       await untilRecord(orderId, 'notify.customer', '7000', 'confirmed');
-      expect(slickCalls(orderId).map((r) => r.headers['idempotency-key'])).toEqual(Array(3).fill(`slick.ship-confirmation:${orderId}:`));
+      const shippedId = await appliedShippedEventId(orderId);
+      expect(slickCalls(orderId).map((r) => r.headers['idempotency-key'])).toEqual(Array(3).fill(`slick.ship-confirmation:${orderId}::${shippedId}`));
       expect(notifyCalls(orderId).map((r) => r.headers['idempotency-key'])).toEqual([`notify.customer:${orderId}:7000`]);
 
       // A dead-lettered call retried by an operator is still the same call.
@@ -296,9 +303,10 @@ describe('per-order call records on a running hub', () => {
       const dead = await deadLetter('slick.ship-confirmation', second);
       expect((await hub.clients.operator.post(`/api/dlq/${encodeURIComponent(dead.id)}/retry`, {})).status).toBe(202);
       await untilRecord(second, 'slick.ship-confirmation', '', 'confirmed');
+      const secondShipped = await appliedShippedEventId(second);
       expect(slickCalls(second).map((r) => [r.status, r.headers['idempotency-key']])).toEqual([
-        [400, `slick.ship-confirmation:${second}:`],
-        [200, `slick.ship-confirmation:${second}:`],
+        [400, `slick.ship-confirmation:${second}::${secondShipped}`],
+        [200, `slick.ship-confirmation:${second}::${secondShipped}`],
       ]);
     });
   });

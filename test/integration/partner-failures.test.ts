@@ -227,6 +227,10 @@ describe('a new shipped event after a failed confirmation', () => {
     expect(again.body.state).toBe('applied');
     await eventually(async () => ((await order(orderId)).status === 7000 ? true : undefined), 'order at 7000');
     expect(slickCalls(orderId)).toHaveLength(2);
+    // A new shipped event makes a new call: it never reuses the failed call's Idempotency-Key.
+    const keys = slickCalls(orderId).map((r) => r.headers['idempotency-key']);
+    expect(keys.every((k) => typeof k === 'string' && k.startsWith(`slick.ship-confirmation:${orderId}:`))).toBe(true);
+    expect(new Set(keys).size).toBe(2);
     expect(await openCases(orderId)).toHaveLength(0);
   });
 });
