@@ -1,8 +1,8 @@
 import type { RenderedStatement } from '../db/pipelined-transaction.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
-import { inboundEvents, orders, type OrderCallState } from '../db/schema/index.js';
+import { inboundEvents, orders, type OrderCallState, type TierState } from '../db/schema/index.js';
 import type { InboundEventRow } from '../db/types.js';
-import type { LockedOrder } from '../orders/apply-transition.js';
+import type { LockedOrder, TierRecord } from '../orders/apply-transition.js';
 
 const ORDER_COLUMNS = columnsOf(orders);
 const EVENT_COLUMNS = columnsOf(inboundEvents);
@@ -47,16 +47,21 @@ export function lockInboxesStatement(eventIds: readonly string[]): RenderedState
 }
 
 /**
- * The state of the calls owed about the orders of `eventIds` (order_calls), which some rules read
- * (is Slick's confirmation already owed?). Sent right after the lock statement in the same round
+ * The state of the calls owed about the orders of `eventIds` (order_calls) and of their delivery tiers
+ * (order_tiers), which some rules read (is Slick's confirmation already owed? is tier 2 done?), one
+ * row each. Sent right after the lock statement in the same round
  * trip, so under READ COMMITTED it reads what was committed once the order locks were granted: a
  * transaction that changed an order and its calls and committed while we waited for the lock is
  * seen whole (a subquery of the lock statement would read the calls as they were before the wait).
  */
 export function orderCallStatesStatement(eventIds: readonly string[]): RenderedStatement {
   return {
-    sql: `select c.order_id, c.kind, c.key, c.state from order_calls c
-          where c.order_id = any(array(select distinct order_id from inbound_events where event_id = any($1::text[])))`,
+    sql: `with o as (select array(select distinct order_id from inbound_events where event_id = any($1::text[])) as ids)
+          select 'call' as what, c.order_id, c.kind || ':' || c.key as name, c.state, null::jsonb as detail
+          from order_calls c, o where c.order_id = any(o.ids)
+          union all
+          select 'tier', t.order_id, t.tier::text, t.state, t.detail
+          from order_tiers t, o where t.order_id = any(o.ids)`,
     params: [eventIds],
   };
 }
@@ -84,18 +89,29 @@ export function lockedInboxes(
   withoutOrder: ReadonlyArray<Record<string, unknown>>,
 ): LockedInbox[] {
   const calls = new Map<string, Record<string, OrderCallState>>();
+  const tiers = new Map<string, Record<number, TierRecord>>();
   for (const c of callStates) {
     const orderId = String(c.order_id);
+    if (c.what === 'tier') {
+      let states = tiers.get(orderId);
+      if (!states) tiers.set(orderId, (states = {}));
+      states[Number(c.name)] = { state: c.state as TierState, detail: parseJson(c.detail) };
+      continue;
+    }
     let states = calls.get(orderId);
     if (!states) calls.set(orderId, (states = {}));
-    states[`${String(c.kind)}:${String(c.key)}`] = c.state as OrderCallState;
+    states[String(c.name)] = c.state as OrderCallState;
   }
   const inboxes = new Map<string, LockedInbox>();
   for (const row of withOrder) {
     const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
     let inbox = inboxes.get(event.orderId);
     if (!inbox) {
-      const order = { ...fromRow<Omit<LockedOrder, 'calls'>>(row, 'o', ORDER_COLUMNS), calls: calls.get(event.orderId) ?? {} } as LockedOrder;
+      const order = {
+        ...fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS),
+        calls: calls.get(event.orderId) ?? {},
+        tiers: tiers.get(event.orderId) ?? {},
+      } as LockedOrder;
       inbox = { order, events: [] };
       inboxes.set(event.orderId, inbox);
     }
@@ -104,4 +120,9 @@ export function lockedInboxes(
   // An event whose order does not exist stands alone: its order may be created before the next one arrives.
   const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
   return [...inboxes.values(), ...orphans];
+}
+
+function parseJson(value: unknown): Record<string, unknown> {
+  if (typeof value === 'string') return JSON.parse(value) as Record<string, unknown>;
+  return (value ?? {}) as Record<string, unknown>;
 }

@@ -1,8 +1,8 @@
 import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Clock } from '../deps.js';
 import type { Metrics } from '../metrics.js';
-import { decideTransition, isStatusCode, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
-import { orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
+import { decideTransition, isStatusCode, STATUS, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
+import { orderCalls, orders, orderTiers, statusHistory, type OrderCallState, type TierNumber, type TierState } from '../db/schema/index.js';
 import type { OrderRow, Source, Tx } from '../db/types.js';
 import { outboxInsert, type TopicMessage } from './topic-messages.js';
 
@@ -15,12 +15,24 @@ import { outboxInsert, type TopicMessage } from './topic-messages.js';
  */
 
 declare const lockedBrand: unique symbol;
+/** A tier of an order as its rules see it (order_tiers); a tier without a row has not started. */
+export interface TierRecord {
+  state: TierState;
+  detail: Record<string, unknown>;
+}
+export type OrderTiers = Readonly<Partial<Record<TierNumber, TierRecord>>>;
+
 /**
  * An order row read FOR UPDATE inside the current transaction, with the state of each call owed about
- * it (`calls`, keyed `<kind>:<key>`, see order_calls). Made by `lockOrder` and by the inbox lock
+ * it (`calls`, keyed `<kind>:<key>`, see order_calls) and its delivery tiers (`tiers`, order_tiers),
+ * both read once the lock was granted. Made by `lockOrder` and by the inbox lock
  * (src/inbox/inbox-lock.ts), and by the plans below for the next event of the same order.
  */
-export type LockedOrder = OrderRow & { readonly calls: Readonly<Record<string, OrderCallState>>; readonly [lockedBrand]: true };
+export type LockedOrder = OrderRow & {
+  readonly calls: Readonly<Record<string, OrderCallState>>;
+  readonly tiers: OrderTiers;
+  readonly [lockedBrand]: true;
+};
 
 /** The state of the call of `kind` (and `key`) owed about a locked order, if there is one. */
 export function callState(order: LockedOrder, kind: string, key = ''): OrderCallState | undefined {
@@ -30,11 +42,15 @@ export function callState(order: LockedOrder, kind: string, key = ''): OrderCall
 export async function lockOrder(tx: Tx, orderId: string): Promise<LockedOrder | undefined> {
   const [row] = await tx.select().from(orders).where(eq(orders.orderId, orderId)).for('update');
   if (!row) return undefined;
-  const calls = await tx
-    .select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state })
-    .from(orderCalls)
-    .where(eq(orderCalls.orderId, orderId));
-  return { ...row, calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])) } as LockedOrder;
+  const [calls, tiers] = await Promise.all([
+    tx.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId)),
+    tx.select({ tier: orderTiers.tier, state: orderTiers.state, detail: orderTiers.detail }).from(orderTiers).where(eq(orderTiers.orderId, orderId)),
+  ]);
+  return {
+    ...row,
+    calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])),
+    tiers: Object.fromEntries(tiers.map((t) => [t.tier, { state: t.state, detail: t.detail }])),
+  } as LockedOrder;
 }
 
 export interface TransitionRequest {
@@ -59,7 +75,9 @@ export interface TransitionRequest {
 }
 
 /** The columns besides status a transition or an order change may set. */
-export type OrderChanges = Partial<Pick<OrderRow, 'trackingId' | 'carrierCode' | 'estimatedDelivery' | 'deliveryAttempts' | 'delivery'>>;
+export type OrderChanges = Partial<
+  Pick<OrderRow, 'trackingId' | 'carrierCode' | 'estimatedDelivery' | 'deliveryAttempts' | 'delivery' | 'partnerId' | 'partnerName'>
+>;
 
 export type TransitionResult =
   | { kind: 'moved'; order: LockedOrder; from: StatusCode; steps: Step[]; subStep: SubStep | null }
@@ -79,6 +97,46 @@ export interface TransitionRecord {
   order: LockedOrder;
   history: HistoryRow[];
   messages: TopicMessage[];
+  /** Tiers as the change leaves them (the order's `tiers` already show them). */
+  tiers?: TierWrite[];
+  /** Discrepancies found, each opening its case (src/tiers/discrepancies.ts). */
+  discrepancies?: DiscrepancyWrite[];
+  /** The order's COD ledger as the change leaves it. */
+  ledger?: LedgerWrite;
+  /** Manual-intervention cases the change opens (one open per order and cause; an open one is left as it is). */
+  cases?: CaseWrite[];
+}
+
+export interface CaseWrite {
+  orderId: string;
+  cause: string;
+  detail: Record<string, unknown>;
+}
+
+export interface TierWrite {
+  orderId: string;
+  tier: TierNumber;
+  state: TierState;
+  detail: Record<string, unknown>;
+}
+
+export interface DiscrepancyWrite {
+  orderId: string;
+  code: string;
+  tier: TierNumber | null;
+  detail: Record<string, unknown>;
+}
+
+/** The columns of cod_ledger a change sets; amounts as decimal strings. */
+export interface LedgerWrite {
+  orderId: string;
+  expectedAmount: string;
+  collectedAmount: string | null;
+  collectedAt: string | null;
+  collectedBy: string | null;
+  eventId: string | null;
+  relay: 'pending' | 'confirmed' | 'failed' | 'withheld' | null;
+  confirmedAt: string | null;
 }
 
 export type TransitionPlan = { result: TransitionResult; record?: TransitionRecord };
@@ -114,9 +172,12 @@ export function planTransition(order: LockedOrder, req: TransitionRequest, clock
   if (decision.steps.length === 0) rows.push({ from, to: from, implied: false, subStep: decision.subStep });
   const to = rows.at(-1)!.to;
 
+  // Reaching 7000 starts the order's delivery tiers (SPEC §5.3): whoever made the move.
+  const starting = decision.steps.some((s) => s.to === STATUS.FULFILLED) ? tiersAtFulfilment(order) : [];
   const updated: LockedOrder = {
     ...order,
     ...req.orderChanges,
+    ...(starting.length ? { tiers: { ...order.tiers, ...Object.fromEntries(starting.map((t) => [t.tier, { state: t.state, detail: t.detail }])) } } : {}),
     status: to,
     subStep: decision.subStep,
     version: order.version + 1,
@@ -165,11 +226,28 @@ export function planTransition(order: LockedOrder, req: TransitionRequest, clock
   }));
   return {
     result: { kind: 'moved', order: updated, from, steps: decision.steps, subStep: decision.subStep },
-    record: { order: updated, history, messages },
+    record: { order: updated, history, messages, ...(starting.length ? { tiers: starting } : {}) },
   };
 }
 
-/** A held transition's record: the order with its other columns changed, and its topic messages; no history row. */
+/** The tiers an order starts with on reaching 7000; a tier that already has a row keeps it. */
+function tiersAtFulfilment(order: LockedOrder): TierWrite[] {
+  const initial: Array<[TierNumber, TierState]> = [
+    [1, 'pending'],
+    [2, 'pending'],
+    [3, order.paymentMethod === 'COD' ? 'pending' : 'not_applicable'],
+  ];
+  return initial.filter(([tier]) => !order.tiers[tier]).map(([tier, state]) => ({ orderId: order.orderId, tier, state, detail: {} }));
+}
+
+/**
+ * A change of a locked order that moves no status (a held transition, a partner assigned, a tier
+ * settled): the order with its other columns changed, and its topic messages; no history row.
+ */
+export function planOrderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
+  return orderChange(order, changes, messages, clock);
+}
+
 function orderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
   const updated: LockedOrder = { ...order, ...changes, version: order.version + 1, updatedAt: new Date(clock.now()) };
   return { order: updated, history: [], messages };
@@ -198,11 +276,71 @@ export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
   for (const r of records) last.set(r.order.orderId, r.order);
   const history = records.flatMap((r) => r.history);
   const messages = records.flatMap((r) => r.messages);
+  // One row each: a later record of the same order saw the earlier one's state and supersedes it.
+  const tiers = new Map<string, TierWrite>();
+  for (const t of records.flatMap((r) => r.tiers ?? [])) tiers.set(`${t.orderId}:${t.tier}`, t);
+  const ledgers = new Map<string, LedgerWrite>();
+  for (const r of records) if (r.ledger) ledgers.set(r.ledger.orderId, r.ledger);
+  const discrepancies = records.flatMap((r) => r.discrepancies ?? []);
+  const cases = records.flatMap((r) => r.cases ?? []);
   return [
     orderStatesUpdate([...last.values()]),
     ...(history.length ? [historyInsert(history)] : []),
     ...(messages.length ? [outboxInsert(messages)] : []),
+    ...(tiers.size ? [tiersUpsert([...tiers.values()])] : []),
+    ...(ledgers.size ? [ledgersUpsert([...ledgers.values()])] : []),
+    ...(discrepancies.length ? [discrepanciesInsert(discrepancies)] : []),
+    ...(cases.length ? [casesInsert(cases)] : []),
   ];
+}
+
+function casesInsert(rows: readonly CaseWrite[]): SQL {
+  const col = <T>(f: (c: CaseWrite) => T) => sql.param(rows.map(f));
+  return sql`insert into interventions (order_id, cause, detail)
+    select c.order_id, c.cause, c.detail::jsonb
+    from unnest(${col((c) => c.orderId)}::text[], ${col((c) => c.cause)}::text[], ${col((c) => JSON.stringify(c.detail))}::text[]) as c(order_id, cause, detail)
+    on conflict (order_id, cause) where state = 'open' do nothing`;
+}
+
+function tiersUpsert(rows: readonly TierWrite[]): SQL {
+  const col = <T>(f: (t: TierWrite) => T) => sql.param(rows.map(f));
+  return sql`insert into order_tiers (order_id, tier, state, detail, created_at, updated_at)
+    select t.order_id, t.tier, t.state, t.detail::jsonb, clock_timestamp(), clock_timestamp()
+    from unnest(${col((t) => t.orderId)}::text[], ${col((t) => t.tier)}::int[], ${col((t) => t.state)}::text[],
+                ${col((t) => JSON.stringify(t.detail))}::text[]) as t(order_id, tier, state, detail)
+    on conflict (order_id, tier) do update set state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at`;
+}
+
+function ledgersUpsert(rows: readonly LedgerWrite[]): SQL {
+  const col = <T>(f: (l: LedgerWrite) => T) => sql.param(rows.map(f));
+  return sql`insert into cod_ledger (order_id, expected_amount, collected_amount, collected_at, collected_by, event_id, relay, confirmed_at, updated_at)
+    select l.order_id, l.expected_amount::numeric, l.collected_amount::numeric, l.collected_at::timestamptz, l.collected_by, l.event_id, l.relay,
+           l.confirmed_at::timestamptz, clock_timestamp()
+    from unnest(${col((l) => l.orderId)}::text[], ${col((l) => l.expectedAmount)}::text[], ${col((l) => l.collectedAmount)}::text[],
+                ${col((l) => l.collectedAt)}::text[], ${col((l) => l.collectedBy)}::text[], ${col((l) => l.eventId)}::text[],
+                ${col((l) => l.relay)}::text[], ${col((l) => l.confirmedAt)}::text[])
+      as l(order_id, expected_amount, collected_amount, collected_at, collected_by, event_id, relay, confirmed_at)
+    on conflict (order_id) do update set collected_amount = excluded.collected_amount, collected_at = excluded.collected_at,
+      collected_by = excluded.collected_by, event_id = excluded.event_id, relay = excluded.relay, confirmed_at = excluded.confirmed_at,
+      updated_at = excluded.updated_at`;
+}
+
+/**
+ * Opens each discrepancy with its manual-intervention case (cause = the discrepancy's code), one
+ * statement for all; one already open for the order and code is left as it is, and so is its case.
+ */
+function discrepanciesInsert(rows: readonly DiscrepancyWrite[]): SQL {
+  const col = <T>(f: (d: DiscrepancyWrite) => T) => sql.param(rows.map(f));
+  return sql`with opened as (
+      insert into order_discrepancies (order_id, code, tier, detail, opened_at)
+      select d.order_id, d.code, d.tier, d.detail::jsonb, clock_timestamp()
+      from unnest(${col((d) => d.orderId)}::text[], ${col((d) => d.code)}::text[], ${col((d) => d.tier)}::int[],
+                  ${col((d) => JSON.stringify(d.detail))}::text[]) as d(order_id, code, tier, detail)
+      on conflict (order_id, code) where resolved_at is null do nothing
+      returning id, order_id, code, tier, detail)
+    insert into interventions (order_id, cause, detail)
+    select o.order_id, o.code, o.detail || jsonb_build_object('discrepancyId', o.id, 'tier', o.tier) from opened o
+    on conflict (order_id, cause) where state = 'open' do nothing`;
 }
 
 /**
@@ -215,14 +353,16 @@ function orderStatesUpdate(states: readonly OrderRow[]): SQL {
   return sql`update orders o
     set status = v.status, sub_step = v.sub_step, version = v.version, history_seq = v.history_seq,
         tracking_id = v.tracking_id, carrier_code = v.carrier_code, estimated_delivery = v.estimated_delivery::timestamptz,
-        delivery_attempts = v.delivery_attempts, delivery = v.delivery::jsonb,
+        delivery_attempts = v.delivery_attempts, delivery = v.delivery::jsonb, partner_id = v.partner_id, partner_name = v.partner_name,
         updated_at = v.updated_at::timestamptz, status_changed_at = v.status_changed_at::timestamptz
     from unnest(${col((o) => o.orderId)}::text[], ${col((o) => o.status)}::int[], ${col((o) => o.subStep)}::text[],
                 ${col((o) => o.version)}::int[], ${col((o) => o.historySeq)}::int[], ${col((o) => o.trackingId)}::text[],
                 ${col((o) => o.carrierCode)}::text[], ${col((o) => iso(o.estimatedDelivery))}::text[],
                 ${col((o) => o.deliveryAttempts)}::int[], ${col((o) => (o.delivery ? JSON.stringify(o.delivery) : null))}::text[],
+                ${col((o) => o.partnerId)}::text[], ${col((o) => o.partnerName)}::text[],
                 ${col((o) => iso(o.updatedAt))}::text[], ${col((o) => iso(o.statusChangedAt))}::text[])
-      as v(order_id, status, sub_step, version, history_seq, tracking_id, carrier_code, estimated_delivery, delivery_attempts, delivery, updated_at, status_changed_at)
+      as v(order_id, status, sub_step, version, history_seq, tracking_id, carrier_code, estimated_delivery, delivery_attempts, delivery,
+           partner_id, partner_name, updated_at, status_changed_at)
     where o.order_id = v.order_id and o.order_id = any(${col((o) => o.orderId)}::text[])`;
 }
 
@@ -238,6 +378,11 @@ function historyInsert(rows: readonly HistoryRow[]): SQL {
                          ${col((h) => h.reasonCode ?? null)}::text[], ${col((h) => h.eventId ?? null)}::text[], ${col((h) => h.note ?? null)}::text[],
                          ${col((h) => String(h.implied ?? false))}::text[], ${col((h) => String(h.override ?? false))}::text[])
       as h(order_id, seq, from_status, to_status, sub_step, occurred_at, recorded_at, actor, source, reason_code, event_id, note, implied, override)`;
+}
+
+/** Runs the writes of `records` in `tx`, issued together (one round trip); the caller's transaction commits them. */
+export async function writeRecords(tx: Tx, records: readonly TransitionRecord[]): Promise<void> {
+  await Promise.all(transitionWrites(records).map((w) => tx.execute(w)));
 }
 
 /** Plans the transition and runs its writes in `tx`; the caller's transaction commits them. */

@@ -5,3 +5,4 @@ export * from './interventions.js';
 export * from './partner-calls.js';
 export * from './incidents.js';
 export * from './order-calls.js';
+export * from './tiers.js';

@@ -46,6 +46,9 @@ export const orders = pgTable(
     trackingId: text('tracking_id'),
     carrierCode: text('carrier_code'),
     estimatedDelivery: timestamp('estimated_delivery', { withTimezone: true }),
+    /** The delivery partner PMP assigned (SPEC §5.2), or an operator by hand. */
+    partnerId: text('partner_id'),
+    partnerName: text('partner_name'),
     /** Failed delivery attempts reported by the courier or PMP (SPEC §5.1). */
     deliveryAttempts: integer('delivery_attempts').notNull().default(0),
     /** What the courier last told about the delivery: proof, location, failure, reschedule (see DeliveryRecord). */
