@@ -32,7 +32,10 @@ export interface AllSimulators {
   notify: PartnerSimulator;
   /** Receives incidents (INCIDENT_WEBHOOK_URL). */
   incident: PartnerSimulator;
-  /** Clears every recorded request, failure mode and PMP delivery, for a clean slate between tests. */
+  /**
+   * Clears every recorded request, failure mode, PMP delivery, event PMP sent and status call MAO
+   * recorded, for a clean slate between tests.
+   */
   reset(): void;
   close(): Promise<void>;
 }
@@ -77,6 +80,8 @@ export async function startAllSimulators(options: AllSimulatorsOptions = {}): Pr
         sim.resetFailureMode();
       }
       pmp.value.clearDeliveries();
+      pmp.value.clearSent();
+      mao.value.clearStatusCalls();
     },
     close() {
       // allSettled: one simulator failing to close must not leave the others listening.
