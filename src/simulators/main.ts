@@ -6,6 +6,8 @@ import { isGrabSimulator, SIMULATOR_NAMES, startAllSimulators, type AllSimulator
  * A dev tool beside the hub, not part of it, so it reads process.env itself. The Grab simulator's
  * courier runs (`POST /__admin/courier-run`) go to HUB_URL (default http://127.0.0.1:3000) as the
  * development client `grab`, or as SIM_GRAB_KEY / SIM_GRAB_SECRET when the hub runs with API_CLIENTS.
+ * The PMP simulator's event runs (`POST /__admin/events-run`) go to the same hub as the development
+ * client `pmp`, or as SIM_PMP_KEY / SIM_PMP_SECRET.
  */
 
 const DEFAULT_PORTS: Record<SimulatorName, number> = {
@@ -42,10 +44,22 @@ async function main(): Promise<void> {
       secret: process.env.SIM_GRAB_SECRET || undefined,
     });
   }
+  sims.pmp.configureHub({
+    hubUrl: process.env.HUB_URL || undefined,
+    key: process.env.SIM_PMP_KEY || undefined,
+    secret: process.env.SIM_PMP_SECRET || undefined,
+  });
 
   for (const name of SIMULATOR_NAMES) {
     const sim = sims[name];
-    const extra = name === 'slick' ? { tokenRequired: slickToken !== undefined } : isGrabSimulator(sim) ? { courierRunsTo: sim.hub.hubUrl } : {};
+    const extra =
+      name === 'slick'
+        ? { tokenRequired: slickToken !== undefined }
+        : isGrabSimulator(sim)
+          ? { courierRunsTo: sim.hub.hubUrl }
+          : name === 'pmp'
+            ? { eventRunsTo: sims.pmp.hub.hubUrl }
+            : {};
     logger.info({ simulator: name, url: sim.url, ...extra }, 'simulator listening');
     sim.onRequest((request) => {
       logger.info({ simulator: name, method: request.method, path: request.path, status: request.status }, 'request');
@@ -53,6 +67,11 @@ async function main(): Promise<void> {
     if (isGrabSimulator(sim)) {
       sim.onSent((sent) => {
         logger.info({ simulator: name, sent: sent.status, eventId: sent.eventId, httpStatus: sent.httpStatus, error: sent.error }, 'courier status sent');
+      });
+    }
+    if (name === 'pmp') {
+      sims.pmp.onSent((sent) => {
+        logger.info({ simulator: name, sent: sent.type, orderId: sent.orderId, eventId: sent.eventId, httpStatus: sent.httpStatus, error: sent.error }, 'PMP event sent');
       });
     }
   }
