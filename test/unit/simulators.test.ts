@@ -20,6 +20,14 @@ import {
   startGrabSimulator,
   type GrabSimulator,
 } from '../../src/simulators/grab.simulator.js';
+import {
+  PMP_DEFAULT_FAILURE_REASON,
+  PMP_EVENTS_PATH,
+  sendPmpEvents,
+  startPmpSimulator,
+  type PmpSimulator,
+} from '../../src/simulators/pmp.simulator.js';
+import { startMaoSimulator, type MaoSimulator } from '../../src/simulators/mao.simulator.js';
 
 interface CallOptions {
   headers?: Record<string, string>;
@@ -634,6 +642,284 @@ describe('Grab simulator: the courier sends its statuses to the hub', () => {
       expect(answer).toMatchObject({ status: 200, body: [{ status: 'SHIPPED', httpStatus: 200 }] });
       grab.resetFailureMode();
       expect((await call(grab.url, 'GET', '/health')).status).toBe(200);
+    });
+  });
+});
+
+describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records tier-2 calls', () => {
+  const pmpClient = DEVELOPMENT_CLIENTS.find((c) => c.id === 'pmp')!;
+  const orderId = 'SO-8001';
+  const partner = partnerForOrder(orderId);
+  const location = { lat: 13.7563, lng: 100.5018 };
+  const tracking = { trackingId: 'GRB123', carrierCode: 'GRAB' };
+  const PMP_ORDER_STATUS: Record<string, number | null> = {
+    'partner.assigned': 7000,
+    'delivery.update': 7200,
+    'delivery.delivered': 7500,
+    'delivery.failed': 7400,
+    'cod.collected': 7500,
+  };
+  let hub: FakeHub;
+
+  beforeEach(async () => {
+    hub = await startFakeHub();
+    hub.answer = (body) => ({
+      status: 200,
+      body: { eventId: body.eventId, orderId: body.orderId, source: 'pmp', type: body.type, state: 'applied', reason: null, orderStatus: PMP_ORDER_STATUS[String(body.type)] ?? null },
+    });
+  });
+
+  afterEach(async () => {
+    await hub.close();
+  });
+
+  /** Asserts the calls are signed POSTs to /api/pmp/events, one after the other, and returns their bodies. */
+  function checkPmpCalls(key: string, secret: string, expectedCount: number): Array<Record<string, unknown>> {
+    expect(hub.calls).toHaveLength(expectedCount);
+    expect(hub.maxInFlight).toBe(1);
+    return hub.calls.map((c, i) => {
+      expect(c.method).toBe('POST');
+      expect(c.url).toBe(PMP_EVENTS_PATH);
+      expect(c.headers.authorization).toBe(`Bearer ${key}`);
+      expect(c.headers['content-type']).toMatch(/^application\/json/);
+      expect(verifySignature(secret, c.raw, c.headers['x-signature'] as string | undefined)).toEqual({ ok: true });
+      expect(verifySignature(secret, Buffer.concat([c.raw, Buffer.from(' ')]), c.headers['x-signature'] as string).ok).toBe(false);
+      const previous = hub.calls[i - 1];
+      if (previous) expect(c.arrivedAt).toBeGreaterThanOrEqual(previous.answeredAt!);
+      return JSON.parse(c.raw.toString('utf8')) as Record<string, unknown>;
+    });
+  }
+
+  it('sendPmpEvents sends the events in order, each after the previous answer, signed, with deterministic ids and SPEC 5.2 bodies', async () => {
+    const key = 'test-pmp-key-00000000000';
+    const secret = 'test-pmp-secret-000000000';
+    const before = Date.now();
+    const seen: string[] = [];
+    const results = await sendPmpEvents({
+      hubUrl: hub.url,
+      key,
+      secret,
+      wait: 5,
+      events: [
+        { type: 'partner.assigned', orderId },
+        { type: 'delivery.update', orderId, location, tracking },
+        { type: 'delivery.delivered', orderId, location },
+        { type: 'cod.collected', orderId, amount: 450 },
+      ],
+      onResult: (r) => seen.push(`${r.type}:${r.httpStatus}`),
+    });
+    const after = Date.now();
+
+    expect(results.map((r) => [r.type, r.httpStatus, (r.body as { orderStatus: number }).orderStatus])).toEqual([
+      ['partner.assigned', 200, 7000],
+      ['delivery.update', 200, 7200],
+      ['delivery.delivered', 200, 7500],
+      ['cod.collected', 200, 7500],
+    ]);
+    expect(seen).toEqual(['partner.assigned:200', 'delivery.update:200', 'delivery.delivered:200', 'cod.collected:200']);
+
+    const bodies = checkPmpCalls(key, secret, 4);
+    expect(hub.calls.every((c) => c.headers.prefer === 'wait=5')).toBe(true);
+    expect(bodies.map((b) => b.eventId)).toEqual([
+      'pmp-SO-8001-1-partner.assigned',
+      'pmp-SO-8001-2-delivery.update',
+      'pmp-SO-8001-3-delivery.delivered',
+      'pmp-SO-8001-4-cod.collected',
+    ]);
+    const common = (b: Record<string, unknown>) => ({ eventId: b.eventId, orderId, partnerId: partner.partnerId, occurredAt: b.occurredAt, type: b.type });
+    expect(bodies[0]).toEqual({ ...common(bodies[0]!), partnerName: partner.partnerName });
+    expect(bodies[1]).toEqual({ ...common(bodies[1]!), location, tracking });
+    expect(bodies[2]).toEqual({ ...common(bodies[2]!), location });
+    expect(bodies[3]).toEqual({ ...common(bodies[3]!), amount: 450 });
+    for (const [i, body] of bodies.entries()) {
+      const occurredAt = Date.parse(String(body.occurredAt));
+      expect(occurredAt).toBeGreaterThanOrEqual(before - 1000);
+      expect(occurredAt).toBeLessThanOrEqual(after);
+      expect(results[i]?.event).toEqual(body);
+      expect(results[i]?.eventId).toBe(body.eventId);
+    }
+  });
+
+  it('defaults to the development client pmp, fills a failure reason, counts per order, and stops on a rejection when asked', async () => {
+    hub.answer = (body) =>
+      body.type === 'cod.collected'
+        ? { status: 422, body: { error: { code: 'invalid_transition', message: 'no', details: { state: 'rejected' } } } }
+        : { status: 200, body: { state: 'applied' } };
+    const results = await sendPmpEvents({
+      hubUrl: hub.url,
+      firstSequence: { [orderId]: 7 },
+      stopOnError: true,
+      events: [
+        { type: 'delivery.failed', orderId },
+        { type: 'delivery.update', orderId: 'SO-8002', partnerId: 'PTN-X', location },
+        { type: 'delivery.failed', orderId, failureReason: 'address_not_found', occurredAt: '2026-11-24T10:00:00Z' },
+        { type: 'cod.collected', orderId, amount: 1 },
+        { type: 'delivery.delivered', orderId },
+      ],
+    });
+    expect(results.map((r) => [r.eventId, r.httpStatus])).toEqual([
+      ['pmp-SO-8001-7-delivery.failed', 200],
+      ['pmp-SO-8002-1-delivery.update', 200],
+      ['pmp-SO-8001-8-delivery.failed', 200],
+      ['pmp-SO-8001-9-cod.collected', 422],
+    ]);
+    const bodies = checkPmpCalls(pmpClient.key!, pmpClient.secret!, 4);
+    expect(hub.calls[0]?.headers.prefer).toBeUndefined();
+    expect(bodies[0]).toMatchObject({ type: 'delivery.failed', failureReason: PMP_DEFAULT_FAILURE_REASON });
+    expect(bodies[1]).toMatchObject({ orderId: 'SO-8002', partnerId: 'PTN-X' });
+    expect(bodies[2]).toMatchObject({ failureReason: 'address_not_found', occurredAt: '2026-11-24T10:00:00Z' });
+    expect(bodies.some((b) => 'partnerName' in b)).toBe(false);
+
+    await expect(sendPmpEvents({ hubUrl: hub.url, events: [{ type: 'cod.collected', orderId }] })).rejects.toThrow(/needs an amount/);
+
+    const gone = await startFakeHub();
+    const goneUrl = gone.url;
+    await gone.close();
+    const unreachable = await sendPmpEvents({ hubUrl: goneUrl, events: [{ type: 'delivery.delivered', orderId }, { type: 'cod.collected', orderId, amount: 1 }] });
+    expect(unreachable).toHaveLength(1);
+    expect(unreachable[0]).toMatchObject({ type: 'delivery.delivered', httpStatus: 0 });
+    expect(unreachable[0]?.error).toMatch(/cannot reach the hub/);
+  });
+
+  describe('the PMP simulator', () => {
+    const key = 'sim-pmp-key-000000000000';
+    const secret = 'sim-pmp-secret-0000000000';
+    let pmp: PmpSimulator;
+
+    beforeEach(async () => {
+      pmp = await startPmpSimulator({ hubUrl: hub.url, key, secret });
+    });
+
+    afterEach(async () => {
+      await pmp.close();
+    });
+
+    it('POST /__admin/events-run sends the run to the configured hub, signed, and answers each event; numbering continues per order', async () => {
+      const logged: string[] = [];
+      const unsubscribe = pmp.onSent((s) => logged.push(`${s.type}:${s.httpStatus}`));
+      const answer = await call(pmp.url, 'POST', '/__admin/events-run', {
+        orderId,
+        wait: 5,
+        events: [{ type: 'delivery.delivered', location }, { type: 'cod.collected', amount: 450 }],
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject([
+        { type: 'delivery.delivered', orderId, eventId: 'pmp-SO-8001-1-delivery.delivered', httpStatus: 200, body: { state: 'applied', orderStatus: 7500 } },
+        { type: 'cod.collected', orderId, eventId: 'pmp-SO-8001-2-cod.collected', httpStatus: 200, body: { state: 'applied' } },
+      ]);
+      const bodies = checkPmpCalls(key, secret, 2);
+      expect(hub.calls.every((c) => c.headers.prefer === 'wait=5')).toBe(true);
+      expect(bodies[0]).toEqual({ eventId: 'pmp-SO-8001-1-delivery.delivered', orderId, partnerId: partner.partnerId, occurredAt: bodies[0]!.occurredAt, type: 'delivery.delivered', location });
+      expect(bodies[1]).toEqual({ eventId: 'pmp-SO-8001-2-cod.collected', orderId, partnerId: partner.partnerId, occurredAt: bodies[1]!.occurredAt, type: 'cod.collected', amount: 450 });
+
+      expect(pmp.sent.map((s) => s.eventId)).toEqual(['pmp-SO-8001-1-delivery.delivered', 'pmp-SO-8001-2-cod.collected']);
+      expect(logged).toEqual(['delivery.delivered:200', 'cod.collected:200']);
+      unsubscribe();
+      // Admin calls are not partner calls.
+      expect(pmp.requests).toHaveLength(0);
+      expect((await call(pmp.url, 'GET', '/__admin/events')).body).toHaveLength(2);
+
+      // In-process and over HTTP share the count: no event id is reused.
+      const again = await pmp.sendPmpEvents({ events: [{ type: 'delivery.update', orderId, tracking }] });
+      expect(again[0]).toMatchObject({ eventId: 'pmp-SO-8001-3-delivery.update', httpStatus: 200 });
+      const third = await call(pmp.url, 'POST', '/__admin/events-run', { events: [{ type: 'partner.assigned', orderId, partnerId: 'PTN-X', partnerName: 'X' }] });
+      expect((third.body as Array<{ eventId: string }>)[0]?.eventId).toBe('pmp-SO-8001-4-partner.assigned');
+      expect(new Set(hub.calls.map((c) => (JSON.parse(c.raw.toString('utf8')) as { eventId: string }).eventId)).size).toBe(4);
+      expect((await call(pmp.url, 'DELETE', '/__admin/events')).body).toEqual({ cleared: 4 });
+      expect(pmp.sent).toHaveLength(0);
+    });
+
+    it('a bad run is a 400 and sends nothing; hubUrl in the body overrides; the hub defaults to the development client pmp', async () => {
+      for (const bad of [
+        { orderId, events: [] },
+        { orderId, events: [{ type: 'delivery.lost' }] },
+        { orderId, events: [{ type: 'cod.collected' }] },
+        { events: [{ type: 'delivery.delivered' }] },
+        { orderId, events: [{ type: 'delivery.delivered' }], wait: 60 },
+        { orderId, events: [{ type: 'delivery.delivered', surprise: 1 }] },
+      ]) {
+        const answer = await call(pmp.url, 'POST', '/__admin/events-run', bad);
+        expect(answer.status, JSON.stringify(bad)).toBe(400);
+        expect(answer.body).toMatchObject({ error: 'invalid_body' });
+      }
+      expect(hub.calls).toHaveLength(0);
+
+      const other = await startFakeHub();
+      try {
+        const answer = await call(pmp.url, 'POST', '/__admin/events-run', { hubUrl: other.url, orderId, events: [{ type: 'delivery.delivered' }] });
+        expect(answer).toMatchObject({ status: 200, body: [{ type: 'delivery.delivered', httpStatus: 200 }] });
+        expect(other.calls).toHaveLength(1);
+        expect(hub.calls).toHaveLength(0);
+      } finally {
+        await other.close();
+      }
+
+      const plain = await startPmpSimulator();
+      try {
+        expect(plain.hub).toEqual({ hubUrl: 'http://127.0.0.1:3000', key: pmpClient.key, secret: pmpClient.secret });
+        plain.configureHub({ hubUrl: hub.url });
+        await plain.sendPmpEvents({ events: [{ type: 'delivery.delivered', orderId }] });
+        checkPmpCalls(pmpClient.key!, pmpClient.secret!, 1);
+      } finally {
+        await plain.close();
+      }
+    });
+
+    it('serves assignments (validated, deterministic, recorded) and deliveries, with failure modes on its partner routes only', async () => {
+      const assignment = { orderId, locationId: 'STORE-007', codAmount: 450 };
+      expect(await call(pmp.url, 'POST', '/api/assignments', assignment)).toMatchObject({ status: 200, body: { partnerId: partner.partnerId, partnerName: partner.partnerName } });
+      expect(pmp.requests.map((r) => [r.method, r.path, r.status])).toEqual([['POST', '/api/assignments', 200]]);
+      expect(pmp.requests[0]?.body).toEqual(assignment);
+      expect((await call(pmp.url, 'POST', '/api/assignments', { orderId, locationId: '' })).status).toBe(400);
+      expect(await call(pmp.url, 'GET', `/api/deliveries/${orderId}`)).toMatchObject({ status: 404, body: { error: 'delivery_not_found', orderId } });
+      expect((await call(pmp.url, 'PUT', `/__admin/deliveries/${orderId}`, { status: 'OUT_FOR_DELIVERY' })).status).toBe(200);
+      expect(await call(pmp.url, 'GET', `/api/deliveries/${orderId}`)).toMatchObject({ status: 200, body: { orderId, partnerId: partner.partnerId, status: 'OUT_FOR_DELIVERY' } });
+
+      pmp.setFailureMode({ status: 503, failTimes: 2, paths: '/api/assignments' });
+      expect(await statusesOf(pmp, 3, '/api/assignments')).toEqual([503, 503, 400]);
+      expect((await call(pmp.url, 'POST', '/api/assignments', assignment)).status).toBe(200);
+      pmp.setFailureMode({ hang: true });
+      await expect(call(pmp.url, 'POST', '/api/assignments', assignment, { headersTimeout: 150 })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+      // An outage of PMP's API does not stop PMP from sending its own events.
+      const run = await call(pmp.url, 'POST', '/__admin/events-run', { orderId, events: [{ type: 'delivery.delivered' }] });
+      expect(run).toMatchObject({ status: 200, body: [{ httpStatus: 200 }] });
+    });
+  });
+
+  describe('the MAO simulator', () => {
+    let mao: MaoSimulator;
+
+    beforeEach(async () => {
+      mao = await startMaoSimulator();
+    });
+
+    afterEach(async () => {
+      await mao.close();
+    });
+
+    it('records each tier-2 status call (method, path, body) and accepts it; failure modes still apply', async () => {
+      const update = { status: 'SHIPPED', trackingId: 'GRB123', carrierCode: 'GRAB', occurredAt: '2026-11-24T10:00:00Z' };
+      const answer = await call(mao.url, 'POST', `/api/orders/${orderId}/status`, update);
+      expect(answer).toMatchObject({ status: 200, body: { orderId, status: 'SHIPPED', accepted: true } });
+      expect(mao.statusCalls).toEqual([{ at: expect.any(Number), orderId, method: 'POST', path: `/api/orders/${orderId}/status`, body: update, status: 200 }]);
+      expect(mao.statusCallsFor(orderId)).toHaveLength(1);
+      expect(mao.statusCallsFor('SO-OTHER')).toHaveLength(0);
+      expect(mao.lastStatusFor(orderId)).toEqual(update);
+
+      expect((await call(mao.url, 'POST', `/api/orders/${orderId}/status`, { status: 'SHIPPED' })).status).toBe(400);
+      expect(mao.statusCalls[1]).toMatchObject({ status: 400, body: { status: 'SHIPPED' } });
+
+      mao.setFailureMode({ status: 503, failTimes: 1 });
+      expect((await call(mao.url, 'POST', `/api/orders/${orderId}/status`, update)).status).toBe(503);
+      expect((await call(mao.url, 'POST', `/api/orders/${orderId}/status`, update)).status).toBe(200);
+      // The failed call is in `requests`, not among the calls MAO's route took.
+      expect(mao.requests.map((r) => r.status)).toEqual([200, 400, 503, 200]);
+      expect(mao.statusCalls.map((c) => c.status)).toEqual([200, 400, 200]);
+
+      expect((await call(mao.url, 'GET', '/__admin/status-calls')).body).toHaveLength(3);
+      expect((await call(mao.url, 'DELETE', '/__admin/status-calls')).body).toEqual({ cleared: 3 });
+      expect(mao.statusCalls).toHaveLength(0);
+      expect(mao.lastStatusFor(orderId)).toBeUndefined();
     });
   });
 });
