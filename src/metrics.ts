@@ -90,6 +90,24 @@ export function createMetrics(role: string) {
       help: 'Accepted events still waiting longer than EVENT_SLA_MS',
       registers: [registry],
     }),
+    tierDiscrepancies: new Counter({
+      name: 'hub_tier_discrepancies_total',
+      help: 'Delivery discrepancies found (each opens a manual-intervention case), by code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    reconciliationRuns: new Counter({
+      name: 'hub_reconciliation_runs_total',
+      help: 'Runs of the PMP reconciliation, by outcome (ok, failed, skipped when another scheduler held the run)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    reconciliationFindings: new Counter({
+      name: 'hub_reconciliation_findings_total',
+      help: 'What PMP answered the reconciliation for orders without updates: a state the hub had not heard (new), one it had (known), or none (unknown)',
+      labelNames: ['finding'] as const,
+      registers: [registry],
+    }),
     eventsSwept: new Counter({
       name: 'hub_events_swept_total',
       help: 'Stored events or partner calls whose lost job the sweeper re-created',

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { DeliveryRecord } from '../db/schema/orders.js';
 import { STATUS, type StatusCode } from '../machines/order.machine.js';
-import { planTransition } from '../orders/apply-transition.js';
+import { planOrderChange, planTransition } from '../orders/apply-transition.js';
+import { DISCREPANCY, tierOf, withDiscrepancy } from '../tiers/tier-rules.js';
 import { planFromTransition, unchangedPlan, type EventKind } from '../inbox/event-kind.js';
 import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
 
@@ -77,9 +78,7 @@ function deliveryAfter(previous: DeliveryRecord | null, event: CourierStatusEven
 export const courierStatus: EventKind<CourierStatusEvent> = {
   name: 'courier-status',
   source: 'grab',
-  role: 'partner:grab',
-  method: 'put',
-  path: '/api/delivery/status',
+  route: { role: 'partner:grab', method: 'put', path: '/api/delivery/status' },
   schema: courierStatusSchema,
   partnerType: (event) => event.status,
 
@@ -137,6 +136,19 @@ export const courierStatus: EventKind<CourierStatusEvent> = {
     if (order.status === STATUS.DELIVERY_FAILED && failure && transition.result.kind === 'moved' && occurredAt.getTime() < Date.parse(failure.occurredAt)) {
       return planFromTransition(order, { result: { kind: 'stale', order } }, target, row, occurredAt);
     }
-    return planFromTransition(order, transition, target, row, occurredAt);
+    const plan = planFromTransition(order, transition, target, row, occurredAt);
+    // The courier reports a failed attempt for a parcel PMP said was delivered: a person must look.
+    const tier1 = tierOf(order, 1);
+    if (event.status === 'FAILED' && (tier1.state === 'done' || tier1.detail.ready === true)) {
+      const base = plan.record ?? planOrderChange(order, {}, [], clock);
+      const record = withDiscrepancy(base, DISCREPANCY.COURIER_PMP_CONFLICT, 1, {
+        courier: 'FAILED',
+        pmp: 'delivered',
+        courierEventId: row.eventId,
+        failureReason: event.failureReason ?? null,
+      });
+      return { ...plan, record, order: record.order };
+    }
+    return plan;
   },
 };

@@ -49,9 +49,7 @@ const TARGET: Record<Exclude<ShipEventType, 'shipped'>, { to: StatusCode; subSte
 export const shipEvents: EventKind<ShipEvent> = {
   name: 'ship-event',
   source: 'slick',
-  role: 'partner:slick',
-  method: 'post',
-  path: '/api/fulfillment/ship-events',
+  route: { role: 'partner:slick', method: 'post', path: '/api/fulfillment/ship-events' },
   schema: shipEventSchema,
   partnerType: (event) => event.eventType,
 

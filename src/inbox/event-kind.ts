@@ -18,10 +18,12 @@ export interface EventKind<Body extends PartnerEventBody = PartnerEventBody> {
   readonly name: string;
   /** The partner, as history and outcomes name it. */
   readonly source: Source;
-  /** The only role that may send it (SPEC §3: a partner acts only on its own endpoint). */
-  readonly role: Role;
-  readonly method: 'post' | 'put';
-  readonly path: string;
+  /**
+   * Where its partner sends it, and the only role that may (SPEC §3: a partner acts only on its own
+   * endpoint). A kind without a route is stored by the hub itself (`storedBy` says what).
+   */
+  readonly route?: { readonly role: Role; readonly method: 'post' | 'put'; readonly path: string };
+  readonly storedBy?: string;
   readonly schema: z.ZodType<Body>;
   /** The partner's own event type (`picking`, `SHIPPED`), shown in outcomes (SPEC §3). */
   partnerType(body: Body): string;

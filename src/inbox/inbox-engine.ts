@@ -103,6 +103,10 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
   for (const { row, outcome, plan } of batch) {
     const ids = { eventId: row.eventId, orderId: row.orderId };
     if (plan?.moved) countTransition(deps.metrics, plan.moved, row.source as Source);
+    for (const d of plan?.record?.discrepancies ?? []) {
+      deps.metrics.tierDiscrepancies.inc({ code: d.code });
+      deps.logger.warn({ ...ids, code: d.code }, 'delivery discrepancy found; case opened');
+    }
     deps.metrics.eventReceiptToCommit.observe({ kind: row.kind, state: outcome.state }, Math.max(0, (now - row.receivedAt.getTime()) / 1000));
     deps.metrics.eventsProcessed.inc({ kind: row.kind, state: outcome.state, reason: outcome.reason ?? '' });
     if (outcome.state === 'rejected' || outcome.state === 'failed') {

@@ -10,6 +10,7 @@ import { callKindForCause } from '../partner-calls/call-kinds.js';
 import { callRequestOf, pendingCallsOf, reopenFailedCalls } from '../partner-calls/order-call-records.js';
 import { enqueuePartnerCalls } from '../partner-calls/schedule.js';
 import { applyTransition, countTransition, lockOrder, type TransitionResult } from './apply-transition.js';
+import { isDiscrepancyCause, resolveDiscrepancy } from '../tiers/discrepancies.js';
 
 /**
  * Manual-intervention cases: what the hub could not finish by itself and a person must look at.
@@ -132,6 +133,8 @@ export async function resolveIntervention(
       })
       .where(eq(interventions.id, id))
       .returning();
+    // A discrepancy stays open until its case is resolved, however it is resolved.
+    if (isDiscrepancyCause(found.cause)) await resolveDiscrepancy(tx, found.orderId, found.cause);
     return row!;
   });
   if (overridden) countTransition(deps.metrics, overridden, 'operator');

@@ -2,6 +2,7 @@ import type { HubDeps } from '../deps.js';
 import { probeIntegrations } from '../operations/health-probe.js';
 import { watchForIncidents } from '../operations/incident-watch.js';
 import { sweepOnce } from './event-sweeper.js';
+import { openTierSlaBreaches } from '../tiers/discrepancies.js';
 import { OUTBOX_BATCH, relayOutboxOnce } from './outbox-relay.js';
 import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 
@@ -14,6 +15,7 @@ export function startSchedulerTasks(deps: HubDeps): {
   sweeper: PeriodicTask;
   healthProbe: PeriodicTask;
   incidentWatch: PeriodicTask;
+  tierSlaWatch: PeriodicTask;
   stop(): Promise<void>;
 } {
   const relay = startPeriodicTask('outbox-relay', deps.logger, deps.config.outboxPollMs, async () => (await relayOutboxOnce(deps)) >= OUTBOX_BATCH);
@@ -29,12 +31,14 @@ export function startSchedulerTasks(deps: HubDeps): {
     await watchForIncidents(deps);
     return false;
   });
-  const all = [relay, sweeper, healthProbe, incidentWatch];
+  const tierSlaWatch = startPeriodicTask('tier-sla-watch', deps.logger, deps.config.sweepIntervalMs, async () => (await openTierSlaBreaches(deps)) > 0);
+  const all = [relay, sweeper, healthProbe, incidentWatch, tierSlaWatch];
   return {
     relay,
     sweeper,
     healthProbe,
     incidentWatch,
+    tierSlaWatch,
     stop: async () => {
       await Promise.all(all.map((t) => t.stop()));
     },

@@ -14,6 +14,7 @@ import {
   orderView,
   registerOrder,
 } from '../../orders/order-registration.js';
+import { orderTiersView } from '../../tiers/tiers-view.js';
 import { authorize, clientOf, READERS, requireSignature, type ApiClient } from '../auth.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
@@ -49,6 +50,10 @@ export function orderRoutes(deps: HubDeps): Router {
   router.get('/api/orders/:orderId/history', authorize(...READERS), async (req, res) => {
     const id = orderId(req.params.orderId);
     res.json({ orderId: id, history: (await getHistory(db, id)).map(historyView) });
+  });
+
+  router.get('/api/orders/:orderId/tiers', authorize(...READERS), async (req, res) => {
+    res.json(await orderTiersView(db, orderId(req.params.orderId)));
   });
 
   router.get('/api/orders/:orderId/events', authorize(...READERS), async (req, res) => {

@@ -111,7 +111,8 @@ export interface PartnerEventRouteContext {
 export function partnerEventRoutes(deps: HubDeps, context: PartnerEventRouteContext): Router {
   const router = Router();
   for (const kind of ALL_EVENT_KINDS) {
-    router[kind.method](kind.path, authorize(kind.role), readJsonBody, requireSignature, async (req, res) => {
+    if (!kind.route) continue;
+    router[kind.route.method](kind.route.path, authorize(kind.route.role), readJsonBody, requireSignature, async (req, res) => {
       const body = parseWith(kind.schema, withIdempotencyKey(req, res.locals.body));
       await acceptPartnerEvent(deps, context, kind, req, res, body);
     });

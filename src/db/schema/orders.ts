@@ -21,6 +21,9 @@ export interface DeliveryRecord {
   lastFailure?: { reason: string | null; occurredAt: string };
   rescheduledFor?: string;
   returnedAt?: string;
+  /** When PMP said the parcel was delivered (tier 1), and the tracking PMP reported. */
+  pmpDeliveredAt?: string;
+  pmpTracking?: { trackingId: string; carrierCode: string };
 }
 
 export const orders = pgTable(
