@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One-command demo on a fresh clone: installs dependencies if needed, makes sure Postgres and Redis run,
 # applies migrations, starts the partner simulators, web, worker and scheduler (logs in .local/logs/),
-# waits until the hub is ready, pushes one order from 3000 to 7500 (scripts/demo-order.ts: Slick fulfils
-# it to 7000, then Grab delivers it to 7500) and keeps everything running until Ctrl-C, which stops it all.
+# waits until the hub is ready, pushes one cash-on-delivery order from 3000 to 7500 with all three tiers
+# done (scripts/demo-order.ts: Slick fulfils it to 7000, PMP assigns a partner and MAO is told it shipped,
+# Grab carries it, PMP delivers it to 7500 and collects the cash, relayed to Slick) and keeps everything
+# running until Ctrl-C, which stops it all.
 #
 # Usage: scripts/quickstart.sh [--no-wait]
 #   --no-wait   stop everything and exit right after the demo (exit code = the demo's)
@@ -16,7 +18,7 @@ NO_WAIT=0
 for arg in "$@"; do
   case "$arg" in
     --no-wait) NO_WAIT=1 ;;
-    -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quickstart: unknown argument: $arg (usage: $0 [--no-wait])" >&2; exit 2 ;;
   esac
 done
@@ -187,7 +189,7 @@ while :; do
 done
 say "hub ready at $HUB_URL"
 
-say "demo: one order 3000 → 7000 (Slick ship events) → 7500 (Grab courier statuses)"
+say "demo: one COD order 3000 → 7000 (Slick ship events; PMP assignment, MAO told shipped) → 7500 (Grab courier statuses, PMP delivered and cod.collected), then its three tiers"
 echo
 demo_rc=0
 "$TSX" scripts/demo-order.ts || demo_rc=$?
