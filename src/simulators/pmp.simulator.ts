@@ -200,6 +200,9 @@ function sequenceStart(first: SendPmpEventsOptions['firstSequence'], orderId: st
  * the previous one was answered, `occurredAt` the time it is sent unless the input names one. Event
  * ids are `pmp-<orderId>-<n>-<type>`, n counting each order's events from `firstSequence`. Returns
  * every answer in order; a network error ends the run with a result whose httpStatus is 0.
+ * The ids are deterministic, so two senders for one order (this function from a script, and a running
+ * simulator's events-run, which counts from 1 too) reuse each other's ids: the hub answers a reused
+ * id with another body 409 idempotency_conflict. Give the later one a `firstSequence` past the first's.
  */
 export async function sendPmpEvents(options: SendPmpEventsOptions): Promise<PmpSendResult[]> {
   const fallback = options.key === undefined || options.secret === undefined ? defaultPmpClient() : undefined;
