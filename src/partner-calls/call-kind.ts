@@ -1,9 +1,13 @@
 import type { z } from 'zod';
 import type { IntegrationName } from '../config.js';
+import type { Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import type { CustomerNotificationClient } from '../integrations/customer-notifications.js';
 import type { IncidentWebhookClient } from '../integrations/incident-webhook.js';
+import type { MaoClient } from '../integrations/mao.js';
+import type { PmpClient } from '../integrations/pmp.js';
 import type { SlickClient } from '../integrations/slick.js';
+import type { LockedOrder, TransitionRecord } from '../orders/apply-transition.js';
 import type { PartnerCallJobDataOf, PartnerCallJobName } from '../queues/partner-calls.queue.js';
 
 /**
@@ -16,6 +20,8 @@ import type { PartnerCallJobDataOf, PartnerCallJobName } from '../queues/partner
 
 export interface PartnerClients {
   slick: SlickClient;
+  pmp: PmpClient;
+  mao: MaoClient;
   notify: CustomerNotificationClient;
   incident: IncidentWebhookClient;
 }
@@ -52,6 +58,18 @@ export interface OrderCallAttempt<Data> extends CallAttempt<Data> {
  */
 export type OrderCallResult = 'delivered' | 'settled';
 
+/** A per-order call's final failure, as its kind's `onFinalFailure` sees it. */
+export interface OrderCallFailure<Data> {
+  deps: HubDeps;
+  data: Data;
+  record: OrderCallRef;
+  /** The order, locked in the transaction that marks the record failed and opens the case. */
+  order: LockedOrder;
+  /** The last error, secrets redacted. */
+  error: string;
+  attempts: number;
+}
+
 interface CallKindBase<N extends PartnerCallJobName> {
   readonly name: N;
   /** Whose timeout, retry delays and circuit breaker the call uses. */
@@ -82,6 +100,13 @@ export interface PerOrderCallKind<N extends PartnerCallJobName> extends CallKind
    */
   readonly intervention: { readonly cause: string; about(data: PartnerCallJobDataOf<N>): Record<string, unknown> };
   run(call: OrderCallAttempt<PartnerCallJobDataOf<N>>): Promise<OrderCallResult>;
+  /**
+   * What else the order records when this call fails for good (a delivery tier failed, say): changes
+   * written in the transaction that marks the record failed and opens the case, with the order locked
+   * first (orders before order_calls, the lock order of every path that settles a call). Not called
+   * when the record was no longer pending.
+   */
+  onFinalFailure?(tx: Tx, failure: OrderCallFailure<PartnerCallJobDataOf<N>>): Promise<TransitionRecord[]>;
 }
 
 /** A call about something other than an order (an incident page): no order_calls record. */

@@ -2,6 +2,7 @@ import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { orderCalls, type OrderCallState } from '../db/schema/index.js';
 import type { Tx } from '../db/types.js';
+import { lockOrder, writeRecords, type LockedOrder, type TransitionRecord } from '../orders/apply-transition.js';
 import { openIntervention } from '../orders/intervention-cases.js';
 import type { PartnerCallJobName } from '../queues/partner-calls.queue.js';
 import type { OrderCallRef } from './call-kind.js';
@@ -57,6 +58,37 @@ export async function confirmOrderCall(db: Db, ref: OrderCallRef, caseToClose: {
 }
 
 /**
+ * Settles a call by hand (a person did what the call was for: assigned the delivery partner): the
+ * record becomes confirmed whether it was pending or failed — or is made confirmed when none was owed
+ * yet, so the call is never made later — and the open cases of `caseToClose.cause` of the order are
+ * resolved by `resolvedBy`. A record already confirmed is left as it is. One statement, for the
+ * transaction that made the change. Returns whether a record was settled and how many cases closed.
+ */
+export async function settleOrderCallByHand(
+  db: Db,
+  ref: OrderCallRef,
+  data: Record<string, unknown>,
+  caseToClose: { cause: string; note: string; resolvedBy: string; resolution: string },
+): Promise<{ settled: boolean; casesClosed: number }> {
+  const [row] = await db.execute<{ settled: number; closed: number }>(sql`
+    with settled as (
+      insert into order_calls (order_id, kind, key, state, attempts, data, created_at, updated_at)
+      values (${ref.orderId}, ${ref.kind}, ${ref.key}, 'confirmed', 0, ${JSON.stringify(data)}::jsonb, now(), now())
+      on conflict (order_id, kind, key) do update set state = 'confirmed', last_error = null, updated_at = now()
+        where order_calls.state in ('pending', 'failed')
+      returning 1
+    ), closed as (
+      update interventions
+      set state = 'resolved', resolved_at = now(), updated_at = now(), resolved_by = ${caseToClose.resolvedBy},
+          resolution = ${caseToClose.resolution}, note = ${caseToClose.note}
+      where order_id = ${ref.orderId} and cause = ${caseToClose.cause} and state = 'open'
+      returning 1
+    )
+    select (select count(*) from settled)::int as settled, (select count(*) from closed)::int as closed`);
+  return { settled: (row?.settled ?? 0) > 0, casesClosed: row?.closed ?? 0 };
+}
+
+/**
  * Counts a failed attempt of a pending call and keeps its error; `final` also marks it failed.
  * Returns the attempts so far and the order's status, or undefined when the call was no longer
  * pending (settled meanwhile: nothing to record).
@@ -87,11 +119,25 @@ export async function recordFailedAttempt(
 export async function failOrderCall(
   db: Database,
   ref: OrderCallRef,
-  failure: { cause: string; error: string; detail: Record<string, unknown> },
+  failure: {
+    cause: string;
+    error: string;
+    detail: Record<string, unknown>;
+    /**
+     * What the order records with the failure (its kind's onFinalFailure): the order is locked before
+     * the record is touched, and the changes are written with the failure, only if it was still pending.
+     */
+    alsoRecord?: (tx: Tx, order: LockedOrder, attempts: number) => Promise<TransitionRecord[]>;
+  },
 ): Promise<{ attempts: number; orderStatus: number | null } | undefined> {
   return db.transaction(async (tx) => {
+    const order = failure.alsoRecord ? await lockOrder(tx, ref.orderId) : undefined;
     const recorded = await recordFailedAttempt(tx, ref, { error: failure.error, final: true });
     if (!recorded) return undefined;
+    if (order && failure.alsoRecord) {
+      const records = await failure.alsoRecord(tx, order, recorded.attempts);
+      if (records.length > 0) await writeRecords(tx, records);
+    }
     await openIntervention(tx, {
       orderId: ref.orderId,
       cause: failure.cause,

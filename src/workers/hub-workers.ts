@@ -5,7 +5,9 @@ import type { IntegrationName } from '../config.js';
 import { createCircuitBreakers } from '../integrations/circuit-breaker.js';
 import { CustomerNotificationClient } from '../integrations/customer-notifications.js';
 import { IncidentWebhookClient } from '../integrations/incident-webhook.js';
+import { MaoClient } from '../integrations/mao.js';
 import { PartnerHttp } from '../integrations/partner-http.js';
+import { PmpClient } from '../integrations/pmp.js';
 import { SlickClient } from '../integrations/slick.js';
 import { onBreakerChange } from '../operations/breaker-changes.js';
 import { auditPartnerCalls } from '../operations/partner-audit.js';
@@ -46,10 +48,11 @@ export interface HubWorkers {
 }
 
 /**
- * Starts the queue workers of one worker process. `connection` must allow blocking commands
- * (maxRetriesPerRequest: null); BullMQ duplicates it for each worker's blocking connection.
+ * The partner clients of one process, each over PartnerHttp with its integration's timeout, its shared
+ * circuit breaker (Redis), the audit log and breaker incidents: what the partner-call jobs use, and
+ * what any other caller of a partner (the PMP reconciliation's `pmp.delivery`) should use too.
  */
-export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
+export function createPartnerClients(deps: HubDeps): PartnerClients {
   const breakers = createCircuitBreakers(deps.redis, deps.config, deps.clock);
   const audit = auditPartnerCalls(deps);
   const breakerChanged = onBreakerChange(deps);
@@ -61,11 +64,21 @@ export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
       onBookkeepingError: (err) => deps.logger.error({ err: (err as Error).message, integration: name }, 'partner call bookkeeping failed'),
       now: () => deps.clock.now(),
     });
-  const clients: PartnerClients = {
+  return {
     slick: new SlickClient(http('slick')),
+    pmp: new PmpClient(http('pmp')),
+    mao: new MaoClient(http('mao')),
     notify: new CustomerNotificationClient(http('notify')),
     incident: new IncidentWebhookClient(http('incident')),
   };
+}
+
+/**
+ * Starts the queue workers of one worker process. `connection` must allow blocking commands
+ * (maxRetriesPerRequest: null); BullMQ duplicates it for each worker's blocking connection.
+ */
+export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
+  const clients = createPartnerClients(deps);
 
   const inboundContext: InboundEventContext = { inbox: new InboxBatches(deps) };
   const inbound = new Worker<InboundEventJobData, void, InboundEventJobName>(

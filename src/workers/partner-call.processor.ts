@@ -16,7 +16,7 @@ export type { PartnerClients } from '../partner-calls/call-kind.js';
  * Runs a partner-call job, the same way for every call kind (src/partner-calls/call-kinds.ts):
  * parse its data; for a per-order kind, do nothing unless its record is still pending, count each
  * attempt on the record, and on a final failure mark it failed and open the kind's case in one
- * transaction, then rethrow so the job is dead-lettered. A call that is not due (the integration's
+ * transaction (with what the kind's `onFinalFailure` records of the order), then rethrow so the job is dead-lettered. A call that is not due (the integration's
  * breaker is open, or an incident's resolve page waits for its trigger page) moves the job back to
  * the delayed set until it is: it is not failed and uses no attempt.
  */
@@ -90,10 +90,12 @@ async function recordFailure(deps: HubDeps, kind: AnyPerOrderCallKind, call: Ord
     return;
   }
   const about = kind.intervention.about(call.data);
+  const onFinalFailure = kind.onFinalFailure?.bind(kind);
   const failed = await failOrderCall(deps.db, ref, {
     cause: kind.intervention.cause,
     error,
     detail: { ...about, errorClass: errorClassOf(err), status: (err as { status?: number | null }).status ?? null },
+    ...(onFinalFailure ? { alsoRecord: (tx, order, attempts) => onFinalFailure(tx, { deps, data: call.data, record: ref, order, error, attempts }) } : {}),
   });
   if (failed) {
     deps.logger.warn(
