@@ -2,17 +2,24 @@ import type { PartnerCallJobDataOf, PartnerCallJobName } from '../queues/partner
 import type { CallKind, PerOrderCallKind } from './call-kind.js';
 import { customerNotification } from './customer-notification.js';
 import { incidentPage } from './incident-page.js';
+import { maoOrderStatus } from './mao-order-status.js';
+import { pmpAssignment } from './pmp-assignment.js';
+import { slickCodCollected } from './slick-cod-collected.js';
 import { slickShipConfirmation } from './slick-ship-confirmation.js';
 
 /**
  * Every outbound call kind, by job name. A job name without a kind does not compile; the table test
- * (test/integration/partner-call-records.test.ts) checks each kind's parts. A new call (Slick
- * `collected`, a PMP assignment, an MAO status) is one file in this folder and one line here.
+ * (test/integration/partner-call-records.test.ts) checks each kind's parts. A new call is one file
+ * in this folder, its job schema (partner-calls.queue.ts) and one line here; the statuses that make
+ * calls owed are in status-reactions.ts.
  */
 export const callKinds: { readonly [N in PartnerCallJobName]: CallKind<N> } = {
   'slick.ship-confirmation': slickShipConfirmation,
   'notify.customer': customerNotification,
   'incident.notify': incidentPage,
+  'pmp.assignment': pmpAssignment,
+  'mao.order-status': maoOrderStatus,
+  'slick.cod-collected': slickCodCollected,
 };
 
 /** A kind as the engine handles it, whichever it is. */

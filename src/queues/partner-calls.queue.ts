@@ -17,6 +17,12 @@ export const partnerCallJobs = {
   'incident.notify': z.object({ incidentId: z.uuid(), action: z.enum(['trigger', 'resolve']) }),
   /** Tell the customer about a status change (SPEC §6: at most once per order and status). */
   'notify.customer': z.object({ orderId: z.string().min(1), status: z.number().int() }),
+  /** Ask PMP to assign a delivery partner to an order that reached 7000 (SPEC §5.2). */
+  'pmp.assignment': z.object({ orderId: z.string().min(1) }),
+  /** Tell MAO an order shipped (SPEC §5.3 tier 2). */
+  'mao.order-status': z.object({ orderId: z.string().min(1) }),
+  /** Relay a COD collection PMP reported to Slick as `collected` (SPEC §4.2, §5.3 tier 3). */
+  'slick.cod-collected': z.object({ orderId: z.string().min(1), eventId: z.string().min(1) }),
 } as const;
 export type PartnerCallJobName = keyof typeof partnerCallJobs;
 export type PartnerCallJobDataOf<N extends PartnerCallJobName> = z.infer<(typeof partnerCallJobs)[N]>;

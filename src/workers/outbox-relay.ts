@@ -1,8 +1,9 @@
 import { asc, inArray, isNull } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import { outbox } from '../db/schema/index.js';
-import { customerNotificationCall } from '../partner-calls/customer-notification.js';
+import type { IntegrationName } from '../config.js';
 import { enqueuePartnerCalls, recordOwedCalls, type OrderCallRequest } from '../partner-calls/schedule.js';
+import { callsOwedOnReaching } from '../partner-calls/status-reactions.js';
 
 export const OUTBOX_BATCH = 500;
 /** The stream is capped (approximately) so Redis memory stays bounded; consumers keep their own offsets. */
@@ -47,17 +48,16 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
-    // Status changes the customer hears about owe a notification, recorded with the same committed
-    // facts: at most one per order and status, so a status reached again (or a row published twice)
-    // owes nothing new, unless its notification failed for good, which is then owed again.
-    if (deps.config.integrations.notify.baseUrl) {
-      const notifications = rows.flatMap((r) => {
-        const p = r.payload as { to?: number; implied?: boolean };
-        const call = r.type === 'status.changed' && !p.implied && typeof p.to === 'number' ? customerNotificationCall(r.orderId, p.to) : undefined;
-        return call ? [call] : [];
-      });
-      owed = await recordOwedCalls(tx, notifications);
-    }
+    // A status reached owes the calls STATUS_REACTIONS names (customer notification, PMP assignment,
+    // MAO "Shipped"), recorded with the same committed facts: at most one per order and key, so a
+    // status reached again (or a row published twice) owes nothing new, unless its call failed for
+    // good, which is then owed again.
+    const configured = (integration: IntegrationName) => deps.config.integrations[integration].baseUrl !== undefined;
+    const calls = rows.flatMap((r) => {
+      const p = r.payload as { to?: number; implied?: boolean };
+      return r.type === 'status.changed' && !p.implied && typeof p.to === 'number' ? callsOwedOnReaching(r.orderId, p.to, configured) : [];
+    });
+    owed = await recordOwedCalls(tx, calls);
     await tx
       .update(outbox)
       .set({ publishedAt: new Date() })
@@ -72,7 +72,7 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
   });
   if (owed.length > 0) {
     await enqueuePartnerCalls(deps, owed).catch((err: unknown) =>
-      deps.logger.warn({ orderIds: owed.map((c) => c.orderId), err: (err as Error).message }, 'customer notifications not scheduled; the sweeper will'),
+      deps.logger.warn({ orderIds: owed.map((c) => c.orderId), err: (err as Error).message }, 'owed partner calls not scheduled; the sweeper will'),
     );
   }
   return published;

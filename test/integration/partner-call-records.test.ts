@@ -8,7 +8,9 @@ import { orderCalls } from '../../src/db/schema/index.js';
 import type { CallKind } from '../../src/partner-calls/call-kind.js';
 import { callIdempotencyKey, callKind, callKindForCause, callKinds } from '../../src/partner-calls/call-kinds.js';
 import { orderCallStates, reopenFailedCalls } from '../../src/partner-calls/order-call-records.js';
+import { NOTIFIED_STATUSES } from '../../src/partner-calls/customer-notification.js';
 import { orderCallJobId } from '../../src/partner-calls/schedule.js';
+import { callsOwedOnReaching, STATUS_REACTIONS } from '../../src/partner-calls/status-reactions.js';
 import type { PartnerCallJobDataOf, PartnerCallJobName } from '../../src/queues/partner-calls.queue.js';
 import { sweepOnce } from '../../src/workers/event-sweeper.js';
 import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
@@ -27,6 +29,9 @@ const SAMPLES: { [N in PartnerCallJobName]: PartnerCallJobDataOf<N> } = {
   'slick.ship-confirmation': { orderId: 'SO-SAMPLE', shipEventId: 'evt-sample' },
   'notify.customer': { orderId: 'SO-SAMPLE', status: 7000 },
   'incident.notify': { incidentId: '00000000-0000-4000-8000-000000000000', action: 'trigger' },
+  'pmp.assignment': { orderId: 'SO-SAMPLE' },
+  'mao.order-status': { orderId: 'SO-SAMPLE' },
+  'slick.cod-collected': { orderId: 'SO-SAMPLE', eventId: 'pmp-evt-sample' },
 };
 const kinds = Object.values(callKinds) as Array<CallKind<PartnerCallJobName>>;
 
@@ -66,6 +71,25 @@ describe('the registry of outbound call kinds', () => {
       }
     });
   }
+
+  it('says in one table which calls each status owes: the notified statuses notify, 7000 also assigns a partner and tells MAO', () => {
+    for (const [status, reactions] of Object.entries(STATUS_REACTIONS)) {
+      for (const r of reactions) expect(callKind(r.kind)?.perOrder, `${r.kind} is a per-order kind`).toBe(true);
+      expect(reactions.some((r) => r.kind === 'notify.customer')).toBe(NOTIFIED_STATUSES[Number(status)] !== undefined);
+    }
+    for (const status of Object.keys(NOTIFIED_STATUSES)) expect(STATUS_REACTIONS[Number(status)]?.map((r) => r.kind)).toContain('notify.customer');
+    const all = () => true;
+    expect(callsOwedOnReaching('SO-1', 7000, all)).toEqual([
+      { kind: 'notify.customer', orderId: 'SO-1', key: '7000', data: { orderId: 'SO-1', status: 7000 } },
+      { kind: 'pmp.assignment', orderId: 'SO-1', key: '', data: { orderId: 'SO-1' } },
+      { kind: 'mao.order-status', orderId: 'SO-1', key: '', data: { orderId: 'SO-1' } },
+    ]);
+    for (const call of callsOwedOnReaching('SO-1', 7000, all)) expect(callKinds[call.kind].data.safeParse(call.data).success).toBe(true);
+    // An integration without a base URL owes nothing.
+    expect(callsOwedOnReaching('SO-1', 7000, (i) => i === 'mao').map((c) => c.kind)).toEqual(['mao.order-status']);
+    expect(callsOwedOnReaching('SO-1', 7100, all).map((c) => c.kind)).toEqual(['notify.customer']);
+    expect(callsOwedOnReaching('SO-1', 3700, all)).toEqual([]);
+  });
 
   it('gives every per-order kind its own intervention cause', () => {
     const causes = kinds.flatMap((k) => (k.perOrder ? [k.intervention.cause] : []));
@@ -223,7 +247,14 @@ describe('per-order call records on a running hub', () => {
       expect(confirmed).toMatchObject({ attempts: 3, lastError: null, data: { orderId, status: 7000 } });
       expect(notifyCalls(orderId).map((r) => r.status)).toEqual([503, 503, 202]);
       expect(notifyCalls(orderId).at(-1)!.body).toEqual({ orderId, customerId: 'CUST-1', status: 7000, template: 'order_shipped' });
-      expect(await orderCallStates(hub.web.db, orderId)).toEqual({ 'slick.ship-confirmation:': 'confirmed', 'notify.customer:7000': 'confirmed' });
+      await untilRecord(orderId, 'pmp.assignment', '', 'confirmed');
+      await untilRecord(orderId, 'mao.order-status', '', 'confirmed');
+      expect(await orderCallStates(hub.web.db, orderId)).toEqual({
+        'slick.ship-confirmation:': 'confirmed',
+        'notify.customer:7000': 'confirmed',
+        'pmp.assignment:': 'confirmed',
+        'mao.order-status:': 'confirmed',
+      });
     });
 
     it('a failure: failed with attempts and last error and a case; a dead-letter retry reopens it and it is sent', async () => {
@@ -320,15 +351,31 @@ describe('per-order call records on a running hub', () => {
       const slickOrder = await shipOrder();
       await untilRecord(slickOrder, 'slick.ship-confirmation', '', 'failed');
       hub.sims.slick.resetFailureMode();
-      hub.sims.notify.setFailureMode({ status: 400 });
+      for (const sim of [hub.sims.notify, hub.sims.pmp, hub.sims.mao]) sim.setFailureMode({ status: 400 });
       const notifyOrder = await fulfilledOrder();
       await untilRecord(notifyOrder, 'notify.customer', '7000', 'failed');
-      hub.sims.notify.resetFailureMode();
-      const owed = { 'slick.ship-confirmation': { orderId: slickOrder, key: '' }, 'notify.customer': { orderId: notifyOrder, key: '7000' } } as const;
+      await untilRecord(notifyOrder, 'pmp.assignment', '', 'failed');
+      await untilRecord(notifyOrder, 'mao.order-status', '', 'failed');
+      for (const sim of [hub.sims.notify, hub.sims.pmp, hub.sims.mao]) sim.resetFailureMode();
+      // A COD collection to relay whose record was written while Redis lost its job.
+      const codOrder = await registerOrder(hub, { paymentMethod: 'COD', codAmount: 120 });
+      for (const type of ['packed', 'shipped']) expect((await hub.clients.slick.post(SHIP_PATH, shipEvent(codOrder, type), WAIT)).body.state).toBe('applied');
+      for (const kind of ['pmp.assignment', 'mao.order-status'] as const) await untilRecord(codOrder, kind, '', 'confirmed');
+      await hub.web.db.execute(sql`insert into cod_ledger (order_id, expected_amount, collected_amount, collected_at, collected_by, event_id, relay)
+        values (${codOrder}, 120, 120, now(), 'PTN-TEST', 'pmp-evt-swept', 'pending')`);
+      const owed = {
+        'slick.ship-confirmation': { orderId: slickOrder, key: '' },
+        'notify.customer': { orderId: notifyOrder, key: '7000' },
+        'pmp.assignment': { orderId: notifyOrder, key: '' },
+        'mao.order-status': { orderId: notifyOrder, key: '' },
+        'slick.cod-collected': { orderId: codOrder, key: '' },
+      } as const;
       expect(Object.keys(owed).sort()).toEqual(kinds.filter((k) => k.perOrder).map((k) => k.name).sort());
 
       await hub.stopInProcessWorkers();
       await hub.emptyRedis();
+      await hub.web.db.execute(sql`insert into order_calls (order_id, kind, key, state, data)
+        values (${codOrder}, 'slick.cod-collected', '', 'failed', ${JSON.stringify({ orderId: codOrder, eventId: 'pmp-evt-swept' })}::jsonb)`);
       for (const [kind, call] of Object.entries(owed) as Array<[keyof typeof owed, (typeof owed)[keyof typeof owed]]>) {
         expect(await reopenFailedCalls(hub.web.db, { orderId: call.orderId, kind })).toHaveLength(1);
         await hub.web.db.execute(
@@ -355,6 +402,8 @@ describe('per-order call records on a running hub', () => {
         await untilRecord(call.orderId, kind, call.key, 'confirmed');
       }
       expect((await order(slickOrder)).status).toBe(7000);
+      expect((await order(notifyOrder)).partner).toMatchObject({ partnerId: expect.stringMatching(/^PTN-/) });
+      expect(hub.sims.slick.requests.filter((r) => (r.body as { eventType?: string }).eventType === 'collected' && (r.body as { orderId?: string }).orderId === codOrder)).toHaveLength(1);
       const metrics = await hub.worker.metrics.registry.getSingleMetricAsString('hub_events_swept_total');
       expect(metrics).toMatch(/kind="slick.ship-confirmation"[^}]*} [1-9]/);
       expect(metrics).toMatch(/kind="notify.customer"[^}]*} [1-9]/);
