@@ -16,6 +16,7 @@ import { interventionRoutes } from './routes/interventions.routes.js';
 import { locationRoutes } from './routes/locations.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { orderRoutes } from './routes/orders.routes.js';
+import { partnerAssignmentRoutes } from './routes/partner-assignment.routes.js';
 import { partnerEventRoutes } from './routes/partner-events.routes.js';
 import { PartnerEventIntake } from '../inbox/intake.js';
 
@@ -45,6 +46,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   app.use('/api', authenticate(directory));
   app.use(partnerEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(orderRoutes(deps));
+  app.use(partnerAssignmentRoutes(deps));
   app.use(eventRoutes(deps));
   app.use(interventionRoutes(deps));
   app.use(locationRoutes(deps));

@@ -164,6 +164,8 @@ export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState>
     tracking: o.trackingId ? { trackingId: o.trackingId, carrierCode: o.carrierCode, estimatedDelivery: o.estimatedDelivery?.toISOString() ?? null } : null,
     // The state of the Slick ship confirmation call (SPEC §4.1), null until `shipped` made it owed.
     slickConfirmation: o.calls?.[`${SHIP_CONFIRMATION_CALL}:`] ?? null,
+    // The delivery partner PMP assigned, or an operator by hand (SPEC §5.2); null until then.
+    partner: o.partnerId ? { partnerId: o.partnerId, partnerName: o.partnerName } : null,
     deliveryAttempts: o.deliveryAttempts,
     delivery: {
       courierStatus: d?.courierStatus ?? null,
