@@ -3,12 +3,15 @@ import { probeIntegrations } from '../operations/health-probe.js';
 import { watchForIncidents } from '../operations/incident-watch.js';
 import { sweepOnce } from './event-sweeper.js';
 import { openTierSlaBreaches } from '../tiers/discrepancies.js';
+import { reconcileOnce } from '../tiers/reconciliation.js';
+import { createPartnerClients } from './hub-workers.js';
 import { OUTBOX_BATCH, relayOutboxOnce } from './outbox-relay.js';
 import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 
 /**
  * The periodic work of the hub: publishing the outbox, re-creating lost jobs, probing partners'
- * health, and watching for incidents that no single call notices.
+ * health, watching for incidents that no single call notices, watching the delivery tiers' SLA, and
+ * reconciling quiet deliveries with PMP.
  */
 export function startSchedulerTasks(deps: HubDeps): {
   relay: PeriodicTask;
@@ -16,6 +19,7 @@ export function startSchedulerTasks(deps: HubDeps): {
   healthProbe: PeriodicTask;
   incidentWatch: PeriodicTask;
   tierSlaWatch: PeriodicTask;
+  reconciler: PeriodicTask;
   stop(): Promise<void>;
 } {
   const relay = startPeriodicTask('outbox-relay', deps.logger, deps.config.outboxPollMs, async () => (await relayOutboxOnce(deps)) >= OUTBOX_BATCH);
@@ -32,13 +36,21 @@ export function startSchedulerTasks(deps: HubDeps): {
     return false;
   });
   const tierSlaWatch = startPeriodicTask('tier-sla-watch', deps.logger, deps.config.sweepIntervalMs, async () => (await openTierSlaBreaches(deps)) > 0);
-  const all = [relay, sweeper, healthProbe, incidentWatch, tierSlaWatch];
+  // Runs at least every RECONCILE_AFTER_MS (SPEC §5.2), and at most once a second.
+  const { pmp } = createPartnerClients(deps);
+  const reconciler = startPeriodicTask('pmp-reconciler', deps.logger, Math.max(1000, Math.min(deps.config.reconcileAfterMs, 60_000)), async () => {
+    if (!deps.config.integrations.pmp.baseUrl) return false;
+    await reconcileOnce(deps, (orderId) => pmp.delivery(orderId));
+    return false;
+  });
+  const all = [relay, sweeper, healthProbe, incidentWatch, tierSlaWatch, reconciler];
   return {
     relay,
     sweeper,
     healthProbe,
     incidentWatch,
     tierSlaWatch,
+    reconciler,
     stop: async () => {
       await Promise.all(all.map((t) => t.stop()));
     },

@@ -147,4 +147,43 @@ describe('Slick and Grab events for the same orders', () => {
     const swept = await h.worker.metrics.registry.getSingleMetricAsString('hub_events_swept_total');
     expect(swept).toMatch(/kind="inbound-event"[^}]*} ([1-9]\d*)/);
   });
+
+  it('a worker killed with SIGKILL through the three tiers of COD orders: no partner call lost, no tier applied twice', async () => {
+    hub = await startTestHub({ inProcessWorkers: false, env: { JOB_LOCK_MS: '1500', WORKER_CONCURRENCY: '4' } });
+    const h = hub;
+    const first = await h.spawnWorker();
+    const orders = await Promise.all(Array.from({ length: 8 }, () => registerOrder(h, { paymentMethod: 'COD', codAmount: 450 })));
+    const tiersOf = async (orderId: string) => ((await h.clients.viewer.get(`/api/orders/${orderId}/tiers`)).body.tiers as Array<{ state: string }>).map((t) => t.state);
+    const flows = Promise.all(
+      orders.map(async (orderId) => {
+        for (const t of ['packed', 'shipped']) expect((await h.clients.slick.post(SHIP, shipEvent(orderId, t))).status).toBe(202);
+        await eventually(async () => ((await orderStatus(h, orderId)) === 7000 ? true : undefined), `${orderId} at 7000`, 60_000);
+        const partnerId = await eventually(async () => (await h.clients.viewer.get(`/api/orders/${orderId}`)).body.partner?.partnerId as string | undefined, `${orderId} assigned`, 60_000);
+        const pmp = (type: string, extra: Record<string, unknown> = {}) => ({ eventId: `pmp-${orderId}-${type}`, orderId, partnerId, type, occurredAt: new Date().toISOString(), ...extra });
+        expect((await h.clients.pmp.post('/api/pmp/events', pmp('delivery.delivered'))).status).toBe(202);
+        await eventually(async () => ((await orderStatus(h, orderId)) === 7500 ? true : undefined), `${orderId} at 7500`, 60_000);
+        expect((await h.clients.pmp.post('/api/pmp/events', pmp('cod.collected', { amount: 450 }))).status).toBe(202);
+      }),
+    );
+    await eventually(async () => (h.sims.mao.requests.length >= 2 ? true : undefined), 'MAO calls under way', 60_000);
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+    await h.spawnWorker();
+    await flows;
+
+    for (const orderId of orders) await eventually(async () => ((await tiersOf(orderId)).every((s) => s === 'done') ? true : undefined), `${orderId} tiers done`, 60_000);
+    // Every call reached its partner (at least once: one cut by the kill may be made again) …
+    for (const orderId of orders) {
+      const about = (reqs: ReadonlyArray<{ path: string; body: unknown }>) => reqs.filter((r) => r.path.includes(orderId) || (r.body as { orderId?: string })?.orderId === orderId);
+      expect(about(h.sims.mao.requests).length, `${orderId} MAO`).toBeGreaterThanOrEqual(1);
+      expect(about(h.sims.pmp.requests.filter((r) => r.path === '/api/assignments')).length, `${orderId} PMP`).toBeGreaterThanOrEqual(1);
+      expect(about(h.sims.slick.requests.filter((r) => (r.body as { eventType?: string }).eventType === 'collected')).length, `${orderId} Slick collected`).toBeGreaterThanOrEqual(1);
+    }
+    // … and each tier was settled once: one `done` message per order and tier.
+    const done = await h.web.db.execute<{ order_id: string; tier: number; n: number }>(sql`
+      select order_id, (payload->>'tier')::int as tier, count(*)::int as n from outbox
+      where type = 'tier.updated' and payload->>'state' = 'done' group by 1, 2`);
+    expect(done).toHaveLength(orders.length * 3);
+    for (const row of done) expect(row.n, `${row.order_id} tier ${row.tier}`).toBe(1);
+  });
 });
