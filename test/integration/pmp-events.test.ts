@@ -102,7 +102,7 @@ describe('PMP events and the three tiers', () => {
     expect(collected.body).toMatchObject({ state: 'applied', reason: null });
     await untilTier(orderId, 3, 'done');
     expect(await tierStates(orderId)).toEqual(['done', 'done', 'done']);
-    const relayed = hub.sims.slick.requests.filter((r) => (r.body as { eventType?: string; orderId?: string }).eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId);
+    const relayed = hub.sims.slick.requests.filter((r) => (r.body as { eventType?: string; orderId?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId);
     expect(relayed).toHaveLength(1);
     expect(relayed[0]!.body).toMatchObject({ orderId, eventType: 'collected', codAmount: 450 });
     const ledger = await hub.web.db.execute(sql`select expected_amount, collected_amount, collected_by, relay, confirmed_at from cod_ledger where order_id = ${orderId}`);
@@ -123,7 +123,7 @@ describe('PMP events and the three tiers', () => {
     expect(view.discrepancies).toEqual([expect.objectContaining({ code: 'cod_amount_mismatch', tier: 3, resolvedAt: null, detail: expect.objectContaining({ amount: 400, expectedAmount: 450 }) })]);
     const [open] = await openCases(orderId);
     expect(open).toMatchObject({ cause: 'cod_amount_mismatch' });
-    expect(hub.sims.slick.requests.some((r) => (r.body as { eventType?: string; orderId?: string }).eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId)).toBe(false);
+    expect(hub.sims.slick.requests.some((r) => (r.body as { eventType?: string; orderId?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId)).toBe(false);
 
     const dismissed = await hub.clients.operator.post(`/api/interventions/${open!.id}/resolve`, { action: 'dismiss', note: 'partner paid the rest in cash at the store' });
     expect(dismissed.status).toBe(200);
@@ -139,7 +139,7 @@ describe('PMP events and the three tiers', () => {
     expect(view.discrepancies.map((d: { code: string }) => d.code)).toEqual(['collected_before_delivered']);
     expect(view.tiers[2].state).toBe('pending');
     expect((await openCases(orderId)).map((c) => c.cause)).toContain('collected_before_delivered');
-    expect(hub.sims.slick.requests.some((r) => (r.body as { eventType?: string }).eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId)).toBe(false);
+    expect(hub.sims.slick.requests.some((r) => (r.body as { eventType?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId)).toBe(false);
   });
 
   it('PMP delivery.failed → 7400, counted, escalated; the courier and PMP disagreeing are discrepancies', async () => {
