@@ -1,7 +1,12 @@
 import { z } from 'zod';
-import { HubClient, type HubResponse } from '../api/hub-client.js';
-import { DEVELOPMENT_CLIENTS } from '../config.js';
-import { parseWith, startPartnerSimulator, type PartnerSimulator, type SimulatorListenOptions } from './partner-simulator.js';
+import {
+  createPartnerEventLog,
+  sendPartnerEvents,
+  type PartnerEventSimulatorLog,
+  type PartnerSendFields,
+  type PartnerSendOptions,
+} from './partner-event-sender.js';
+import { startPartnerSimulator, type PartnerSimulator, type SimulatorListenOptions } from './partner-simulator.js';
 
 /**
  * Grab, the last-mile courier (SPEC §5.1). The hub only probes Grab's health, so its partner side is
@@ -64,11 +69,10 @@ export interface CourierHubOptions {
   secret?: string;
 }
 
-export interface SendCourierStatusesOptions extends CourierHubOptions {
+/** `wait`, `stopOnError` and `onResult` as in PartnerSendOptions (src/simulators/partner-event-sender.ts). */
+export interface SendCourierStatusesOptions extends CourierHubOptions, PartnerSendOptions<CourierSendResult> {
   order: CourierOrder;
   statuses: readonly CourierStatus[];
-  /** Sends `Prefer: wait=<seconds>` (the hub waits at most 10 s) so each answer carries the outcome. */
-  wait?: number;
   /** Added to every event (a courier reports where it is), under the per-status extras. */
   location?: CourierLocation;
   /** Extra fields per status, e.g. `{ DELIVERED: { proofOfDelivery, location } }`. */
@@ -77,30 +81,11 @@ export interface SendCourierStatusesOptions extends CourierHubOptions {
   eventIdPrefix?: string;
   /** n of the first event (default 1): a second run for the same order continues the count. */
   firstSequence?: number;
-  /** Stop after the first answer that is not 2xx (the rest is not sent). A network error always stops. */
-  stopOnError?: boolean;
-  /** Called with each answer as it arrives, before the next event is sent. */
-  onResult?: (result: CourierSendResult) => void;
 }
 
-export interface CourierSendResult {
+/** What was sent for a status (`event`, with its `eventId`) and the hub's answer (see PartnerSendFields). */
+export interface CourierSendResult extends PartnerSendFields<CourierStatusEvent> {
   status: CourierStatus;
-  eventId: string;
-  /** What was sent. */
-  event: CourierStatusEvent;
-  /** The hub's HTTP status; 0 when the call failed without an answer (see `error`). */
-  httpStatus: number;
-  /** The hub's answer: for `Prefer: wait`, the outcome (200) or the error with the outcome in details (422). */
-  body: unknown;
-  error?: string;
-  sentAt: string;
-  answeredAt: string;
-}
-
-function defaultGrabClient(): { key: string; secret: string } {
-  const grab = DEVELOPMENT_CLIENTS.find((client) => client.id === 'grab');
-  if (!grab?.key || !grab.secret) throw new Error('no development client "grab" with a key and a secret in src/config.ts');
-  return { key: grab.key, secret: grab.secret };
 }
 
 /** The event a courier sends for one status, with the status's defaults filled in. */
@@ -131,45 +116,25 @@ export function courierStatusEvent(
  * answer in order; a network error ends the run with a result whose httpStatus is 0.
  */
 export async function sendCourierStatuses(options: SendCourierStatusesOptions): Promise<CourierSendResult[]> {
-  const fallback = options.key === undefined || options.secret === undefined ? defaultGrabClient() : undefined;
-  const key = options.key ?? fallback!.key;
-  const secret = options.secret ?? fallback!.secret;
-  const hub = new HubClient(options.hubUrl ?? DEFAULT_HUB_URL, { key, secret });
-  const headers: Record<string, string> = options.wait === undefined ? {} : { prefer: `wait=${options.wait}` };
   const prefix = options.eventIdPrefix ?? `grab-${options.order.orderId}`;
-  const first = options.firstSequence ?? 1;
-
-  const results: CourierSendResult[] = [];
-  for (const [index, status] of options.statuses.entries()) {
-    const sentAt = new Date();
-    const eventId = `${prefix}-${first + index}-${status}`;
-    const event = courierStatusEvent(options.order, status, eventId, sentAt, {
-      ...(options.location ? { location: options.location } : {}),
-      ...options.extra?.[status],
-    });
-    let answer: HubResponse | undefined;
-    let error: string | undefined;
-    try {
-      answer = await hub.put(DELIVERY_STATUS_PATH, event, headers);
-    } catch (err) {
-      error = `cannot reach the hub at ${hub.baseUrl}: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    const result: CourierSendResult = {
-      status,
-      eventId,
-      event,
-      httpStatus: answer?.status ?? 0,
-      body: answer?.body,
-      ...(error === undefined ? {} : { error }),
-      sentAt: sentAt.toISOString(),
-      answeredAt: new Date().toISOString(),
-    };
-    results.push(result);
-    options.onResult?.(result);
-    if (!answer) break;
-    if (options.stopOnError && (answer.status < 200 || answer.status > 299)) break;
-  }
-  return results;
+  return sendPartnerEvents(
+    {
+      client: 'grab',
+      defaultHubUrl: DEFAULT_HUB_URL,
+      method: 'PUT',
+      path: DELIVERY_STATUS_PATH,
+      // One order: n is firstSequence + the status's index.
+      orderOf: () => options.order.orderId,
+      lead: (status: CourierStatus) => ({ status }),
+      build: (status, n, sentAt) =>
+        courierStatusEvent(options.order, status, `${prefix}-${n}-${status}`, sentAt, {
+          ...(options.location ? { location: options.location } : {}),
+          ...options.extra?.[status],
+        }),
+    },
+    options.statuses,
+    options,
+  );
 }
 
 export interface GrabSimulatorOptions extends SimulatorListenOptions, CourierHubOptions {}
@@ -177,21 +142,15 @@ export interface GrabSimulatorOptions extends SimulatorListenOptions, CourierHub
 /** A courier run as the simulator makes it: the hub and the sequence numbers are the simulator's. */
 export type CourierRunOptions = Omit<SendCourierStatusesOptions, 'firstSequence'> & { firstSequence?: number };
 
-export interface GrabSimulator extends PartnerSimulator {
-  /** Where courier runs go when they name no hub: the start options' values, or the defaults. */
+/** configureHub, sent, clearSent and onSent: see PartnerEventSimulatorLog (src/simulators/partner-event-sender.ts). */
+export interface GrabSimulator extends PartnerSimulator, PartnerEventSimulatorLog<CourierSendResult, CourierHubOptions> {
+  /** Where courier runs go when they name no hub: the start options' values, or the defaults. A copy. */
   readonly hub: { hubUrl: string; key: string; secret: string };
-  /** Changes the hub (and Grab's credentials) courier runs use from now on. */
-  configureHub(hub: CourierHubOptions): void;
   /**
    * sendCourierStatuses with this simulator's hub and credentials; event numbers continue per order
    * across runs, so a second run never reuses an event id. Every result is added to `sent`.
    */
   sendCourierStatuses(options: CourierRunOptions): Promise<CourierSendResult[]>;
-  /** Every courier event this simulator sent, in order, with the hub's answer. */
-  readonly sent: readonly CourierSendResult[];
-  clearSent(): void;
-  /** Called with every courier event this simulator sent, once answered; returns a function that unsubscribes. */
-  onSent(listener: (result: CourierSendResult) => void): () => void;
 }
 
 const locationSchema = z.strictObject({ lat: z.number().min(-90).max(90), lng: z.number().min(-180).max(180) });
@@ -237,118 +196,50 @@ function extrasFromRunBody(body: CourierRunBody): Partial<Record<CourierStatus, 
 }
 
 export async function startGrabSimulator(options: GrabSimulatorOptions = {}): Promise<GrabSimulator> {
-  let hub = { hubUrl: DEFAULT_HUB_URL, ...defaultGrabClient() };
-  const configureHub = (next: CourierHubOptions): void => {
-    hub = {
-      hubUrl: next.hubUrl ?? hub.hubUrl,
-      key: next.key ?? hub.key,
-      secret: next.secret ?? hub.secret,
-    };
-  };
-  configureHub(options);
+  const log = createPartnerEventLog<CourierSendResult>('grab', DEFAULT_HUB_URL, options);
 
-  const sent: CourierSendResult[] = [];
-  const sentListeners = new Set<(result: CourierSendResult) => void>();
-  /** Last event number used per order. */
-  const sequences = new Map<string, number>();
-
-  async function run(runOptions: CourierRunOptions): Promise<CourierSendResult[]> {
+  const run = async (runOptions: CourierRunOptions): Promise<CourierSendResult[]> => {
     const { orderId } = runOptions.order;
-    const firstSequence = runOptions.firstSequence ?? (sequences.get(orderId) ?? 0) + 1;
-    // Reserved before sending, so two overlapping runs for one order never share an event id.
-    sequences.set(orderId, Math.max(sequences.get(orderId) ?? 0, firstSequence + runOptions.statuses.length - 1));
-    return sendCourierStatuses({
-      ...runOptions,
-      hubUrl: runOptions.hubUrl ?? hub.hubUrl,
-      key: runOptions.key ?? hub.key,
-      secret: runOptions.secret ?? hub.secret,
-      firstSequence,
-      onResult: (result) => {
-        sent.push(result);
-        for (const listener of sentListeners) {
-          try {
-            listener(result);
-          } catch {
-            // A broken log line must not stop the run.
-          }
-        }
-        runOptions.onResult?.(result);
-      },
-    });
-  }
+    return log.run(runOptions, [[orderId, runOptions.statuses.length]], (withHub, firstSequence) =>
+      sendCourierStatuses({ ...withHub, firstSequence: firstSequence[orderId] }),
+    );
+  };
 
   const sim = await startPartnerSimulator({
     name: 'grab',
     port: options.port,
     host: options.host,
     routes: [],
-    adminRoutes: [
-      {
-        method: 'POST',
-        path: COURIER_RUN_PATH,
-        handle: async (req) => {
-          const parsed = parseWith(courierRunSchema, req.body);
-          if (!parsed.ok) return parsed.response;
-          const body = parsed.value;
-          const results = await run({
-            hubUrl: body.hubUrl,
-            key: body.key,
-            secret: body.secret,
-            order: { orderId: body.orderId, trackingId: body.trackingId, carrierCode: body.carrierCode },
-            statuses: body.statuses,
-            wait: body.wait,
-            stopOnError: body.stopOnError,
-            eventIdPrefix: body.eventIdPrefix,
-            firstSequence: body.firstSequence,
-            location: body.location,
-            extra: extrasFromRunBody(body),
-          });
-          return {
-            status: 200,
-            body: results.map((r) => ({
-              status: r.status,
-              eventId: r.eventId,
-              httpStatus: r.httpStatus,
-              body: r.body,
-              ...(r.error === undefined ? {} : { error: r.error }),
-            })),
-          };
-        },
-      },
-      { method: 'GET', path: '/__admin/courier-events', handle: () => ({ status: 200, body: sent }) },
-      {
-        method: 'DELETE',
-        path: '/__admin/courier-events',
-        handle: () => {
-          const cleared = sent.length;
-          sent.length = 0;
-          return { status: 200, body: { cleared } };
-        },
-      },
-    ],
+    adminRoutes: log.adminRoutes({
+      runPath: COURIER_RUN_PATH,
+      recordPath: '/__admin/courier-events',
+      schema: courierRunSchema,
+      runBody: (body) =>
+        run({
+          hubUrl: body.hubUrl,
+          key: body.key,
+          secret: body.secret,
+          order: { orderId: body.orderId, trackingId: body.trackingId, carrierCode: body.carrierCode },
+          statuses: body.statuses,
+          wait: body.wait,
+          stopOnError: body.stopOnError,
+          eventIdPrefix: body.eventIdPrefix,
+          firstSequence: body.firstSequence,
+          location: body.location,
+          extra: extrasFromRunBody(body),
+        }),
+      answerLead: (r) => ({ status: r.status }),
+    }),
   });
 
   // defineProperties, not Object.assign: assign would copy the getters' current values.
   return Object.defineProperties(sim, {
-    hub: { get: () => ({ ...hub }), enumerable: true },
-    sent: { get: () => sent, enumerable: true },
-    configureHub: { value: configureHub, enumerable: true },
+    hub: { get: () => ({ ...log.hub }), enumerable: true },
+    sent: { get: () => log.sent, enumerable: true },
+    configureHub: { value: log.configureHub, enumerable: true },
     sendCourierStatuses: { value: run, enumerable: true },
-    clearSent: {
-      value: (): void => {
-        sent.length = 0;
-      },
-      enumerable: true,
-    },
-    onSent: {
-      value: (listener: (result: CourierSendResult) => void): (() => void) => {
-        sentListeners.add(listener);
-        return () => {
-          sentListeners.delete(listener);
-        };
-      },
-      enumerable: true,
-    },
+    clearSent: { value: log.clearSent, enumerable: true },
+    onSent: { value: log.onSent, enumerable: true },
   }) as GrabSimulator;
 }
 

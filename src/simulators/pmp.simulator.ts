@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { HubClient, type HubResponse } from '../api/hub-client.js';
-import { DEVELOPMENT_CLIENTS } from '../config.js';
+import {
+  createPartnerEventLog,
+  sendPartnerEvents,
+  type FirstSequence,
+  type PartnerEventKind,
+  type PartnerEventSimulatorLog,
+  type PartnerSendFields,
+  type PartnerSendOptions,
+} from './partner-event-sender.js';
 import { parseWith, startPartnerSimulator, type PartnerSimulator, type SimulatorListenOptions } from './partner-simulator.js';
 
 /**
@@ -129,40 +136,20 @@ export interface PmpHubOptions {
   secret?: string;
 }
 
-export interface SendPmpEventsOptions extends PmpHubOptions {
+/** `wait`, `stopOnError` and `onResult` as in PartnerSendOptions (src/simulators/partner-event-sender.ts). */
+export interface SendPmpEventsOptions extends PmpHubOptions, PartnerSendOptions<PmpSendResult> {
   events: readonly PmpEventInput[];
-  /** Sends `Prefer: wait=<seconds>` (the hub waits at most 10 s) so each answer carries the outcome. */
-  wait?: number;
   /**
    * n of an order's first event in this run (default 1), counted per order: a number for every order,
    * or one per order id (orders not named start at 1).
    */
-  firstSequence?: number | Readonly<Record<string, number>>;
-  /** Stop after the first answer that is not 2xx (the rest is not sent). A network error always stops. */
-  stopOnError?: boolean;
-  /** Called with each answer as it arrives, before the next event is sent. */
-  onResult?: (result: PmpSendResult) => void;
+  firstSequence?: FirstSequence;
 }
 
-export interface PmpSendResult {
+/** What was sent for an input (`event`, with its `eventId`) and the hub's answer (see PartnerSendFields). */
+export interface PmpSendResult extends PartnerSendFields<PmpEvent> {
   type: PmpEventType;
   orderId: string;
-  eventId: string;
-  /** What was sent. */
-  event: PmpEvent;
-  /** The hub's HTTP status; 0 when the call failed without an answer (see `error`). */
-  httpStatus: number;
-  /** The hub's answer: for `Prefer: wait`, the outcome (200) or the error with the outcome in details (422). */
-  body: unknown;
-  error?: string;
-  sentAt: string;
-  answeredAt: string;
-}
-
-function defaultPmpClient(): { key: string; secret: string } {
-  const pmp = DEVELOPMENT_CLIENTS.find((client) => client.id === 'pmp');
-  if (!pmp?.key || !pmp.secret) throw new Error('no development client "pmp" with a key and a secret in src/config.ts');
-  return { key: pmp.key, secret: pmp.secret };
 }
 
 /** The event PMP sends for one input, with the type's defaults filled in and no undefined fields. */
@@ -189,11 +176,15 @@ export function pmpEvent(input: PmpEventInput, eventId: string, occurredAt: Date
   return event;
 }
 
-function sequenceStart(first: SendPmpEventsOptions['firstSequence'], orderId: string): number {
-  if (first === undefined) return 1;
-  if (typeof first === 'number') return first;
-  return first[orderId] ?? 1;
-}
+const pmpEventKind: PartnerEventKind<PmpEventInput, Pick<PmpSendResult, 'type' | 'orderId'>, PmpEvent> = {
+  client: 'pmp',
+  defaultHubUrl: PMP_DEFAULT_HUB_URL,
+  method: 'POST',
+  path: PMP_EVENTS_PATH,
+  orderOf: (input) => input.orderId,
+  lead: (input) => ({ type: input.type, orderId: input.orderId }),
+  build: (input, n, sentAt) => pmpEvent(input, input.eventId ?? `pmp-${input.orderId}-${n}-${input.type}`, sentAt),
+};
 
 /**
  * Sends PMP's events to the hub's `POST /api/pmp/events`, signed with PMP's secret: each only after
@@ -205,44 +196,7 @@ function sequenceStart(first: SendPmpEventsOptions['firstSequence'], orderId: st
  * id with another body 409 idempotency_conflict. Give the later one a `firstSequence` past the first's.
  */
 export async function sendPmpEvents(options: SendPmpEventsOptions): Promise<PmpSendResult[]> {
-  const fallback = options.key === undefined || options.secret === undefined ? defaultPmpClient() : undefined;
-  const key = options.key ?? fallback!.key;
-  const secret = options.secret ?? fallback!.secret;
-  const hub = new HubClient(options.hubUrl ?? PMP_DEFAULT_HUB_URL, { key, secret });
-  const headers: Record<string, string> = options.wait === undefined ? {} : { prefer: `wait=${options.wait}` };
-  const next = new Map<string, number>();
-
-  const results: PmpSendResult[] = [];
-  for (const input of options.events) {
-    const n = next.get(input.orderId) ?? sequenceStart(options.firstSequence, input.orderId);
-    next.set(input.orderId, n + 1);
-    const sentAt = new Date();
-    const eventId = input.eventId ?? `pmp-${input.orderId}-${n}-${input.type}`;
-    const event = pmpEvent(input, eventId, sentAt);
-    let answer: HubResponse | undefined;
-    let error: string | undefined;
-    try {
-      answer = await hub.post(PMP_EVENTS_PATH, event, headers);
-    } catch (err) {
-      error = `cannot reach the hub at ${hub.baseUrl}: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    const result: PmpSendResult = {
-      type: input.type,
-      orderId: input.orderId,
-      eventId,
-      event,
-      httpStatus: answer?.status ?? 0,
-      body: answer?.body,
-      ...(error === undefined ? {} : { error }),
-      sentAt: sentAt.toISOString(),
-      answeredAt: new Date().toISOString(),
-    };
-    results.push(result);
-    options.onResult?.(result);
-    if (!answer) break;
-    if (options.stopOnError && (answer.status < 200 || answer.status > 299)) break;
-  }
-  return results;
+  return sendPartnerEvents(pmpEventKind, options.events, options);
 }
 
 /** A run as the simulator makes it: the hub defaults and the sequence numbers are the simulator's. */
@@ -282,25 +236,19 @@ const pmpEventsRunSchema = z
     path: ['events'],
   });
 
-export interface PmpSimulator extends PartnerSimulator {
+/** configureHub, sent, clearSent and onSent: see PartnerEventSimulatorLog (src/simulators/partner-event-sender.ts). */
+export interface PmpSimulator extends PartnerSimulator, PartnerEventSimulatorLog<PmpSendResult, PmpHubOptions> {
   setDelivery(orderId: string, update: PmpDeliveryUpdate): PmpDelivery;
   getDelivery(orderId: string): PmpDelivery | undefined;
   deleteDelivery(orderId: string): void;
   clearDeliveries(): void;
   /** Where event runs go when they name no hub: the start options' values, or the defaults. Live. */
   readonly hub: { hubUrl: string; key: string; secret: string };
-  /** Changes the hub (and PMP's credentials) event runs use from now on. */
-  configureHub(hub: PmpHubOptions): void;
   /**
    * sendPmpEvents with this simulator's hub and credentials; event numbers continue per order across
    * runs, so a second run never reuses an event id. Every result is added to `sent`.
    */
   sendPmpEvents(options: PmpEventsRunOptions): Promise<PmpSendResult[]>;
-  /** Every event this simulator sent to the hub, in order, with the hub's answer. */
-  readonly sent: readonly PmpSendResult[];
-  clearSent(): void;
-  /** Called with every event this simulator sent, once answered; returns a function that unsubscribes. */
-  onSent(listener: (result: PmpSendResult) => void): () => void;
 }
 
 export interface PmpSimulatorOptions extends SimulatorListenOptions, PmpHubOptions {}
@@ -308,47 +256,12 @@ export interface PmpSimulatorOptions extends SimulatorListenOptions, PmpHubOptio
 export async function startPmpSimulator(options: PmpSimulatorOptions = {}): Promise<PmpSimulator> {
   const deliveries = new Map<string, PmpDelivery>();
 
-  // One object, changed in place, so `sim.hub` stays live.
-  const hub = { hubUrl: PMP_DEFAULT_HUB_URL, ...defaultPmpClient() };
-  const configureHub = (next: PmpHubOptions): void => {
-    hub.hubUrl = next.hubUrl ?? hub.hubUrl;
-    hub.key = next.key ?? hub.key;
-    hub.secret = next.secret ?? hub.secret;
-  };
-  configureHub(options);
-  const sent: PmpSendResult[] = [];
-  const sentListeners = new Set<(result: PmpSendResult) => void>();
-  /** Last event number used per order. */
-  const sequences = new Map<string, number>();
+  // `log.hub` is one object, changed in place, so `sim.hub` stays live.
+  const log = createPartnerEventLog<PmpSendResult>('pmp', PMP_DEFAULT_HUB_URL, options);
 
   async function runEvents(runOptions: PmpEventsRunOptions): Promise<PmpSendResult[]> {
-    // Reserved before sending, so two overlapping runs for one order never share an event id.
-    const counts = new Map<string, number>();
-    for (const e of runOptions.events) counts.set(e.orderId, (counts.get(e.orderId) ?? 0) + 1);
-    const firstSequence: Record<string, number> = {};
-    for (const [orderId, count] of counts) {
-      const first = runOptions.firstSequence ?? (sequences.get(orderId) ?? 0) + 1;
-      firstSequence[orderId] = first;
-      sequences.set(orderId, Math.max(sequences.get(orderId) ?? 0, first + count - 1));
-    }
-    return sendPmpEvents({
-      ...runOptions,
-      hubUrl: runOptions.hubUrl ?? hub.hubUrl,
-      key: runOptions.key ?? hub.key,
-      secret: runOptions.secret ?? hub.secret,
-      firstSequence,
-      onResult: (result) => {
-        sent.push(result);
-        for (const listener of sentListeners) {
-          try {
-            listener(result);
-          } catch {
-            // A broken log line must not stop the run.
-          }
-        }
-        runOptions.onResult?.(result);
-      },
-    });
+    const counts = runOptions.events.map((e) => [e.orderId, 1] as const);
+    return log.run(runOptions, counts, (withHub, firstSequence) => sendPmpEvents({ ...withHub, firstSequence }));
   }
 
   function setDelivery(orderId: string, update: PmpDeliveryUpdate): PmpDelivery {
@@ -408,14 +321,12 @@ export async function startPmpSimulator(options: PmpSimulatorOptions = {}): Prom
           return { status: 200, body: { cleared } };
         },
       },
-      {
-        method: 'POST',
-        path: PMP_EVENTS_RUN_PATH,
-        handle: async (req) => {
-          const parsed = parseWith(pmpEventsRunSchema, req.body);
-          if (!parsed.ok) return parsed.response;
-          const body = parsed.value;
-          const results = await runEvents({
+      ...log.adminRoutes({
+        runPath: PMP_EVENTS_RUN_PATH,
+        recordPath: '/__admin/events',
+        schema: pmpEventsRunSchema,
+        runBody: (body) =>
+          runEvents({
             hubUrl: body.hubUrl,
             key: body.key,
             secret: body.secret,
@@ -424,30 +335,9 @@ export async function startPmpSimulator(options: PmpSimulatorOptions = {}): Prom
             wait: body.wait,
             stopOnError: body.stopOnError,
             firstSequence: body.firstSequence,
-          });
-          return {
-            status: 200,
-            body: results.map((r) => ({
-              type: r.type,
-              orderId: r.orderId,
-              eventId: r.eventId,
-              httpStatus: r.httpStatus,
-              body: r.body,
-              ...(r.error === undefined ? {} : { error: r.error }),
-            })),
-          };
-        },
-      },
-      { method: 'GET', path: '/__admin/events', handle: () => ({ status: 200, body: sent }) },
-      {
-        method: 'DELETE',
-        path: '/__admin/events',
-        handle: () => {
-          const cleared = sent.length;
-          sent.length = 0;
-          return { status: 200, body: { cleared } };
-        },
-      },
+          }),
+        answerLead: (r) => ({ type: r.type, orderId: r.orderId }),
+      }),
     ],
   });
 
@@ -459,18 +349,11 @@ export async function startPmpSimulator(options: PmpSimulatorOptions = {}): Prom
     },
     clearDeliveries: (): void => deliveries.clear(),
     // Live: the same objects the runs use and fill.
-    hub,
-    sent,
-    configureHub,
+    hub: log.hub,
+    sent: log.sent,
+    configureHub: log.configureHub,
     sendPmpEvents: runEvents,
-    clearSent: (): void => {
-      sent.length = 0;
-    },
-    onSent: (listener: (result: PmpSendResult) => void): (() => void) => {
-      sentListeners.add(listener);
-      return () => {
-        sentListeners.delete(listener);
-      };
-    },
+    clearSent: log.clearSent,
+    onSent: log.onSent,
   });
 }
