@@ -98,13 +98,13 @@ export function createMetrics(role: string) {
     }),
     reconciliationRuns: new Counter({
       name: 'hub_reconciliation_runs_total',
-      help: 'Runs of the PMP reconciliation, by outcome (ok, failed, skipped when another scheduler held the run)',
+      help: 'Runs of the PMP reconciliation, by outcome (ok, failed)',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
     reconciliationFindings: new Counter({
       name: 'hub_reconciliation_findings_total',
-      help: 'What PMP answered the reconciliation for orders without updates: a state the hub had not heard (new), one it had (known), or none (unknown)',
+      help: 'What the reconciliation learnt per order asked: a state the hub had not heard (new), one it had (known), none (unknown), or nothing because PMP or the store failed (failed)',
       labelNames: ['finding'] as const,
       registers: [registry],
     }),

@@ -29,7 +29,7 @@ export const pmpEventSchema = z
     location: location.optional(),
     tracking: z.object({ trackingId: z.string().min(1).max(128), carrierCode: z.string().min(1).max(32) }).strict().optional(),
     failureReason: z.string().min(1).max(500).optional(),
-    amount: z.number().nonnegative().max(1_000_000).optional(),
+    amount: z.number().nonnegative().max(1_000_000).multipleOf(0.01).optional(),
   })
   .strict()
   .refine((e) => e.type !== 'cod.collected' || e.amount !== undefined, { message: 'amount is required for cod.collected', path: ['amount'] })
@@ -51,6 +51,12 @@ export interface PmpFact {
   tracking?: { trackingId: string; carrierCode: string } | undefined;
   failureReason?: string | undefined;
   amount?: number | undefined;
+}
+
+/** The time of the latest delivery news the order holds: the courier's last status, its last failure, PMP's last status. */
+function latestDeliveryNewsAt(order: LockedOrder): number {
+  const d = order.delivery;
+  return Math.max(...[d?.courierStatusAt, d?.lastFailure?.occurredAt, d?.pmpStatusAt].map((t) => (t ? Date.parse(t) : -Infinity)));
 }
 
 const fulfilled = (order: LockedOrder) => order.status >= STATUS.FULFILLED && order.status !== STATUS.CANCELLED;
@@ -85,14 +91,27 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
   // Once a partner is on the order, only that partner speaks for it (a new assignment replaces it).
   if (fact.type !== 'partner.assigned' && order.partnerId && order.partnerId !== fact.partnerId) return unchangedPlan(order, 'rejected', 'partner_mismatch');
 
+  // PMP's word about where a parcel is (or that an attempt failed) that happened before the latest
+  // delivery news the hub has is late: a reconciled state or a delayed event must not move the order
+  // back from a later courier report or a failure.
+  // (PMP reporting the very failure the order is at is not late: it is escalated below.)
+  const lastFailure = order.delivery?.lastFailure;
+  const sameFailure =
+    fact.type === 'delivery.failed' && order.status === STATUS.DELIVERY_FAILED && lastFailure !== undefined && occurredAt.getTime() === Date.parse(lastFailure.occurredAt);
+  if ((fact.type === 'status' || fact.type === 'delivery.failed') && !sameFailure && occurredAt.getTime() <= latestDeliveryNewsAt(order)) {
+    return planFromTransition(order, { result: { kind: 'stale', order } }, fact.type === 'status' ? fact.status! : STATUS.DELIVERY_FAILED, row, occurredAt);
+  }
+
   switch (fact.type) {
     case 'partner.assigned': {
       if (order.partnerId === fact.partnerId && (fact.partnerName === undefined || order.partnerName === fact.partnerName)) {
         return unchangedPlan(order, 'ignored', 'stale');
       }
+      // A state without a name (what the reconciler learns) cannot replace a partner already on the order.
+      if (order.partnerId && order.partnerId !== fact.partnerId && fact.partnerName === undefined) return unchangedPlan(order, 'rejected', 'partner_mismatch');
       const record = planOrderChange(
         order,
-        { partnerId: fact.partnerId, partnerName: fact.partnerName ?? order.partnerName },
+        { partnerId: fact.partnerId, partnerName: fact.partnerName ?? (order.partnerId === fact.partnerId ? order.partnerName : null) },
         [deliveryMessage(order, row, fact, { partnerName: fact.partnerName ?? null })],
         clock,
       );
@@ -107,7 +126,19 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
     case 'status':
       return planFromTransition(
         order,
-        planTransition(order, { event: { type: 'DELIVERY_EVENT', to: fact.status! }, actor: row.actor, source: 'pmp', occurredAt, eventId: row.eventId, extraMessages: [deliveryMessage(order, row, fact)] }, clock),
+        planTransition(
+          order,
+          {
+            event: { type: 'DELIVERY_EVENT', to: fact.status! },
+            actor: row.actor,
+            source: 'pmp',
+            occurredAt,
+            eventId: row.eventId,
+            orderChanges: { delivery: { ...order.delivery, pmpStatusAt: fact.occurredAt } },
+            extraMessages: [deliveryMessage(order, row, fact)],
+          },
+          clock,
+        ),
         fact.status!,
         row,
         occurredAt,
@@ -166,6 +197,15 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
       );
       const conflict = tierOf(order, 1).state === 'done' || tierOf(order, 1).detail.ready === true || order.status === STATUS.DELIVERED;
       if (transition.result.kind !== 'moved' || !transition.record) {
+        // The courier reported this failed attempt first: nothing moves again, but PMP's report is still
+        // escalated (one open case per order).
+        if (!conflict && transition.result.kind === 'stale' && order.status === STATUS.DELIVERY_FAILED) {
+          const record: TransitionRecord = {
+            ...planOrderChange(order, {}, [deliveryMessage(order, row, fact, { failureReason: fact.failureReason ?? null })], clock),
+            cases: [{ orderId: order.orderId, cause: 'pmp_delivery_failed', detail: { eventId: row.eventId, partnerId: fact.partnerId, failureReason: fact.failureReason ?? null, attempt: order.deliveryAttempts } }],
+          };
+          return applied(order, record);
+        }
         // PMP reports a failure for an order already delivered: nothing moves, but a person must look.
         if (conflict && transition.result.kind === 'stale') {
           const record = withDiscrepancy(planOrderChange(order, {}, [deliveryMessage(order, row, fact)], clock), DISCREPANCY.COURIER_PMP_CONFLICT, 1, {
@@ -188,7 +228,9 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
     case 'cod.collected': {
       if (order.paymentMethod !== 'COD') return unchangedPlan(order, 'rejected', 'not_cod_order');
       const tier3 = tierOf(order, 3);
-      if (tier3.state !== 'pending' || tier3.detail.collectedAt !== undefined) return unchangedPlan(order, 'ignored', 'stale');
+      // A collection already relayed (or being relayed) is not counted twice; one withheld for a
+      // discrepancy may be reported again (the right amount, after delivery) and is checked afresh.
+      if (tier3.state === 'done' || tier3.state === 'not_applicable' || tier3.detail.relay === 'pending') return unchangedPlan(order, 'ignored', 'stale');
       const amount = (fact.amount ?? 0).toFixed(2);
       const expected = Number(order.codAmount ?? 0).toFixed(2);
       const delivered = order.status === STATUS.DELIVERED;

@@ -40,7 +40,7 @@ export async function openTierSlaBreaches(deps: HubDeps): Promise<number> {
     opened as (
       insert into order_discrepancies (order_id, code, tier, detail)
       select l.order_id, ${DISCREPANCY.TIER_SLA_BREACH}, l.tier,
-             jsonb_build_object('pendingTiers', l.tiers, 'startedAt', l.started_at, 'slaMs', ${deps.config.tierSlaMs}::int,
+             jsonb_build_object('pendingTiers', l.tiers, 'startedAt', l.started_at, 'slaMs', ${deps.config.tierSlaMs}::bigint,
                                 'tierName', ${JSON.stringify(TIER_NAMES)}::jsonb ->> l.tier::text)
       from late l
       on conflict (order_id, code) where resolved_at is null do nothing

@@ -211,4 +211,58 @@ describe('PMP events and the three tiers', () => {
     expect(view.discrepancies[0]).toMatchObject({ code: 'tier_sla_breach', resolvedAt: null, detail: expect.objectContaining({ pendingTiers: expect.arrayContaining([1]) }) });
     expect((await openCases(orderId)).filter((c) => c.cause === 'tier_sla_breach')).toHaveLength(1);
   });
+
+  it('what PMP says late does not move an order back, and its report of the failure the order is at is still escalated', async () => {
+    const { pmp: client } = createPartnerClients(hub.worker);
+    const later = { ...hub.worker, clock: { now: () => Date.now() + hub.config.reconcileAfterMs + 60_000 } };
+    const orderId = await fulfilledOrder();
+    await eventually(async () => ((await order(orderId)).partner ? true : undefined), 'PMP assignment');
+    const outAt = new Date(Date.now() - 60_000).toISOString();
+    expect((await sendCourier(courier(orderId, 'OUT_FOR_DELIVERY', { occurredAt: outAt }))).body.orderStatus).toBe(7300);
+    const failure = courier(orderId, 'FAILED', { failureReason: 'no one home' });
+    expect((await sendCourier(failure)).body.orderStatus).toBe(7400);
+    // PMP still knows the parcel as out for delivery, from before the failure.
+    hub.sims.pmp.setDelivery(orderId, { status: 'OUT_FOR_DELIVERY', occurredAt: outAt });
+    await hub.redis.del(`${hub.config.redisPrefix}:reconciled:${orderId}`);
+    await reconcileOnce(later, (id) => client.delivery(id));
+    const reconciled = await eventually(async () => {
+      const rows = await hub.web.db.execute<{ state: string; reason: string | null }>(sql`select state, reason from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`);
+      return rows[0] && rows[0].state !== 'queued' ? rows[0] : undefined;
+    }, 'the reconciled state processed');
+    expect(reconciled).toEqual({ state: 'ignored', reason: 'stale' });
+    expect((await order(orderId)).status).toBe(7400);
+    // PMP reports the same failed attempt: nothing moves or is counted again, but it is escalated.
+    const same = await sendPmp(pmp(orderId, 'delivery.failed', { occurredAt: failure.occurredAt, failureReason: 'no one home' }));
+    expect(same.body).toMatchObject({ state: 'applied', orderStatus: 7400 });
+    expect((await order(orderId)).deliveryAttempts).toBe(1);
+    expect((await openCases(orderId)).map((c) => c.cause)).toContain('pmp_delivery_failed');
+  });
+
+  it('a collection withheld before delivery may be reported again after it, and is relayed then; amounts are in cents', async () => {
+    const orderId = await fulfilledOrder(cod);
+    await untilTier(orderId, 2, 'done');
+    expect((await sendPmp(pmp(orderId, 'cod.collected', { amount: 450 }))).body.reason).toBe('collected_before_delivered');
+    expect((await sendPmp(pmp(orderId, 'delivery.delivered'))).body.orderStatus).toBe(7500);
+    expect((await hub.clients.pmp.post('/api/pmp/events', pmp(orderId, 'cod.collected', { amount: 449.996 }))).status).toBe(400);
+    const again = await sendPmp(pmp(orderId, 'cod.collected', { amount: 450 }));
+    expect(again.body).toMatchObject({ state: 'applied', reason: null });
+    await untilTier(orderId, 3, 'done');
+    // The discrepancy stays on record until its case is resolved.
+    expect((await tiers(orderId)).discrepancies).toEqual([expect.objectContaining({ code: 'collected_before_delivered', resolvedAt: null })]);
+  });
+
+  it('a reconciled assignment without a name cannot replace the partner on the order', async () => {
+    const orderId = await fulfilledOrder();
+    const assigned = await eventually(async () => ((await order(orderId)).partner ?? undefined) as { partnerId: string } | undefined, 'PMP assignment');
+    const { pmp: client } = createPartnerClients(hub.worker);
+    const later = { ...hub.worker, clock: { now: () => Date.now() + hub.config.reconcileAfterMs + 60_000 } };
+    hub.sims.pmp.setDelivery(orderId, { status: 'ASSIGNED', partnerId: 'PTN-OTHER' });
+    await hub.redis.del(`${hub.config.redisPrefix}:reconciled:${orderId}`);
+    await reconcileOnce(later, (id) => client.delivery(id));
+    await eventually(async () => {
+      const rows = await hub.web.db.execute<{ state: string; reason: string | null }>(sql`select state, reason from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`);
+      return rows[0]?.state === 'rejected' && rows[0].reason === 'partner_mismatch' ? true : undefined;
+    }, 'the reconciled assignment refused');
+    expect((await order(orderId)).partner).toEqual(assigned);
+  });
 });

@@ -23,6 +23,8 @@ export interface DeliveryRecord {
   returnedAt?: string;
   /** When PMP said the parcel was delivered (tier 1), and the tracking PMP reported. */
   pmpDeliveredAt?: string;
+  /** When PMP's last reported status (reconciled) happened. */
+  pmpStatusAt?: string;
   pmpTracking?: { trackingId: string; carrierCode: string };
 }
 
