@@ -1,7 +1,7 @@
 import { and, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
-import { interventions, type InterventionState } from '../db/schema/index.js';
+import { interventions, orders, type InterventionState } from '../db/schema/index.js';
 import type { InterventionRow, Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import { ConflictError, NotFoundError, TransitionError, ValidationError } from '../errors.js';
@@ -93,6 +93,10 @@ export async function resolveIntervention(
   let afterCommit: (() => Promise<void>) | undefined;
   let overridden: TransitionResult | undefined;
   const resolved = await deps.db.transaction(async (tx) => {
+    // The order's row is locked before the case, as every other writer of both does (a hand
+    // assignment locks the order, then settles its case): taken the other way round, the two deadlock.
+    const [about] = await tx.select({ orderId: interventions.orderId }).from(interventions).where(eq(interventions.id, id));
+    if (about) await tx.select({ orderId: orders.orderId }).from(orders).where(eq(orders.orderId, about.orderId)).for('update');
     const [found] = await tx.select().from(interventions).where(eq(interventions.id, id)).for('update');
     if (!found) throw new NotFoundError('intervention', id);
     if (found.state !== 'open') {

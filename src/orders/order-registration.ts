@@ -1,7 +1,7 @@
 import { asc, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
-import { inboundEvents, locations, orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
+import { codLedger, inboundEvents, locations, orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
 import type { HistoryRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
@@ -129,15 +129,36 @@ export async function cancelOrder(deps: HubDeps, orderId: string, input: z.infer
 }
 
 /** An order with the state of each call owed about it (keyed `<kind>:<key>`), as operators read it. */
-export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState> };
+export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined };
+type CodLedgerRow = typeof codLedger.$inferSelect;
 
 export async function getOrder(db: Database, orderId: string): Promise<OrderWithCalls> {
-  const [[order], calls] = await Promise.all([
+  const [[order], calls, [ledger]] = await Promise.all([
     db.select().from(orders).where(eq(orders.orderId, orderId)),
     db.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId)),
+    db.select().from(codLedger).where(eq(codLedger.orderId, orderId)),
   ]);
   if (!order) throw new NotFoundError('order', orderId);
-  return { ...order, calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])) };
+  return { ...order, calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])), ledger };
+}
+
+/**
+ * The COD ledger of a cash-on-delivery order (null for a prepaid one): what is expected from
+ * registration, what the partner collected, when and who, and its relay to Slick (pending, confirmed,
+ * failed, or withheld for a discrepancy).
+ */
+function codView(o: OrderRow & { ledger?: CodLedgerRow | undefined }) {
+  if (o.paymentMethod !== 'COD') return null;
+  const l = o.ledger;
+  return {
+    expectedAmount: o.codAmount !== null ? Number(o.codAmount) : null,
+    collectedAmount: l?.collectedAmount != null ? Number(l.collectedAmount) : null,
+    collectedAt: l?.collectedAt?.toISOString() ?? null,
+    collectedBy: l?.collectedBy ?? null,
+    eventId: l?.eventId ?? null,
+    relay: l?.relay ?? null,
+    confirmedAt: l?.confirmedAt?.toISOString() ?? null,
+  };
 }
 
 export async function getHistory(db: Database, orderId: string): Promise<HistoryRow[]> {
@@ -150,7 +171,7 @@ export async function getOrderEvents(db: Database, orderId: string) {
   return db.select().from(inboundEvents).where(eq(inboundEvents.orderId, orderId)).orderBy(desc(inboundEvents.receivedAt)).limit(500);
 }
 
-export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState> }) {
+export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined }) {
   const d = o.delivery;
   return {
     orderId: o.orderId,
@@ -166,6 +187,7 @@ export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState>
     slickConfirmation: o.calls?.[`${SHIP_CONFIRMATION_CALL}:`] ?? null,
     // The delivery partner PMP assigned, or an operator by hand (SPEC §5.2); null until then.
     partner: o.partnerId ? { partnerId: o.partnerId, partnerName: o.partnerName } : null,
+    cod: codView(o),
     deliveryAttempts: o.deliveryAttempts,
     delivery: {
       courierStatus: d?.courierStatus ?? null,

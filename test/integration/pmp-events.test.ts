@@ -108,6 +108,7 @@ describe('PMP events and the three tiers', () => {
     const ledger = await hub.web.db.execute(sql`select expected_amount, collected_amount, collected_by, relay, confirmed_at from cod_ledger where order_id = ${orderId}`);
     expect(ledger[0]).toMatchObject({ expected_amount: '450.00', collected_amount: '450.00', collected_by: partnerForOrder(orderId).partnerId, relay: 'confirmed' });
     expect(ledger[0]!.confirmed_at).not.toBeNull();
+    expect((await order(orderId)).cod).toMatchObject({ expectedAmount: 450, collectedAmount: 450, collectedBy: partnerForOrder(orderId).partnerId, relay: 'confirmed' });
     const message = (await hub.topicMessages()).find((m) => m.orderId === orderId && m.type === 'cod.collected');
     expect(JSON.parse(message!.payload!)).toMatchObject({ amount: 450, expectedAmount: 450, relayed: true });
   });
