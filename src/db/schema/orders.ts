@@ -67,6 +67,9 @@ export const orders = pgTable(
   (t) => [
     index('orders_status_idx').on(t.status, t.orderId),
     index('orders_location_status_idx').on(t.shipFromLocationId, t.status),
+    // Analytics windows (src/analytics): the orders created in a window, overall and per location.
+    index('orders_created_idx').on(t.createdAt),
+    index('orders_location_created_idx').on(t.shipFromLocationId, t.createdAt),
   ],
 );
 

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { bigserial, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 /** The audit log: one row per outbound partner request attempt, with bodies already redacted. */
@@ -19,5 +20,10 @@ export const partnerCalls = pgTable(
     responseBody: jsonb('response_body'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('partner_calls_order_idx').on(t.orderId, t.id), index('partner_calls_integration_idx').on(t.integration, t.createdAt)],
+  (t) => [
+    index('partner_calls_order_idx').on(t.orderId, t.id),
+    index('partner_calls_integration_idx').on(t.integration, t.createdAt),
+    // Error analytics (src/analytics/errors.ts): the failed calls of a window, without the successful ones.
+    index('partner_calls_errors_idx').on(t.createdAt).where(sql`${t.errorClass} is not null`),
+  ],
 );
