@@ -5,6 +5,7 @@ import { EventOutcomeWaiters, eventOutcomeChannel } from '../inbox/event-outcome
 import { connectRedis } from '../queues/redis-connection.js';
 import { buildHubDeps, stopOnSignals } from '../runtime.js';
 import { createApp } from './app.js';
+import { StatusStream } from './status-stream.js';
 
 /** Composition root of the `web` process: config → deps → app → listen → signals. */
 const config = loadConfigOrExit();
@@ -17,12 +18,20 @@ subscriber.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'r
 const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(config.redisPrefix));
 await waiters.start();
 
-const server = createApp(deps, { waiters }).listen(config.port);
+const streamReader = connectRedis(config.redisUrl, 'subscriber', 'hub-web-status-stream');
+streamReader.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis status stream reader error'));
+const statusStream = new StatusStream(streamReader, deps.redis, config.topicStream, deps.logger);
+statusStream.start();
+
+const server = createApp(deps, { waiters, statusStream }).listen(config.port);
 await once(server, 'listening');
 
 stopOnSignals(deps.logger, async () => {
-  // Stop intake first (in-flight requests finish), then release connections.
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // Stop intake first (in-flight requests finish; live streams are ended, their clients resume
+  // elsewhere by Last-Event-ID), then release connections.
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await statusStream.stop();
+  await closed;
   server.closeAllConnections();
   subscriber.disconnect();
   await deps.close();

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.js';
+import { StatusStream } from '../../src/api/status-stream.js';
 import { HubClient } from '../../src/api/hub-client.js';
 import { DEVELOPMENT_CLIENTS, loadConfig, type Config } from '../../src/config.js';
 import { EventOutcomeWaiters, eventOutcomeChannel } from '../../src/inbox/event-outcomes.js';
@@ -81,7 +82,9 @@ export async function startTestHub(options: TestHubOptions = {}) {
   const subscriber = connectRedis(config.redisUrl, 'subscriber', 'test-outcomes');
   const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(prefix));
   await waiters.start();
-  const server: Server = createApp(web, { waiters }).listen(0, '127.0.0.1');
+  const statusStream = new StatusStream(connectRedis(config.redisUrl, 'subscriber', 'test-status-stream'), web.redis, config.topicStream, logger.child({ role: 'web' }));
+  statusStream.start();
+  const server: Server = createApp(web, { waiters, statusStream }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -154,6 +157,7 @@ export async function startTestHub(options: TestHubOptions = {}) {
       for (const child of children) child.kill('SIGKILL');
       await scheduler?.stop();
       await workers?.close();
+      await statusStream.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       subscriber.disconnect();
@@ -191,13 +195,16 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
 export async function startExtraWeb(hub: TestHub, envOverrides: Record<string, string>) {
   const config = loadConfig({ ...hub.env, ...envOverrides });
   const deps = buildHubDeps(config, 'web', { logger: pino({ level: 'silent' }) });
-  const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused') }).listen(0, '127.0.0.1');
+  const statusStream = new StatusStream(connectRedis(config.redisUrl, 'subscriber', 'test-extra-status-stream'), deps.redis, config.topicStream, deps.logger);
+  statusStream.start();
+  const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused'), statusStream }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     baseUrl,
     clients: Object.fromEntries(DEVELOPMENT_CLIENTS.map((c) => [c.id, new HubClient(baseUrl, c)])) as Record<ClientId, HubClient>,
     async close() {
+      await statusStream.stop();
       server.close();
       server.closeAllConnections();
       await deps.close();

@@ -1,0 +1,139 @@
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
+import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
+
+/** `GET /api/stream` (SPEC §6) over real HTTP, from two web processes of one hub. */
+let hub: TestHub;
+let other: Awaited<ReturnType<typeof startExtraWeb>>;
+beforeAll(async () => {
+  hub = await startTestHub();
+  other = await startExtraWeb(hub, {});
+});
+afterAll(async () => {
+  await other?.close();
+  await hub?.close();
+});
+
+const viewerKey = DEVELOPMENT_CLIENTS.find((c) => c.id === 'viewer')!.key;
+
+interface StreamEvent {
+  id: string;
+  event: string;
+  data: { orderId: string; from: number | null; to: number; at: string; locationId: string };
+}
+
+/** A live SSE client: its events as they come, and a way to stop it. */
+async function listen(baseUrl: string, query: string, lastEventId?: string) {
+  const controller = new AbortController();
+  const res = await request(`${baseUrl}/api/stream${query}`, {
+    headers: { authorization: `Bearer ${viewerKey}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+    signal: controller.signal,
+  });
+  const events: StreamEvent[] = [];
+  const comments: string[] = [];
+  let buffer = '';
+  const reading = (async () => {
+    try {
+      for await (const chunk of res.body) {
+        buffer += chunk.toString();
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const fields: Record<string, string> = {};
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) comments.push(line);
+            else if (line.includes(': ')) fields[line.slice(0, line.indexOf(': '))] = line.slice(line.indexOf(': ') + 2);
+          }
+          if (fields.event) events.push({ id: fields.id!, event: fields.event, data: JSON.parse(fields.data!) });
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    events,
+    comments,
+    async stop() {
+      controller.abort();
+      await reading;
+    },
+  };
+}
+
+const changesOf = (events: StreamEvent[], orderId: string) => events.filter((e) => e.data.orderId === orderId).map((e) => e.data.to);
+
+describe('the live stream of status changes', () => {
+  it('serves every change from either web process, filtered by location and by order, with ids', async () => {
+    const byLocation = await listen(hub.baseUrl, '?locationId=STORE-007');
+    const elsewhere = await listen(other.baseUrl, '?locationId=STORE-001');
+    const orderId = await registerOrder(hub);
+    const byOrder = await listen(other.baseUrl, `?orderId=${orderId}`);
+    expect(byLocation.status).toBe(200);
+    expect(byLocation.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(byLocation.headers['x-accel-buffering']).toBe('no');
+    const otherOrder = await registerOrder(hub, { shipFromLocationId: 'STORE-001' });
+
+    for (const t of ['picking', 'packed']) await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, t), { prefer: 'wait=10' });
+    await eventually(async () => (changesOf(byOrder.events, orderId).includes(3700) ? true : undefined), 'the order stream to see 3700');
+    await eventually(async () => (changesOf(byLocation.events, orderId).includes(3700) ? true : undefined), 'the location stream to see 3700');
+    await eventually(async () => (changesOf(elsewhere.events, otherOrder).includes(3000) ? true : undefined), 'the other location');
+
+    // The registration's 3000 reaches the topic (and so this stream) after it connected, or before.
+    expect(changesOf(byOrder.events, orderId).filter((to) => to !== 3000)).toEqual([3500, 3600, 3700]);
+    expect(byOrder.events.every((e) => e.data.orderId === orderId && e.event === 'status' && /^\d+-\d+$/.test(e.id))).toBe(true);
+    expect(byLocation.events.every((e) => e.data.locationId === 'STORE-007')).toBe(true);
+    expect(changesOf(byLocation.events, orderId)).toEqual([3000, 3500, 3600, 3700]);
+    expect(elsewhere.events.some((e) => e.data.orderId === orderId)).toBe(false);
+    expect(byOrder.events.at(-1)!.data).toMatchObject({ orderId, from: 3600, to: 3700, locationId: 'STORE-007' });
+    // Ids are the topic's entry ids, in order.
+    const ids = byLocation.events.map((e) => e.id);
+    expect([...ids].sort((a, b) => (a.split('-').map(Number)[0]! - b.split('-').map(Number)[0]! || a.split('-').map(Number)[1]! - b.split('-').map(Number)[1]!))).toEqual(ids);
+    expect(byLocation.comments.length).toBeGreaterThan(0);
+    for (const s of [byLocation, elsewhere, byOrder]) await s.stop();
+  });
+
+  it('a reconnect with Last-Event-ID gets exactly the changes it missed, then continues live', async () => {
+    const orderId = await registerOrder(hub);
+    const first = await listen(hub.baseUrl, `?orderId=${orderId}`);
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picking'), { prefer: 'wait=10' });
+    await eventually(async () => (changesOf(first.events, orderId).includes(3500) ? true : undefined), 'first stream sees 3500');
+    const last = first.events.at(-1)!.id;
+    await first.stop();
+
+    // Missed while disconnected.
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picked'), { prefer: 'wait=10' });
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'packing'), { prefer: 'wait=10' });
+    await eventually(async () => {
+      const all = (await hub.topicMessages()).filter((m) => m.orderId === orderId && m.type === 'status.changed');
+      return all.length >= 4 ? true : undefined;
+    }, 'the missed changes on the topic');
+
+    // Resumed on the other web process.
+    const resumed = await listen(other.baseUrl, `?orderId=${orderId}`, last);
+    await eventually(async () => (resumed.events.length >= 2 ? true : undefined), 'the replay');
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'packed'), { prefer: 'wait=10' });
+    await eventually(async () => (changesOf(resumed.events, orderId).includes(3700) ? true : undefined), 'live after the replay');
+    expect(resumed.events.map((e) => [e.data.from, e.data.to])).toEqual([
+      [3500, 3600],
+      [3600, 3600],
+      [3600, 3700],
+    ]);
+    expect(new Set(resumed.events.map((e) => e.id)).size).toBe(3);
+    await resumed.stop();
+  });
+
+  it('needs a reader key and refuses unknown filters', async () => {
+    const res = await request(`${hub.baseUrl}/api/stream`);
+    expect(res.statusCode).toBe(401);
+    await res.body.text();
+    const bad = await hub.clients.viewer.get('/api/stream?color=blue');
+    expect(bad.status).toBe(400);
+    const partner = await hub.clients.slick.get('/api/stream');
+    expect(partner.status).toBe(403);
+  });
+});
