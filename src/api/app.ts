@@ -20,9 +20,13 @@ import { orderRoutes } from './routes/orders.routes.js';
 import { partnerAssignmentRoutes } from './routes/partner-assignment.routes.js';
 import { partnerEventRoutes } from './routes/partner-events.routes.js';
 import { PartnerEventIntake } from '../inbox/intake.js';
+import { streamRoutes } from './routes/stream.routes.js';
+import type { StatusStream } from './status-stream.js';
 
 export interface AppOptions {
   waiters: EventOutcomeWaiters;
+  /** The live stream of status changes; without it `GET /api/stream` answers 503. */
+  statusStream?: StatusStream;
 }
 
 /** Builds the web app from its dependencies. Never listens: main.ts and the tests do that. */
@@ -52,6 +56,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   app.use(eventRoutes(deps));
   app.use(interventionRoutes(deps));
   app.use(locationRoutes(deps));
+  app.use(streamRoutes(deps, options.statusStream));
   app.use(operationsRoutes(deps, breakers));
 
   app.use((req: Request, _res: Response, next: NextFunction) => next(new NotFoundError('route', `${req.method} ${req.path}`)));
