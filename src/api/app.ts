@@ -10,6 +10,7 @@ import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js
 import type { EventOutcomeWaiters } from '../inbox/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
 import { errorHandler } from './error-handler.js';
+import { analyticsRoutes } from './routes/analytics.routes.js';
 import { eventRoutes } from './routes/events.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { interventionRoutes } from './routes/interventions.routes.js';
@@ -55,6 +56,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   app.use(partnerAssignmentRoutes(deps));
   app.use(eventRoutes(deps));
   app.use(interventionRoutes(deps));
+  app.use(analyticsRoutes(deps));
   app.use(locationRoutes(deps));
   app.use(streamRoutes(deps, options.statusStream));
   app.use(operationsRoutes(deps, breakers));
