@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { bigserial, boolean, index, integer, jsonb, numeric, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { locations } from './locations.js';
 
@@ -65,7 +66,18 @@ export const orders = pgTable(
     statusChangedAt: timestamp('status_changed_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
-    index('orders_status_idx').on(t.status, t.orderId),
+    // Search (src/orders/order-search.ts), newest change first: one status's orders by last change
+    // (it replaces (status, order_id), which no statement read in that order; the reconciliation's
+    // scan by status and updated_at uses it too), all orders, and one location's.
+    index('orders_status_updated_idx').on(t.status, t.updatedAt, t.orderId),
+    index('orders_updated_idx').on(t.updatedAt, t.orderId),
+    index('orders_location_updated_idx').on(t.shipFromLocationId, t.updatedAt, t.orderId),
+    // Search's `q`: tracking id exactly, customer phone and email exactly and name by prefix, all
+    // case-insensitive; partial, so orders without the value (not yet shipped, no email) add no entry.
+    index('orders_tracking_idx').on(t.trackingId).where(sql`${t.trackingId} is not null`),
+    index('orders_customer_name_idx').on(sql`(lower(${t.customer} ->> 'name') collate "C")`).where(sql`(${t.customer} ->> 'name') is not null`),
+    index('orders_customer_phone_idx').on(sql`lower(${t.customer} ->> 'phone')`).where(sql`(${t.customer} ->> 'phone') is not null`),
+    index('orders_customer_email_idx').on(sql`lower(${t.customer} ->> 'email')`).where(sql`(${t.customer} ->> 'email') is not null`),
     index('orders_location_status_idx').on(t.shipFromLocationId, t.status),
     // Analytics windows (src/analytics): the orders created in a window, overall and per location.
     index('orders_created_idx').on(t.createdAt),
