@@ -17,6 +17,7 @@ import { interventionRoutes } from './routes/interventions.routes.js';
 import { locationRoutes } from './routes/locations.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { operatorMoveRoutes } from './routes/operator-moves.routes.js';
+import { orderSearchRoutes } from './routes/order-search.routes.js';
 import { orderRoutes } from './routes/orders.routes.js';
 import { partnerAssignmentRoutes } from './routes/partner-assignment.routes.js';
 import { partnerEventRoutes } from './routes/partner-events.routes.js';
@@ -52,6 +53,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   app.use('/api', authenticate(directory));
   app.use(partnerEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(operatorMoveRoutes(deps)); // before any /api/orders/:orderId route, so bulk-status is never an order id
+  app.use(orderSearchRoutes(deps)); // before orderRoutes, so export is never an order id
   app.use(orderRoutes(deps));
   app.use(partnerAssignmentRoutes(deps));
   app.use(eventRoutes(deps));
