@@ -31,7 +31,13 @@ stopOnSignals(deps.logger, async () => {
   // elsewhere by Last-Event-ID), then release connections.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   await statusStream.stop();
+  // Ended streams leave keep-alive sockets behind (a client reconnecting on one is refused now):
+  // close the idle ones at once, and whatever is left after a short grace.
+  server.closeIdleConnections();
+  const grace = setTimeout(() => server.closeAllConnections(), 2000);
+  grace.unref();
   await closed;
+  clearTimeout(grace);
   server.closeAllConnections();
   subscriber.disconnect();
   await deps.close();

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
+import { UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /**
@@ -7,13 +8,16 @@ import type { Logger } from '../logger.js';
  * web process reads `order.fulfillment.v1` with one blocking XREAD and hands every `status.changed`
  * entry to its connected clients. The topic's entry id is the event's `id:`, so any web process can
  * serve any client (no sticky sessions: they all read the same stream), and a client that reconnects
- * with `Last-Event-ID` is replayed the entries after it with XRANGE — the topic keeps about a million
- * entries, far more than the hour SPEC asks for — then continues live with nothing missed or repeated.
+ * with `Last-Event-ID` is replayed the entries after it with XRANGE, then continues live with nothing
+ * missed or repeated. How far back a replay can go is what the topic keeps: about its last million
+ * messages of every type (the relay trims it), which is an hour and more at up to ~250 messages/s.
  */
 
 export const HEARTBEAT_MS = 15_000;
 /** A client whose unsent output grows past this is too slow to follow: it is dropped and may resume by id. */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** Live changes held for a client while it is replayed, at most; past this it is dropped (and may resume by id). */
+export const MAX_PENDING_CHANGES = 10_000;
 const REPLAY_PAGE = 500;
 
 export interface StatusChange {
@@ -85,6 +89,18 @@ export class StatusStream {
   }
 
   private async readLoop(): Promise<void> {
+    // Start after the newest entry there is, read now: '$' would mean "after whatever is newest when
+    // the first XREAD arrives", and an entry written in between would be in neither a replay nor the live read.
+    while (!this.stopped && this.lastSeen === '$') {
+      try {
+        const [newest] = await this.reader.xrevrange(this.topic, '+', '-', 'COUNT', 1);
+        this.lastSeen = newest ? newest[0] : '0-0';
+      } catch (err) {
+        if (this.stopped) return;
+        this.logger.warn({ err: (err as Error).message }, 'status stream could not read the topic; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     while (!this.stopped) {
       try {
         const answer = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.topic, this.lastSeen)) as Array<[string, Array<[string, string[]]>]> | null;
@@ -106,8 +122,11 @@ export class StatusStream {
 
   private publish(change: StatusChange): void {
     for (const client of this.clients) {
-      if (client.pending) client.pending.push(change);
-      else this.send(client, change);
+      if (!client.pending) this.send(client, change);
+      else if (this.matches(client, change)) {
+        client.pending.push(change);
+        if (client.pending.length > MAX_PENDING_CHANGES) this.drop(client);
+      }
     }
   }
 
@@ -116,6 +135,7 @@ export class StatusStream {
   }
 
   private send(client: Client, change: StatusChange): void {
+    if (!this.clients.has(client) || client.res.writableEnded) return;
     if (!idAfter(change.id, client.lastId) || !this.matches(client, change)) return;
     client.lastId = change.id;
     client.res.write(`id: ${change.id}\nevent: status\ndata: ${JSON.stringify(change.data)}\n\n`);
@@ -127,11 +147,12 @@ export class StatusStream {
 
   private drop(client: Client): void {
     this.clients.delete(client);
-    client.res.end();
+    if (!client.res.writableEnded) client.res.end();
   }
 
   /** Serves one client: headers, the replay after `Last-Event-ID` (if any), then live changes and heartbeats. */
   async serve(req: Request, res: Response, filter: { orderId?: string | undefined; locationId?: string | undefined }): Promise<void> {
+    if (this.stopped) throw new UnavailableError('this process is stopping; reconnect with Last-Event-ID');
     this.start();
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -140,17 +161,23 @@ export class StatusStream {
       'x-accel-buffering': 'no',
     });
     res.flushHeaders();
-    const resumeFrom = req.header('last-event-id')?.trim();
-    const client: Client = { res, ...filter, pending: resumeFrom ? [] : null, lastId: resumeFrom && /^\d+-\d+$/.test(resumeFrom) ? resumeFrom : '0-0' };
+    // An id that is not a stream entry id is no place to resume from: the client is served live only.
+    const header = req.header('last-event-id')?.trim();
+    const resumeFrom = header && /^\d+-\d+$/.test(header) ? header : undefined;
+    const client: Client = { res, ...filter, pending: resumeFrom ? [] : null, lastId: resumeFrom ?? '0-0' };
     this.clients.add(client);
-    const heartbeat = setInterval(() => res.write(`: keep-alive ${new Date().toISOString()}\n\n`), HEARTBEAT_MS);
+    const heartbeat = setInterval(() => {
+      if (!res.writableEnded) res.write(`: keep-alive ${new Date().toISOString()}\n\n`);
+    }, HEARTBEAT_MS);
     heartbeat.unref();
+    // A write to a connection that broke must not take the process down: the client just goes.
+    res.on('error', () => this.clients.delete(client));
     res.on('close', () => {
       clearInterval(heartbeat);
       this.clients.delete(client);
     });
     res.write(': connected\n\n');
-    if (client.pending && /^\d+-\d+$/.test(client.lastId)) {
+    if (client.pending) {
       try {
         // Replay everything after the client's last id, page by page; live changes meanwhile wait.
         let from = `(${client.lastId}`;
@@ -165,9 +192,13 @@ export class StatusStream {
           if (page.length < REPLAY_PAGE || !this.clients.has(client)) break;
         }
       } catch (err) {
-        this.logger.warn({ err: (err as Error).message }, 'status stream replay failed; the client continues live');
+        // Going on live would leave a silent gap: end it, and the client resumes with its Last-Event-ID.
+        this.logger.warn({ err: (err as Error).message }, 'status stream replay failed; the client is ended to resume');
+        this.drop(client);
+        return;
       }
     }
+    if (!this.clients.has(client)) return;
     const waiting = client.pending ?? [];
     client.pending = null;
     for (const change of waiting) this.send(client, change);

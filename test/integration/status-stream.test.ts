@@ -136,4 +136,15 @@ describe('the live stream of status changes', () => {
     const partner = await hub.clients.slick.get('/api/stream');
     expect(partner.status).toBe(403);
   });
+
+  it('an id that is not an entry id is no place to resume from: served live only, nothing replayed', async () => {
+    const orderId = await registerOrder(hub);
+    await eventually(async () => ((await hub.topicMessages()).some((m) => m.orderId === orderId) ? true : undefined), 'the registration on the topic');
+    const client = await listen(hub.baseUrl, `?orderId=${orderId}`, 'not-an-entry-id');
+    expect(client.status).toBe(200);
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picking'), { prefer: 'wait=10' });
+    await eventually(async () => (changesOf(client.events, orderId).includes(3500) ? true : undefined), 'the live change');
+    expect(changesOf(client.events, orderId)).toEqual([3500]);
+    await client.stop();
+  });
 });
