@@ -391,9 +391,21 @@ describe('GET /api/orders/export', () => {
     await new Promise((r) => setTimeout(r, 750));
     expect(await exportQueries()).toHaveLength(1);
 
+    // A second export may run beside it; a third is refused until one ends (each holds a pool connection).
+    const req2 = httpRequest(url, { headers: { authorization: `Bearer ${viewer.key}` } });
+    req2.on('error', () => {});
+    const res2 = await new Promise<IncomingMessage>((resolve) => req2.once('response', resolve).end());
+    expect(res2.statusCode).toBe(200);
+    res2.pause();
+    const third = await hub.clients.viewer.get('/api/orders/export?locationId=STORE-024');
+    expect(third.status).toBe(429);
+    expect(third.body.error.code).toBe('too_many_exports');
+    expect(third.headers['retry-after']).toBe('30');
+    req2.destroy();
+
     req.destroy();
-    await eventually(async () => (await exportQueries()).length === 0, 'the export query to stop', 5_000);
-    const line = await eventually(async () => hub.logLines.find((l) => l.includes('order export stopped')), 'the log line');
+    await eventually(async () => (await exportQueries()).length === 0, 'the export queries to stop', 5_000);
+    const line = await eventually(async () => hub.logLines.find((l) => l.includes('order export stopped') && l.includes('"rows"')), 'the log line');
     const logged = JSON.parse(line) as { rows: number; aborted: boolean };
     expect(logged.aborted).toBe(true);
     expect(logged.rows).toBeLessThan(120_000);

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { HubDeps } from '../../deps.js';
+import { AppError } from '../../errors.js';
 import { orderView } from '../../orders/order-registration.js';
 import { exportOrdersCsv, exportQuerySchema, searchOrders, searchQuerySchema, toFilters, toSearchParams } from '../../orders/order-search.js';
 import { authorize, READERS } from '../auth.js';
@@ -14,8 +15,15 @@ function fileStamp(now: number): string {
  * Search and export of orders (SPEC §6). Registered before orderRoutes, whose `/api/orders/:orderId`
  * would otherwise take `/api/orders/export`.
  */
+/**
+ * Exports a web process runs at once. Each holds one connection of the web's pool for as long as its
+ * client takes to download; more than this would leave the reads that must stay fast waiting for one.
+ */
+export const MAX_CONCURRENT_EXPORTS = 2;
+
 export function orderSearchRoutes(deps: HubDeps): Router {
   const router = Router();
+  let exporting = 0;
 
   router.get('/api/orders', authorize(...READERS), async (req, res) => {
     const params = toSearchParams(parseWith(searchQuerySchema, req.query, 'query'));
@@ -25,6 +33,12 @@ export function orderSearchRoutes(deps: HubDeps): Router {
 
   router.get('/api/orders/export', authorize(...READERS), async (req, res) => {
     const filters = toFilters(parseWith(exportQuerySchema, req.query, 'query'));
+    if (exporting >= MAX_CONCURRENT_EXPORTS) {
+      res.setHeader('retry-after', '30');
+      throw new AppError('too_many_exports', `at most ${MAX_CONCURRENT_EXPORTS} exports run at once here; try again shortly`, 429);
+    }
+    exporting++;
+    res.on('close', () => exporting--);
     const startedAt = deps.clock.now();
     try {
       const outcome = await exportOrdersCsv(deps.pg, filters, res, () => {
