@@ -1,0 +1,763 @@
+/**
+ * `npm run bench:reads`: the reads benchmark of issue 11, over a database of --orders orders.
+ *
+ * It creates its own database (bench_reads_<ts>, migrated and seeded by the real `release`), fills it
+ * set-based in SQL (INSERT … SELECT generate_series) with orders across the seeded locations and about
+ * five status_history rows each, then starts the real `web`, `worker` and `scheduler` against it (as
+ * bench/run.ts does: partner base URLs empty, so no partner calls) and measures:
+ *
+ *   A  GET /api/orders/{id} (random existing ids) at --read-rate/s for --duration s while signed ship
+ *      events are ingested at --event-rate/s on other orders; /history, /events, /tiers at --side-rate/s each
+ *   B  search pages GET /api/orders?locationId=…&limit=50 (and with status=), following nextCursor
+ *   C  one full CSV export GET /api/orders/export?format=csv: rows/s and the web process's peak RSS growth
+ *      (VmRSS from /proc/<pid>/status every 100 ms)
+ *   D  --sse-clients open GET /api/stream clients while status changes are produced at about
+ *      --change-rate/s: ship event answered (2xx) → client received that order's change, p50/p99, and the
+ *      web process's RSS at the start and the end
+ *
+ * Flags: --orders=1000000 --duration=15 --warmup=2 --read-rate=500 --event-rate=500 --side-rate=50
+ *        --search-walks=40 --pages=5 --sse-clients=500 --change-rate=500 --connections=128 --no-write
+ * Env:   DATABASE_URL (its server is used; the database name is ignored), REDIS_URL.
+ * The database and the run's Redis keys are dropped at the end, and on Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { Pool, request } from 'undici';
+import { signatureHeader } from '../src/api/signature.js';
+import { DEVELOPMENT_CLIENTS } from '../src/config.js';
+import { STORE_LOCATIONS } from '../src/db/store-locations.js';
+import { machineTicks } from './cpu.js';
+
+// ───────────────────────────── configuration ─────────────────────────────
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FLAGS = ['orders', 'duration', 'warmup', 'read-rate', 'event-rate', 'side-rate', 'search-walks', 'pages', 'sse-clients', 'change-rate', 'connections', 'no-write'];
+function flag(name: string, fallback: string): string {
+  const hit = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (!hit) return fallback;
+  const eq = hit.indexOf('=');
+  return eq < 0 ? 'true' : hit.slice(eq + 1);
+}
+function numberFlag(name: string, fallback: number, min = 0): number {
+  const v = Number(flag(name, String(fallback)));
+  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be a number ≥ ${min}`);
+  return v;
+}
+for (const a of process.argv.slice(2)) {
+  if (!FLAGS.some((f) => a === `--${f}` || a.startsWith(`--${f}=`))) {
+    console.error(`unknown argument ${a}\nflags: ${FLAGS.map((f) => `--${f}`).join(' ')}`);
+    process.exit(2);
+  }
+}
+const opts = {
+  orders: Math.round(numberFlag('orders', 1_000_000, 1000)),
+  duration: numberFlag('duration', 15, 1),
+  warmup: numberFlag('warmup', 2, 0),
+  readRate: numberFlag('read-rate', 500, 1),
+  eventRate: numberFlag('event-rate', 500, 1),
+  sideRate: numberFlag('side-rate', 50, 0),
+  searchWalks: numberFlag('search-walks', 40, 1),
+  pages: numberFlag('pages', 5, 1),
+  sseClients: numberFlag('sse-clients', 500, 1),
+  changeRate: numberFlag('change-rate', 500, 1),
+  connections: numberFlag('connections', 128, 1),
+  write: flag('no-write', 'false') !== 'true',
+};
+
+const runId = Date.now();
+const database = `bench_reads_${runId}`;
+const redisPrefix = `bench-reads-${runId}`;
+const serverUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const dbUrl = (name: string) => {
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+};
+const logDir = path.join(os.tmpdir(), `bench-reads-${runId}`);
+mkdirSync(logDir, { recursive: true });
+
+const slick = DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!;
+const viewer = DEVELOPMENT_CLIENTS.find((c) => c.id === 'viewer')!;
+const SHIP_PATH = '/api/fulfillment/ship-events';
+const EVENT_TYPES = ['picking', 'picked', 'packing', 'packed'] as const;
+/** The status each ship event moves an order to (packing is a sub-step of 3600: no status change expected). */
+const EVENT_STATUS: Record<string, number | undefined> = { picking: 3500, picked: 3600, packed: 3700 };
+const ORDER_EVENT_SPACING_S = 0.25;
+const LOCATION_IDS = STORE_LOCATIONS.map((l) => l.locationId);
+const STORE_IDS = LOCATION_IDS.filter((l) => l.startsWith('STORE-'));
+
+const admin = postgres(dbUrl('postgres'), { max: 1, onnotice: () => {} });
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+let sql: postgres.Sql | undefined;
+
+// ───────────────────────────── processes and cleanup (as in bench/run.ts) ─────────────────────────────
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  log: string;
+  exited: boolean;
+}
+const running = new Set<Proc>();
+let dbCreated = false;
+
+function startProcess(name: string, file: string, env: Record<string, string>): Proc {
+  const log = path.join(logDir, `${name}.log`);
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const proc: Proc = { name, child, log, exited: false };
+  child.on('exit', () => {
+    proc.exited = true;
+  });
+  running.add(proc);
+  return proc;
+}
+async function stopProcesses(procs: Iterable<Proc>): Promise<void> {
+  await Promise.all(
+    [...procs].map(async (p) => {
+      if (!p.exited) {
+        p.child.kill('SIGTERM');
+        const killer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+        if (!p.exited) await once(p.child, 'exit');
+        clearTimeout(killer);
+      }
+      running.delete(p);
+    }),
+  );
+}
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+function assertAlive(procs: Proc[]): void {
+  const dead = procs.find((p) => p.exited);
+  if (dead) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); its log ${dead.log}:\n${tail(dead.log)}`);
+}
+async function deleteRedisKeys(pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  return (cleaning ??= (async () => {
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      ['stop processes', () => stopProcesses([...running])],
+      ['close the bench connection', async () => sql?.end({ timeout: 5 })],
+      ['drop the database', async () => dbCreated && admin.unsafe(`drop database if exists "${database}" with (force)`)],
+      ['delete Redis keys', () => deleteRedisKeys(`${redisPrefix}*`)],
+      ['close connections', async () => {
+        await admin.end({ timeout: 5 });
+        redis.disconnect();
+      }],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        console.error(`cleanup: could not ${what}: ${(err as Error).message}`);
+      }
+    }
+  })());
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping processes, dropping ${database}, deleting ${redisPrefix}* keys…`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, procs: Proc[] = []): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    assertAlive(procs);
+    try {
+      if (await probe()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+interface Stats {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+function stats(values: number[]): Stats {
+  const s = Float64Array.from(values).sort();
+  const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]! : NaN);
+  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s.length ? s[s.length - 1]! : NaN };
+}
+const fmt = (n: number | null | undefined, digits = 1) => (n === null || n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
+const mb = (kb: number) => kb / 1024;
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+/** Samples a process's VmRSS every 100 ms until stopped; returns the first, peak and last sample (kB). */
+function sampleRss(pid: number): { stop(): { start: number; peak: number; end: number } } {
+  const start = rssKb(pid);
+  let peak = start;
+  let last = start;
+  const timer = setInterval(() => {
+    last = rssKb(pid);
+    peak = Math.max(peak, last);
+  }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      last = rssKb(pid);
+      peak = Math.max(peak, last);
+      return { start, peak, end: last };
+    },
+  };
+}
+const randomInt = (n: number) => Math.floor(Math.random() * n);
+const readId = (n: number) => `R${String(n).padStart(8, '0')}`;
+const moverId = (n: number) => `M${String(n).padStart(7, '0')}`;
+
+/** Open-loop timer: calls fire(i) at t0 + i/rate for i < total; resolves when the last one was fired. */
+async function openLoop(rate: number, total: number, fire: (i: number, intended: number) => void): Promise<void> {
+  const interval = 1000 / rate;
+  const t0 = performance.now() + 20;
+  let i = 0;
+  while (i < total) {
+    const due = Math.min(total, Math.floor((performance.now() - t0) / interval) + 1);
+    for (; i < due; i++) fire(i, t0 + i * interval);
+    if (i < total) await sleep(Math.max(0, t0 + i * interval - performance.now()));
+  }
+}
+
+// ───────────────────────────── the fill ─────────────────────────────
+
+/**
+ * Orders R00000001… with status paths by n % 20: 60 % delivered, 10 % shipped (7000), 10 % packed,
+ * 5 % picking, 10 % cancelled, 5 % returned; five history rows each (null → first … → current), with
+ * tracking ids once shipped, 30 % COD, customers with name, phone and email, created over 90 days.
+ * Movers M0000001… are at 3000 with their registration row only: the ship events of phases A and D move them.
+ */
+const PATHS_SQL = `(values
+  (0,array[1000,3000,3700,7000,7500]),(1,array[1000,3000,3700,7000,7500]),(2,array[1000,3000,3700,7000,7500]),(3,array[1000,3000,3700,7000,7500]),
+  (4,array[1000,3000,3700,7000,7500]),(5,array[1000,3000,3700,7000,7500]),(6,array[1000,3000,3700,7000,7500]),(7,array[1000,3000,3700,7000,7500]),
+  (8,array[1000,3000,3700,7000,7500]),(9,array[1000,3000,3700,7000,7500]),(10,array[1000,3000,3700,7000,7500]),(11,array[1000,3000,3700,7000,7500]),
+  (12,array[1000,2000,3000,3700,7000]),(13,array[1000,2000,3000,3700,7000]),
+  (14,array[1000,2000,3000,3600,3700]),(15,array[1000,2000,3000,3600,3700]),
+  (16,array[1000,1500,2000,3000,3500]),
+  (17,array[1000,1500,2000,3000,9000]),(18,array[1000,1500,2000,3000,9000]),
+  (19,array[1000,3000,7000,7400,8500])) as p(k, path)`;
+const CREATED_SQL = `(timestamptz '2026-09-01 00:00:00+00' + ((n::bigint * 7919) % 7776000) * interval '1 second')`;
+
+async function fill(db: postgres.Sql, orders: number, movers: number): Promise<void> {
+  const locs = `array[${LOCATION_IDS.map((l) => `'${l}'`).join(',')}]`;
+  const chunk = 100_000;
+  for (let from = 1; from <= orders; from += chunk) {
+    const to = Math.min(orders, from + chunk - 1);
+    await db.unsafe(`
+      insert into orders (order_id, ship_from_location_id, customer, payment_method, cod_amount, status, version, history_seq,
+                          tracking_id, carrier_code, partner_id, partner_name, registration_hash, created_at, updated_at, status_changed_at)
+      select 'R' || lpad(n::text, 8, '0'), (${locs})[1 + n % ${LOCATION_IDS.length}],
+             jsonb_build_object('id', 'c-' || n, 'name', 'Customer ' || n, 'phone', '+66' || lpad(((n::bigint * 48271) % 1000000000)::text, 9, '0'),
+                                'email', 'customer' || n || '@example.com'),
+             case when n % 10 < 3 then 'COD' else 'PREPAID' end, case when n % 10 < 3 then (99 + n % 4900)::numeric(12, 2) end,
+             p.path[5], 5, 5,
+             case when p.path[5] in (7000, 7500, 8500) then 'TRK' || lpad(n::text, 10, '0') end,
+             case when p.path[5] in (7000, 7500, 8500) then (array['KERRY','FLASH','JT'])[1 + n % 3] end,
+             case when p.path[5] in (7000, 7500, 8500) then 'partner-' || (n % 7) end,
+             case when p.path[5] in (7000, 7500, 8500) then 'Partner ' || (n % 7) end,
+             md5(n::text), ${CREATED_SQL}, ${CREATED_SQL} + interval '12 hours', ${CREATED_SQL} + interval '12 hours'
+        from generate_series(${from}, ${to}) n join ${PATHS_SQL} on p.k = n % 20`);
+    await db.unsafe(`
+      insert into status_history (order_id, seq, from_status, to_status, occurred_at, recorded_at, actor, source)
+      select 'R' || lpad(n::text, 8, '0'), s, case when s > 1 then p.path[s - 1] end, p.path[s],
+             ${CREATED_SQL} + (s - 1) * interval '3 hours', ${CREATED_SQL} + (s - 1) * interval '3 hours',
+             case when s = 1 then 'mao' else 'slick' end, case when s = 1 then 'mao' else 'slick' end
+        from generate_series(${from}, ${to}) n join ${PATHS_SQL} on p.k = n % 20 cross join generate_series(1, 5) s`);
+    process.stdout.write(`${to} `);
+  }
+  await db.unsafe(`
+    insert into orders (order_id, ship_from_location_id, customer, payment_method, status, version, history_seq, registration_hash, created_at, updated_at, status_changed_at)
+    select 'M' || lpad(n::text, 7, '0'), (${`array[${STORE_IDS.map((l) => `'${l}'`).join(',')}]`})[1 + n % ${STORE_IDS.length}],
+           jsonb_build_object('id', 'm-' || n), 'PREPAID', 3000, 1, 1, md5('m' || n), now(), now(), now()
+      from generate_series(1, ${movers}) n`);
+  await db.unsafe(`
+    insert into status_history (order_id, seq, from_status, to_status, occurred_at, recorded_at, actor, source)
+    select 'M' || lpad(n::text, 7, '0'), 1, null, 3000, now(), now(), 'mao', 'mao' from generate_series(1, ${movers}) n`);
+}
+const moverLocation = (n: number) => STORE_IDS[n % STORE_IDS.length]!;
+
+// ───────────────────────────── ship events ─────────────────────────────
+
+interface ShipLoad {
+  done: Promise<void>;
+  http: number[];
+  non2xx: number;
+  errors: number;
+}
+/**
+ * Signed ship events (picking, picked, packing, packed) on movers [firstMover, …) at `rate`/s for
+ * `seconds`, in waves as bench/run.ts does. onAnswer(orderId, type, at) for every 2xx answer.
+ */
+function shipLoad(
+  pool: Pool,
+  rate: number,
+  seconds: number,
+  firstMover: number,
+  tag: string,
+  onAnswer?: (orderId: string, type: string, at: number) => void,
+): ShipLoad & { orders: number } {
+  const total = Math.round(rate * seconds);
+  const block = Math.max(1, Math.round(rate * ORDER_EVENT_SPACING_S));
+  const orderCount = Math.ceil(total / EVENT_TYPES.length);
+  const plan: Array<{ n: number; type: (typeof EVENT_TYPES)[number] }> = [];
+  for (let b = 0; b * block < orderCount && plan.length < total; b++) {
+    const size = Math.min(block, orderCount - b * block);
+    for (const type of EVENT_TYPES) for (let k = 0; k < size; k++) plan.push({ n: firstMover + b * block + k, type });
+  }
+  plan.length = total;
+  const out: ShipLoad & { orders: number } = { done: Promise.resolve(), http: [], non2xx: 0, errors: 0, orders: orderCount };
+  const inflight = new Set<Promise<void>>();
+  out.done = openLoop(rate, total, (i, intended) => {
+    const { n, type } = plan[i]!;
+    const orderId = moverId(n);
+    const body = JSON.stringify({ eventId: `${tag}-${i}`, orderId, shipFromLocationId: moverLocation(n), eventType: type, occurredAt: new Date().toISOString() });
+    const p = pool
+      .request({ path: SHIP_PATH, method: 'POST', headers: { authorization: `Bearer ${slick.key}`, 'content-type': 'application/json', 'x-signature': signatureHeader(slick.secret!, body) }, body })
+      .then(
+        async (res) => {
+          await res.body.dump();
+          const at = performance.now();
+          out.http.push(at - intended);
+          if (res.statusCode >= 200 && res.statusCode < 300) onAnswer?.(orderId, type, at);
+          else out.non2xx++;
+        },
+        () => {
+          out.errors++;
+        },
+      )
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  }).then(async () => {
+    await Promise.all([...inflight]);
+  });
+  return out;
+}
+
+// ───────────────────────────── reads ─────────────────────────────
+
+interface ReadResult extends Stats {
+  non2xx: number;
+  errors: number;
+}
+/** Open-loop GETs at `rate`/s for warmup + duration seconds; latencies of the measured part, from the scheduled send. */
+async function readLoad(pool: Pool, rate: number, pathOf: () => string): Promise<ReadResult> {
+  const warmN = Math.round(rate * opts.warmup);
+  const total = warmN + Math.round(rate * opts.duration);
+  const lat: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  const inflight = new Set<Promise<void>>();
+  await openLoop(rate, total, (i, intended) => {
+    const p = pool
+      .request({ path: pathOf(), method: 'GET', headers: { authorization: `Bearer ${viewer.key}` } })
+      .then(
+        async (res) => {
+          await res.body.dump();
+          if (i < warmN) return;
+          lat.push(performance.now() - intended);
+          if (res.statusCode !== 200) non2xx++;
+        },
+        () => {
+          if (i >= warmN) errors++;
+        },
+      )
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  });
+  await Promise.all([...inflight]);
+  return { ...stats(lat), non2xx, errors };
+}
+
+async function getJson(baseUrl: string, p: string): Promise<{ ms: number; status: number; body: any }> {
+  const t = performance.now();
+  const res = await request(`${baseUrl}${p}`, { headers: { authorization: `Bearer ${viewer.key}` } });
+  const text = await res.body.text();
+  const ms = performance.now() - t;
+  return { ms, status: res.statusCode, body: res.statusCode === 200 ? JSON.parse(text) : text };
+}
+
+// ───────────────────────────── SSE clients ─────────────────────────────
+
+interface SseClient {
+  req: http.ClientRequest;
+  connected: Promise<void>;
+  ended: boolean;
+  received: number;
+}
+/**
+ * One GET /api/stream. Each `event: status` is matched to the ship event that caused it (order id and
+ * target status → the moment its 2xx came back); onChange gets the receive time and the entry id's ms.
+ */
+function openSse(baseUrl: string, onChange: (orderId: string, to: number, entryMs: number, at: number) => void): SseClient {
+  let resolveConnected!: () => void;
+  let rejectConnected!: (err: Error) => void;
+  const client: SseClient = {
+    req: undefined as unknown as http.ClientRequest,
+    connected: new Promise<void>((res, rej) => ((resolveConnected = res), (rejectConnected = rej))),
+    ended: false,
+    received: 0,
+  };
+  client.req = http.get(`${baseUrl}/api/stream`, { headers: { authorization: `Bearer ${viewer.key}`, accept: 'text/event-stream' }, agent: false }, (res) => {
+    if (res.statusCode !== 200) {
+      rejectConnected(new Error(`GET /api/stream answered ${res.statusCode}`));
+      res.resume();
+      return;
+    }
+    res.setEncoding('utf8');
+    let buf = '';
+    res.on('data', (chunk: string) => {
+      const at = performance.now();
+      buf += chunk;
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const msg = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        if (msg.startsWith(': connected')) resolveConnected();
+        if (!msg.startsWith('id: ')) continue;
+        const nl = msg.indexOf('\n');
+        const id = msg.slice(4, nl);
+        const data = msg.slice(msg.indexOf('data: ') + 6);
+        const o = /"orderId":"([^"]+)"/.exec(data);
+        const t = /"to":(\d+)/.exec(data);
+        client.received++;
+        if (o && t) onChange(o[1]!, Number(t[1]), Number(id.slice(0, id.indexOf('-'))), at);
+      }
+    });
+    res.on('end', () => {
+      client.ended = true;
+    });
+    res.on('error', () => {
+      client.ended = true;
+    });
+  });
+  client.req.on('error', (err) => {
+    client.ended = true;
+    rejectConnected(err);
+  });
+  return client;
+}
+
+// ───────────────────────────── main ─────────────────────────────
+
+interface Row {
+  phase: string;
+  what: string;
+  result: string;
+  target: string;
+  met: string;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+const verdict = (ok: boolean) => (ok ? 'yes' : '**no**');
+
+let exitCode = 0;
+const started = new Date();
+try {
+  const [{ version: pgVersion }] = (await admin`select version()`) as unknown as [{ version: string }];
+  const cpuModel = os.cpus()[0]?.model ?? '?';
+  console.log(`bench:reads ${runId}: ${opts.orders} orders; ${os.cpus().length} × ${cpuModel}; node ${process.version}; logs in ${logDir}`);
+
+  await admin.unsafe(`create database "${database}"`);
+  dbCreated = true;
+  const release = startProcess('release', 'src/db/release.ts', { DATABASE_URL: dbUrl(database), LOG_LEVEL: 'warn', NODE_ENV: 'development', API_CLIENTS: '' });
+  const [code] = (await once(release.child, 'exit')) as [number | null];
+  running.delete(release);
+  if (code !== 0) throw new Error(`release failed (${code}):\n${tail(release.log)}`);
+
+  // Movers: enough fresh orders at 3000 for the ship events of phases A and D.
+  const eventsA = Math.round(opts.eventRate * (opts.warmup + opts.duration));
+  const eventRateD = Math.round((opts.changeRate * EVENT_TYPES.length) / 3); // 3 of the 4 events change the status
+  const eventsD = Math.round(eventRateD * (opts.warmup + opts.duration));
+  const movers = Math.ceil(eventsA / 4) + Math.ceil(eventsD / 4) + 1000;
+
+  sql = postgres(dbUrl(database), { max: 4, onnotice: () => {} });
+  process.stdout.write(`fill: ${opts.orders} orders, ${opts.orders * 5} history rows, ${movers} movers… `);
+  const fillStart = performance.now();
+  await fill(sql, opts.orders, movers);
+  const fillInsertMs = performance.now() - fillStart;
+  await sql`vacuum analyze`;
+  const fillMs = performance.now() - fillStart;
+  const [size] = await sql<{ orders: string; history: string; db: string }[]>`
+    select pg_size_pretty(pg_total_relation_size('orders')) as orders, pg_size_pretty(pg_total_relation_size('status_history')) as history,
+           pg_size_pretty(pg_database_size(current_database())) as db`;
+  console.log(`\nfill took ${(fillInsertMs / 1000).toFixed(1)} s (+ vacuum analyze: ${(fillMs / 1000).toFixed(1)} s in all); orders ${size!.orders}, history ${size!.history}, database ${size!.db}`);
+  rows.push({ phase: 'fill', what: `${opts.orders.toLocaleString('en')} orders + ${(opts.orders * 5).toLocaleString('en')} history rows (set-based INSERT … SELECT, indexes in place)`, result: `${(fillInsertMs / 1000).toFixed(1)} s (+ ${((fillMs - fillInsertMs) / 1000).toFixed(1)} s vacuum analyze); database ${size!.db}`, target: '–', met: '–' });
+
+  // The real processes, configured as bench/run.ts configures its hub scenario.
+  const port = await freePort();
+  const env: Record<string, string> = {
+    NODE_ENV: 'development',
+    API_CLIENTS: '',
+    DATABASE_URL: dbUrl(database),
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: redisPrefix,
+    TOPIC_STREAM: `${redisPrefix}:order.fulfillment.v1`,
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+    SLICK_BASE_URL: '',
+    PMP_BASE_URL: '',
+    MAO_BASE_URL: '',
+    GRAB_BASE_URL: '',
+    NOTIFY_WEBHOOK_URL: '',
+    INCIDENT_WEBHOOK_URL: '',
+    WORKER_METRICS_PORT: '',
+  };
+  const web = startProcess('web', 'src/api/main.ts', env);
+  const procs = [web, startProcess('worker', 'src/workers/main.ts', env), startProcess('scheduler', 'src/workers/scheduler.main.ts', env)];
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitFor(`web to answer on ${baseUrl}/api/health/ready`, 60_000, async () => {
+    const res = await request(`${baseUrl}/api/health/ready`);
+    await res.body.dump();
+    return res.statusCode === 200;
+  }, procs);
+  const webPid = web.child.pid!;
+  const pool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
+  const shipPool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
+  // A probe event through the whole pipeline, and one read of each kind, before measuring.
+  {
+    let probed = false;
+    const probe = shipLoad(shipPool, 4, 1, movers - 1, `${redisPrefix}-probe`, () => (probed = true));
+    await probe.done;
+    if (!probed) throw new Error('the probe ship event was not accepted');
+    await waitFor('the probe events to be applied', 60_000, async () => {
+      const [r] = await sql!<{ n: number }[]>`select count(*)::int as n from inbound_events where state = 'queued'`;
+      return r!.n === 0;
+    }, procs);
+    for (const p of ['', '/history', '/events', '/tiers']) {
+      const r = await getJson(baseUrl, `/api/orders/${readId(1)}${p}`);
+      if (r.status !== 200) throw new Error(`GET /api/orders/${readId(1)}${p} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    }
+  }
+
+  const randomOrder = () => readId(1 + randomInt(opts.orders));
+  const readRow = (phase: string, what: string, r: ReadResult | undefined, rate: number) => {
+    if (!r) return;
+    console.log(`  ${what}: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms (${r.n} requests, ${r.non2xx + r.errors} failed)`);
+    rows.push({ phase, what: `${what} at ${rate}/s (${r.n} measured${r.non2xx + r.errors ? `, ${r.non2xx + r.errors} not 200` : ''})`, result: `p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)} / max ${fmt(r.max)} ms`, target: 'p99 < 10 ms', met: verdict(r.p99 < 10 && r.non2xx + r.errors === 0) });
+  };
+
+  // Like bench/run.ts's --settle: wait up to 90 s for the machine to be quiet (our idle processes included).
+  let idleBusy = NaN;
+  for (const deadline = Date.now() + 90_000; ; ) {
+    const m0 = machineTicks();
+    await sleep(1000);
+    const m1 = machineTicks();
+    idleBusy = ((m1.busy - m0.busy) / (m1.total - m0.total)) * os.cpus().length;
+    if (idleBusy < 0.5 || Date.now() > deadline) break;
+  }
+  console.log(`machine CPU busy before the load (our idle processes included): ${fmt(idleBusy, 2)} cores`);
+  notes.push(`- machine CPU busy in the second before phase A0 (our idle processes included): ${fmt(idleBusy, 2)} of ${os.cpus().length} cores`);
+
+  // ── phase A0: the same reads with no ingestion, to tell the reads' own cost from CPU contention ──
+  console.log(`A0: GET /api/orders/{id} at ${opts.readRate}/s and /history at ${opts.sideRate}/s, no ship events, ${opts.warmup} s + ${opts.duration} s…`);
+  const [byId0, hist0] = await Promise.all([
+    readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
+    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+  ]);
+  readRow('A0', 'GET /api/orders/{id}, no ingestion', byId0, opts.readRate);
+  readRow('A0', 'GET /api/orders/{id}/history, no ingestion', hist0, opts.sideRate);
+
+  // ── phase A: reads by id while ship events are ingested ──
+  console.log(`A: GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`);
+  const mA0 = machineTicks();
+  const loadA = shipLoad(shipPool, opts.eventRate, opts.warmup + opts.duration, 0, `${redisPrefix}-a`);
+  const [byId, hist, evs, tiers] = await Promise.all([
+    readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
+    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${moverId(1 + randomInt(loadA.orders))}/events`) : undefined,
+    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/tiers`) : undefined,
+  ]);
+  await loadA.done;
+  const mA1 = machineTicks();
+  const busyA = ((mA1.busy - mA0.busy) / (mA1.total - mA0.total)) * os.cpus().length;
+  const shipA = stats(loadA.http);
+  assertAlive(procs);
+  readRow('A', 'GET /api/orders/{id}', byId, opts.readRate);
+  readRow('A', 'GET /api/orders/{id}/history', hist, opts.sideRate);
+  readRow('A', 'GET /api/orders/{id}/events (orders being moved)', evs, opts.sideRate);
+  readRow('A', 'GET /api/orders/{id}/tiers', tiers, opts.sideRate);
+  console.log(`  ship events meanwhile: ${shipA.n} answered, HTTP p99 ${fmt(shipA.p99)} ms, ${loadA.non2xx + loadA.errors} failed`);
+  rows.push({ phase: 'A', what: `ship events ingested meanwhile at ${opts.eventRate}/s (${shipA.n} answered${loadA.non2xx + loadA.errors ? `, ${loadA.non2xx + loadA.errors} failed` : ''})`, result: `HTTP p50 ${fmt(shipA.p50)} / p99 ${fmt(shipA.p99)} ms; machine CPU busy ${fmt(busyA, 2)} of ${os.cpus().length} cores during A`, target: '–', met: '–' });
+
+  // ── phase B: search pages ──
+  console.log(`B: ${opts.searchWalks} walks of ${opts.pages} pages (limit 50) by location, and as many by location and status…`);
+  const statuses = [7500, 7000, 3700, 9000];
+  for (const withStatus of [false, true]) {
+    const first: number[] = [];
+    const later: number[] = [];
+    let failed = 0;
+    let rowsSeen = 0;
+    for (let w = 0; w < opts.searchWalks; w++) {
+      const loc = LOCATION_IDS[randomInt(LOCATION_IDS.length)]!;
+      let q = `/api/orders?locationId=${loc}&limit=50${withStatus ? `&status=${statuses[w % statuses.length]}` : ''}`;
+      for (let page = 0; page < opts.pages; page++) {
+        const r = await getJson(baseUrl, q);
+        if (r.status !== 200) {
+          failed++;
+          break;
+        }
+        (page === 0 ? first : later).push(r.ms);
+        rowsSeen += r.body.orders.length;
+        if (!r.body.nextCursor) break;
+        q = `/api/orders?locationId=${loc}&limit=50${withStatus ? `&status=${statuses[w % statuses.length]}` : ''}&cursor=${encodeURIComponent(r.body.nextCursor)}`;
+      }
+    }
+    const all = stats([...first, ...later]);
+    const f = stats(first);
+    const l = stats(later);
+    const what = withStatus ? 'GET /api/orders?locationId=…&status=…&limit=50' : 'GET /api/orders?locationId=…&limit=50';
+    console.log(`  ${what}: ${all.n} pages (${rowsSeen} rows), p50 ${fmt(all.p50)} ms, p99 ${fmt(all.p99)} ms, max ${fmt(all.max)} ms; first pages p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)}; ${failed} failed`);
+    rows.push({ phase: 'B', what: `${what}, ${opts.searchWalks} walks × up to ${opts.pages} pages by nextCursor (${all.n} pages${failed ? `, ${failed} failed` : ''}; one at a time)`, result: `p50 ${fmt(all.p50)} / p99 ${fmt(all.p99)} / max ${fmt(all.max)} ms (first page p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)})`, target: 'p99 ≤ 50 ms', met: verdict(all.p99 <= 50 && failed === 0) });
+  }
+
+  // ── phase C: one full CSV export ──
+  console.log('C: one full CSV export…');
+  await sleep(1000);
+  const rssC = sampleRss(webPid);
+  const tC = performance.now();
+  const exp = await request(`${baseUrl}/api/orders/export?format=csv`, { headers: { authorization: `Bearer ${viewer.key}` }, bodyTimeout: 0, headersTimeout: 0 });
+  let lines = 0;
+  let bytes = 0;
+  for await (const chunk of exp.body as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+  }
+  const exportMs = performance.now() - tC;
+  const rC = rssC.stop();
+  const exportRows = Math.max(0, lines - 1);
+  const growthMb = mb(rC.peak - rC.start);
+  const expectedRows = opts.orders + movers;
+  console.log(`  ${exp.statusCode}: ${exportRows} rows (expected ${expectedRows}), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${(exportMs / 1000).toFixed(1)} s = ${fmt(exportRows / (exportMs / 1000), 0)} rows/s; web RSS ${fmt(mb(rC.start), 0)} → peak ${fmt(mb(rC.peak), 0)} MB (+${fmt(growthMb)} MB)`);
+  rows.push({ phase: 'C', what: `GET /api/orders/export?format=csv, all orders (${exportRows.toLocaleString('en')} rows of ${expectedRows.toLocaleString('en')}, ${(bytes / 2 ** 20).toFixed(0)} MiB${exp.statusCode !== 200 ? `, status ${exp.statusCode}` : ''})`, result: `${(exportMs / 1000).toFixed(1)} s, ${fmt(exportRows / (exportMs / 1000), 0)} rows/s`, target: '–', met: '–' });
+  rows.push({ phase: 'C', what: 'web peak RSS growth during the export (VmRSS every 100 ms)', result: `${fmt(mb(rC.start), 0)} → ${fmt(mb(rC.peak), 0)} MB: +${fmt(growthMb)} MB`, target: '≤ 50 MB', met: verdict(growthMb <= 50 && exportRows === expectedRows) });
+
+  // ── phase D: SSE clients while status changes are produced ──
+  console.log(`D: ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (about ${opts.changeRate} status changes/s), ${opts.warmup} s + ${opts.duration} s…`);
+  const acked = new Map<string, number>(); // `${orderId}:${to}` → when the ship event's 2xx came back
+  const fromAck: number[] = [];
+  const fromEntry: number[] = [];
+  let unmatched = 0;
+  let measuring = false;
+  const perfToEpoch = Date.now() - performance.now();
+  const clients: SseClient[] = [];
+  for (let i = 0; i < opts.sseClients; i++) {
+    clients.push(
+      openSse(baseUrl, (orderId, to, entryMs, at) => {
+        if (!measuring) return;
+        fromEntry.push(at + perfToEpoch - entryMs);
+        const a = acked.get(`${orderId}:${to}`);
+        if (a === undefined) unmatched++;
+        else fromAck.push(at - a);
+      }),
+    );
+    if (i % 50 === 49) await sleep(50);
+  }
+  await Promise.all(clients.map((c) => c.connected));
+  await sleep(2000);
+  const rssD = sampleRss(webPid);
+  const firstD = Math.ceil(eventsA / 4) + 10;
+  const warmEndsAt = performance.now() + opts.warmup * 1000;
+  const loadD = shipLoad(shipPool, eventRateD, opts.warmup + opts.duration, firstD, `${redisPrefix}-d`, (orderId, type, at) => {
+    const to = EVENT_STATUS[type];
+    if (to !== undefined) acked.set(`${orderId}:${to}`, at);
+  });
+  const receivedBefore = clients.reduce((s, c) => s + c.received, 0);
+  await sleep(Math.max(0, warmEndsAt - performance.now()));
+  measuring = true;
+  const tD = performance.now();
+  await loadD.done;
+  const loadMsD = performance.now() - tD;
+  await sleep(3000); // let the last changes reach the clients
+  measuring = false;
+  const rD = rssD.stop();
+  const dropped = clients.filter((c) => c.ended).length;
+  const receivedTotal = clients.reduce((s, c) => s + c.received, 0) - receivedBefore;
+  for (const c of clients) c.req.destroy();
+  const [changes] = await sql<{ n: number }[]>`
+    select count(*)::int as n from status_history where order_id >= ${moverId(firstD)} and order_id like 'M%' and recorded_at > now() - ${`${Math.ceil(opts.warmup + opts.duration + 10)} seconds`}::interval`;
+  const ack = stats(fromAck);
+  const ent = stats(fromEntry);
+  const perClientPerS = receivedTotal / opts.sseClients / ((opts.warmup + opts.duration + 3) as number);
+  console.log(
+    `  ${changes!.n} status changes written (${fmt(changes!.n / (opts.warmup + opts.duration), 0)}/s); clients received ${receivedTotal} messages (${fmt(perClientPerS, 0)}/s per client); ${dropped} clients dropped; ` +
+      `ship 2xx → client p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms (${ack.n} matched, ${unmatched} unmatched); topic entry id → client p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} ms; web RSS ${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)})`,
+  );
+  void loadMsD;
+  const shipD = stats(loadD.http);
+  rows.push({ phase: 'D', what: `${opts.sseClients} GET /api/stream clients; ship events at ${eventRateD}/s → ${fmt(changes!.n / (opts.warmup + opts.duration), 0)} status changes/s written; ${dropped} clients dropped; ship HTTP p99 ${fmt(shipD.p99)} ms`, result: `${receivedTotal.toLocaleString('en')} messages received (${fmt(perClientPerS, 0)}/s per client)`, target: '–', met: '–' });
+  rows.push({ phase: 'D', what: `change → client: ship event's 2xx answer → client received that order's change (${ack.n.toLocaleString('en')} deliveries; ${unmatched} not matched)`, result: `p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms`, target: 'p99 ≤ 100 ms', met: verdict(ack.p99 <= 100 && dropped === 0) });
+  rows.push({ phase: 'D', what: 'change → client: topic entry id timestamp (XADD time) → client received', result: `p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} / max ${fmt(ent.max)} ms`, target: '–', met: '–' });
+  const rssGrowth = mb(rD.end - rD.start);
+  rows.push({ phase: 'D', what: 'web RSS, clients connected → end of load + 3 s', result: `${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)} MB)`, target: 'flat', met: verdict(Math.abs(rssGrowth) <= 20) });
+  if (unmatched) notes.push(`- phase D: ${unmatched} deliveries did not match an answered ship event (order id + target status), e.g. a change whose 2xx had not come back yet; they are left out of the ship→client figure`);
+
+  await pool.close();
+  await shipPool.close();
+  assertAlive(procs);
+  await stopProcesses(procs);
+
+  const head = '| phase | what | result | target | met |\n|---|---|---|---|:---:|';
+  const tbl = [head, ...rows.map((r) => `| ${r.phase} | ${r.what} | ${r.result} | ${r.target} | ${r.met} |`)].join('\n');
+  console.log(`\n${tbl}\n${notes.length ? `\n${notes.join('\n')}\n` : ''}`);
+  if (opts.write) {
+    const md = `# Reads benchmark results
+
+- date: ${started.toISOString()}
+- machine: ${os.cpus().length} × ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}
+- node ${process.version}; ${pgVersion.split(' on ')[0]}
+- command: \`npm run bench:reads -- ${process.argv.slice(2).join(' ')}\`
+- one \`web\`, one \`worker\`, one \`scheduler\` (partner base URLs empty: no partner calls); the HTTP and SSE clients run in the bench process on the same machine
+- reads in A are open loop (latency from the scheduled send time), ${opts.warmup} s warm-up then ${opts.duration} s measured; B is one request at a time; D counts ${opts.duration} s after a ${opts.warmup} s warm-up, plus 3 s for the last deliveries
+
+${tbl}
+${notes.length ? `\n${notes.join('\n')}\n` : ''}`;
+    writeFileSync(path.join(ROOT, 'bench', 'reads-results.md'), md);
+    console.log('written to bench/reads-results.md');
+  }
+} catch (err) {
+  exitCode = 1;
+  console.error(`bench:reads failed: ${(err as Error).stack ?? err}`);
+} finally {
+  await cleanup();
+}
+process.exit(exitCode);
