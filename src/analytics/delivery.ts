@@ -72,17 +72,9 @@ export function deliveryStatement(groupBy: DeliveryGroupBy, w: Window): SQL {
 }
 
 export async function deliveryAnalytics(deps: HubDeps, q: DeliveryQuery): Promise<{ groupBy: DeliveryGroupBy; rows: DeliveryRow[] }> {
-  const rows = await deps.db.execute<{
-    key: string;
-    orders: number;
-    delivered: number;
-    failedAttempts: number;
-    returned: number;
-    inDelivery: number;
-    avgAttempts: number | null;
-    p50: number | null;
-    p90: number | null;
-  }>(deliveryStatement(q.groupBy, boundedWindow(q, deps.clock.now())));
+  const rows = await deps.db.execute<
+    Omit<DeliveryRow, 'successRate' | 'pickupToDeliveredP50Ms' | 'pickupToDeliveredP90Ms'> & { p50: number | null; p90: number | null }
+  >(deliveryStatement(q.groupBy, boundedWindow(q, deps.clock.now())));
   return {
     groupBy: q.groupBy,
     rows: rows.map((r) => ({

@@ -79,6 +79,11 @@ function deliveryMessage(order: LockedOrder, row: InboundEventRow, fact: PmpFact
   };
 }
 
+/** The case a failed attempt reported by PMP opens for a person (SPEC §5.2: escalated). */
+function failedAttemptCase(order: LockedOrder, row: InboundEventRow, fact: PmpFact, attempt: number) {
+  return { orderId: order.orderId, cause: 'pmp_delivery_failed', detail: { eventId: row.eventId, partnerId: fact.partnerId, failureReason: fact.failureReason ?? null, attempt } };
+}
+
 /** The plan of an event that changes the order without moving its status. */
 function applied(order: LockedOrder, record: TransitionRecord, reason: string | null = null): EventPlan {
   return { outcome: { state: 'applied', reason, orderStatus: record.order.status }, record, fixes: [], order: record.order, calls: [] };
@@ -202,7 +207,7 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
         if (!conflict && transition.result.kind === 'stale' && order.status === STATUS.DELIVERY_FAILED) {
           const record: TransitionRecord = {
             ...planOrderChange(order, {}, [deliveryMessage(order, row, fact, { failureReason: fact.failureReason ?? null })], clock),
-            cases: [{ orderId: order.orderId, cause: 'pmp_delivery_failed', detail: { eventId: row.eventId, partnerId: fact.partnerId, failureReason: fact.failureReason ?? null, attempt: order.deliveryAttempts } }],
+            cases: [failedAttemptCase(order, row, fact, order.deliveryAttempts)],
           };
           return applied(order, record);
         }
@@ -220,7 +225,7 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
       // A failed attempt reported by PMP is escalated to a person (SPEC §5.2).
       const record: TransitionRecord = {
         ...transition.record,
-        cases: [{ orderId: order.orderId, cause: 'pmp_delivery_failed', detail: { eventId: row.eventId, partnerId: fact.partnerId, failureReason: fact.failureReason ?? null, attempt: order.deliveryAttempts + 1 } }],
+        cases: [failedAttemptCase(order, row, fact, order.deliveryAttempts + 1)],
       };
       return { ...applied(order, record), moved: transition.result };
     }

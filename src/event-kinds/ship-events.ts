@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decideTransition, STATUS, type StatusCode, type SubStep } from '../machines/order.machine.js';
+import { STATUS, type StatusCode, type SubStep } from '../machines/order.machine.js';
 import { callState, planTransition } from '../orders/apply-transition.js';
 import { planFromTransition, unchangedPlan, type EventKind } from '../inbox/event-kind.js';
 import { eventIdSchema, isoInstant, notTooFarInFuture } from './event-fields.js';
@@ -58,13 +58,6 @@ export const shipEvents: EventKind<ShipEvent> = {
     if (order.shipFromLocationId !== event.shipFromLocationId) return unchangedPlan(order, 'rejected', 'location_mismatch');
 
     if (event.eventType === 'shipped') {
-      // A confirmation already owed or given makes this one a repeat.
-      const confirmation = callState(order, SHIP_CONFIRMATION_CALL);
-      if (confirmation === 'pending' || confirmation === 'confirmed') {
-        return decideTransition(order.status as StatusCode, (order.subStep as SubStep | null) ?? null, { type: 'SHIP_EVENT', to: STATUS.FULFILLED }).kind === 'invalid'
-          ? unchangedPlan(order, 'rejected', 'invalid_transition')
-          : unchangedPlan(order, 'ignored', 'stale');
-      }
       const tracking = event.tracking!;
       // Tracking is recorded now; the move to 7000 is held until Slick confirms (SPEC §4.2).
       const transition = planTransition(
@@ -93,7 +86,11 @@ export const shipEvents: EventKind<ShipEvent> = {
         clock,
       );
       if (transition.result.kind === 'invalid') return unchangedPlan(order, 'rejected', 'invalid_transition');
-      if (transition.result.kind !== 'held' || !transition.record) return unchangedPlan(order, 'ignored', 'stale');
+      // A confirmation already owed or given makes this one a repeat.
+      const confirmation = callState(order, SHIP_CONFIRMATION_CALL);
+      if (transition.result.kind !== 'held' || !transition.record || confirmation === 'pending' || confirmation === 'confirmed') {
+        return unchangedPlan(order, 'ignored', 'stale');
+      }
       const shipped = { ...transition.record.order, calls: { ...order.calls, [`${SHIP_CONFIRMATION_CALL}:`]: 'pending' as const } };
       return {
         outcome: { state: 'applied', reason: null, orderStatus: order.status },

@@ -154,7 +154,7 @@ export function planTransition(order: LockedOrder, req: TransitionRequest, clock
   if (decision.kind === 'stale') return { result: { kind: 'stale', order } };
   if (decision.kind === 'invalid') return { result: { kind: 'invalid', order, reason: decision.reason } };
   if (req.holdStatus) {
-    const record = orderChange(order, req.orderChanges ?? {}, req.extraMessages ?? [], clock);
+    const record = planOrderChange(order, req.orderChanges ?? {}, req.extraMessages ?? [], clock);
     return { result: { kind: 'held', order: record.order }, record };
   }
 
@@ -245,10 +245,6 @@ function tiersAtFulfilment(order: LockedOrder): TierWrite[] {
  * settled): the order with its other columns changed, and its topic messages; no history row.
  */
 export function planOrderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
-  return orderChange(order, changes, messages, clock);
-}
-
-function orderChange(order: LockedOrder, changes: OrderChanges, messages: TopicMessage[], clock: Clock): TransitionRecord {
   const updated: LockedOrder = { ...order, ...changes, version: order.version + 1, updatedAt: new Date(clock.now()) };
   return { order: updated, history: [], messages };
 }

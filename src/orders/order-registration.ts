@@ -1,7 +1,8 @@
 import { asc, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
-import { codLedger, inboundEvents, locations, orderCalls, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
+import { codLedger, inboundEvents, locations, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
+import { orderCallStates } from '../partner-calls/order-call-records.js';
 import type { HubDeps } from '../deps.js';
 import type { HistoryRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
@@ -135,11 +136,11 @@ type CodLedgerRow = typeof codLedger.$inferSelect;
 export async function getOrder(db: Database, orderId: string): Promise<OrderWithCalls> {
   const [[order], calls, [ledger]] = await Promise.all([
     db.select().from(orders).where(eq(orders.orderId, orderId)),
-    db.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId)),
+    orderCallStates(db, orderId),
     db.select().from(codLedger).where(eq(codLedger.orderId, orderId)),
   ]);
   if (!order) throw new NotFoundError('order', orderId);
-  return { ...order, calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])), ledger };
+  return { ...order, calls, ledger };
 }
 
 /**
