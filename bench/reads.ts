@@ -20,37 +20,38 @@
  * Env:   DATABASE_URL (its server is used; the database name is ignored), REDIS_URL.
  * The database and the run's Redis keys are dropped at the end, and on Ctrl-C.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { Pool, request } from 'undici';
 import { signatureHeader } from '../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
 import { STORE_LOCATIONS } from '../src/db/store-locations.js';
+import {
+  assertAlive,
+  cleanupOnce,
+  dbUrl,
+  deleteRedisKeys,
+  flag,
+  freePort,
+  numberFlag,
+  redisUrl,
+  releaseDatabase,
+  ROOT,
+  running,
+  sleep,
+  startProcess as startLoggedProcess,
+  stopProcesses,
+  waitFor,
+} from './bench-processes.js';
 import { machineTicks } from './cpu.js';
 
 // ───────────────────────────── configuration ─────────────────────────────
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FLAGS = ['orders', 'duration', 'warmup', 'read-rate', 'event-rate', 'side-rate', 'search-walks', 'pages', 'sse-clients', 'change-rate', 'connections', 'no-write'];
-function flag(name: string, fallback: string): string {
-  const hit = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (!hit) return fallback;
-  const eq = hit.indexOf('=');
-  return eq < 0 ? 'true' : hit.slice(eq + 1);
-}
-function numberFlag(name: string, fallback: number, min = 0): number {
-  const v = Number(flag(name, String(fallback)));
-  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be a number ≥ ${min}`);
-  return v;
-}
 for (const a of process.argv.slice(2)) {
   if (!FLAGS.some((f) => a === `--${f}` || a.startsWith(`--${f}=`))) {
     console.error(`unknown argument ${a}\nflags: ${FLAGS.map((f) => `--${f}`).join(' ')}`);
@@ -75,13 +76,6 @@ const opts = {
 const runId = Date.now();
 const database = `bench_reads_${runId}`;
 const redisPrefix = `bench-reads-${runId}`;
-const serverUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const dbUrl = (name: string) => {
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-};
 const logDir = path.join(os.tmpdir(), `bench-reads-${runId}`);
 mkdirSync(logDir, { recursive: true });
 
@@ -99,115 +93,26 @@ const admin = postgres(dbUrl('postgres'), { max: 1, onnotice: () => {} });
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
 let sql: postgres.Sql | undefined;
 
-// ───────────────────────────── processes and cleanup (as in bench/run.ts) ─────────────────────────────
+// ───────────────────────────── cleanup ─────────────────────────────
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  log: string;
-  exited: boolean;
-}
-const running = new Set<Proc>();
 let dbCreated = false;
-
-function startProcess(name: string, file: string, env: Record<string, string>): Proc {
-  const log = path.join(logDir, `${name}.log`);
-  const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const proc: Proc = { name, child, log, exited: false };
-  child.on('exit', () => {
-    proc.exited = true;
-  });
-  running.add(proc);
-  return proc;
-}
-async function stopProcesses(procs: Iterable<Proc>): Promise<void> {
-  await Promise.all(
-    [...procs].map(async (p) => {
-      if (!p.exited) {
-        p.child.kill('SIGTERM');
-        const killer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
-        if (!p.exited) await once(p.child, 'exit');
-        clearTimeout(killer);
-      }
-      running.delete(p);
-    }),
-  );
-}
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-function assertAlive(procs: Proc[]): void {
-  const dead = procs.find((p) => p.exited);
-  if (dead) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); its log ${dead.log}:\n${tail(dead.log)}`);
-}
-async function deleteRedisKeys(pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  return (cleaning ??= (async () => {
-    const steps: Array<[string, () => Promise<unknown>]> = [
-      ['stop processes', () => stopProcesses([...running])],
-      ['close the bench connection', async () => sql?.end({ timeout: 5 })],
-      ['drop the database', async () => dbCreated && admin.unsafe(`drop database if exists "${database}" with (force)`)],
-      ['delete Redis keys', () => deleteRedisKeys(`${redisPrefix}*`)],
-      ['close connections', async () => {
-        await admin.end({ timeout: 5 });
-        redis.disconnect();
-      }],
-    ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (err) {
-        console.error(`cleanup: could not ${what}: ${(err as Error).message}`);
-      }
-    }
-  })());
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping processes, dropping ${database}, deleting ${redisPrefix}* keys…`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanup = cleanupOnce(
+  () => [
+    ['stop processes', () => stopProcesses([...running])],
+    ['close the bench connection', async () => sql?.end({ timeout: 5 })],
+    ['drop the database', async () => dbCreated && admin.unsafe(`drop database if exists "${database}" with (force)`)],
+    ['delete Redis keys', () => deleteRedisKeys(redis, `${redisPrefix}*`)],
+    ['close connections', async () => {
+      await admin.end({ timeout: 5 });
+      redis.disconnect();
+    }],
+  ],
+  (signal) => `\n${signal}: stopping processes, dropping ${database}, deleting ${redisPrefix}* keys…`,
+);
+const startProcess = (name: string, file: string, env: Record<string, string>) => startLoggedProcess(logDir, name, file, env);
 
 // ───────────────────────────── helpers ─────────────────────────────
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, procs: Proc[] = []): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    assertAlive(procs);
-    try {
-      if (await probe()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 interface Stats {
   n: number;
   p50: number;
@@ -499,10 +404,7 @@ try {
 
   await admin.unsafe(`create database "${database}"`);
   dbCreated = true;
-  const release = startProcess('release', 'src/db/release.ts', { DATABASE_URL: dbUrl(database), LOG_LEVEL: 'warn', NODE_ENV: 'development', API_CLIENTS: '' });
-  const [code] = (await once(release.child, 'exit')) as [number | null];
-  running.delete(release);
-  if (code !== 0) throw new Error(`release failed (${code}):\n${tail(release.log)}`);
+  await releaseDatabase(logDir, database);
 
   // Movers: enough fresh orders at 3000 for the ship events of phases A and D.
   const eventsA = Math.round(opts.eventRate * (opts.warmup + opts.duration));

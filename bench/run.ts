@@ -27,14 +27,11 @@
  * and its own Redis prefix (bench-<ts>-<scenario>); everything is dropped and deleted at the end, and on
  * Ctrl-C.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { Pool, request } from 'undici';
@@ -43,25 +40,32 @@ import { signatureHeader } from '../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
 import { connectDatabase, type DatabaseHandle } from '../src/db/client.js';
 import { registerOrder } from '../src/orders/order-registration.js';
+import {
+  assertAlive,
+  cleanupOnce,
+  dbUrl,
+  deleteRedisKeys,
+  flag,
+  freePort,
+  numberFlag,
+  redisUrl,
+  releaseDatabase,
+  ROOT,
+  running,
+  runToExit,
+  sleep,
+  startProcess as startLoggedProcess,
+  stopProcesses,
+  waitFor,
+  type Proc,
+} from './bench-processes.js';
 import { cpuByRootMs, cpuDeltaMs, cpuSnapshot, machineTicks, CLK_TCK, type CpuSnapshot } from './cpu.js';
 
 // ───────────────────────────── configuration ─────────────────────────────
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCENARIOS = ['hub', 'stripped', 'naive'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-function flag(name: string, fallback: string): string {
-  const hit = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (!hit) return fallback;
-  const eq = hit.indexOf('=');
-  return eq < 0 ? 'true' : hit.slice(eq + 1);
-}
-function numberFlag(name: string, fallback: number, min = 0): number {
-  const v = Number(flag(name, String(fallback)));
-  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be a number ≥ ${min}`);
-  return v;
-}
 for (const a of process.argv.slice(2)) {
   if (!/^--(duration|warmup|rates|scenarios|workers|concurrency|connections|drain|settle|backlog-wait|stop-at-saturation|no-write|no-round-trips)(=|$)/.test(a)) {
     console.error(`unknown argument ${a}\nflags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 --concurrency=16 --connections=256 --drain=10 --settle=30 --backlog-wait=300 --stop-at-saturation --no-write --no-round-trips`);
@@ -95,13 +99,6 @@ if (opts.rates.length === 0) throw new Error('--rates: at least one rate');
 const runId = Date.now();
 const baseDb = `bench_${runId}`;
 const redisPrefix = `bench-${runId}`;
-const serverUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const dbUrl = (name: string) => {
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-};
 const logDir = path.join(os.tmpdir(), `bench-${runId}`);
 mkdirSync(logDir, { recursive: true });
 
@@ -117,79 +114,33 @@ const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
 
 // ───────────────────────────── cleanup ─────────────────────────────
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  log: string;
-  exited: boolean;
-}
-const running = new Set<Proc>();
 const databases = new Set<string>();
-
-async function stopProcesses(procs: Iterable<Proc>): Promise<void> {
-  await Promise.all(
-    [...procs].map(async (p) => {
-      if (!p.exited) {
-        p.child.kill('SIGTERM');
-        const killer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
-        if (!p.exited) await once(p.child, 'exit');
-        clearTimeout(killer);
-      }
-      running.delete(p);
-    }),
-  );
-}
-
-async function deleteRedisKeys(pattern: string): Promise<number> {
-  let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) deleted += await redis.unlink(...keys);
-  } while (cursor !== '0');
-  return deleted;
-}
 
 async function dropDatabase(name: string): Promise<void> {
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
   databases.delete(name);
 }
 
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  return (cleaning ??= (async () => {
-    const steps: Array<[string, () => Promise<unknown>]> = [
-      ['stop processes', () => stopProcesses([...running])],
-      ['drop databases', async () => {
-        for (const d of [...databases]) await dropDatabase(d);
-      }],
-      ['delete Redis keys', () => deleteRedisKeys(`${redisPrefix}*`)],
-      ['close connections', async () => {
-        await admin.end({ timeout: 5 });
-        redis.disconnect();
-      }],
-    ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (err) {
-        console.error(`cleanup: could not ${what}: ${(err as Error).message}`);
-      }
-    }
-  })());
-}
+const cleanup = cleanupOnce(
+  () => [
+    ['stop processes', () => stopProcesses([...running])],
+    ['drop databases', async () => {
+      for (const d of [...databases]) await dropDatabase(d);
+    }],
+    ['delete Redis keys', () => deleteRedisKeys(redis, `${redisPrefix}*`)],
+    ['close connections', async () => {
+      await admin.end({ timeout: 5 });
+      redis.disconnect();
+    }],
+  ],
+  (signal) => `\n${signal}: stopping processes, dropping ${[...databases].join(', ') || 'no databases'}, deleting ${redisPrefix}* keys…`,
+);
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping processes, dropping ${[...databases].join(', ') || 'no databases'}, deleting ${redisPrefix}* keys…`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+/** Every process started here gets BENCH_NODE_ARGS. */
+const nodeArgs = () => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const startProcess = (name: string, file: string, env: Record<string, string>): Proc => startLoggedProcess(logDir, name, file, env, nodeArgs());
 
 // ───────────────────────────── helpers ─────────────────────────────
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * CPU milliseconds this process needs to SHA-256 64 MiB (native code, so no JIT tiers in the way): a
@@ -207,62 +158,6 @@ function calibrate(): number {
     best = Math.min(best, (u.user + u.system) / 1000);
   }
   return best;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-function startProcess(name: string, file: string, env: Record<string, string>): Proc {
-  const log = path.join(logDir, `${name}.log`);
-  const fd = openSync(log, 'a');
-  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', file], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', fd, fd],
-  });
-  closeSync(fd);
-  const proc: Proc = { name, child, log, exited: false };
-  child.on('exit', () => {
-    proc.exited = true;
-  });
-  running.add(proc);
-  return proc;
-}
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-function assertAlive(procs: Proc[]): void {
-  const dead = procs.find((p) => p.exited);
-  if (dead) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); its log ${dead.log}:\n${tail(dead.log)}`);
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>, procs: Proc[] = []): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    assertAlive(procs);
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -401,7 +296,7 @@ async function stopScenario(run: ScenarioRun): Promise<void> {
   await run.handle.close();
   await stopProcesses(run.procs);
   await dropDatabase(run.database);
-  await deleteRedisKeys(`${redisPrefix}-${run.scenario}*`);
+  await deleteRedisKeys(redis, `${redisPrefix}-${run.scenario}*`);
 }
 
 // ───────────────────────────── one rate ─────────────────────────────
@@ -800,10 +695,7 @@ try {
 
   await admin.unsafe(`create database "${baseDb}"`);
   databases.add(baseDb);
-  const release = startProcess('release', 'src/db/release.ts', { DATABASE_URL: dbUrl(baseDb), LOG_LEVEL: 'warn', NODE_ENV: 'development', API_CLIENTS: '' });
-  const [code] = (await once(release.child, 'exit')) as [number | null];
-  running.delete(release);
-  if (code !== 0) throw new Error(`release failed (${code}):\n${tail(release.log)}`);
+  await releaseDatabase(logDir, baseDb, nodeArgs());
 
   const calibrationStart = calibrate();
   console.log(`CPU yardstick: ${calibrationStart.toFixed(0)} ms of CPU to SHA-256 64 MiB`);
@@ -819,8 +711,7 @@ try {
       NODE_ENV: 'development',
       API_CLIENTS: '',
     });
-    const [rtCode] = (await once(rt.child, 'exit')) as [number | null];
-    running.delete(rt);
+    const rtCode = await runToExit(rt);
     databases.delete(`bench_${runId}_rt`);
     const out = readFileSync(rt.log, 'utf8');
     if (rtCode === 0) {
