@@ -10,11 +10,14 @@ export class AppError extends Error {
     message: string,
     readonly httpStatus: number,
     readonly details?: unknown,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(message, options);
     this.name = new.target.name;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
+  /** When the client may try again (the answer's `Retry-After`), for 429 and 503. */
+  readonly retryAfterSeconds: number | undefined;
 }
 
 export class ValidationError extends AppError {
@@ -50,8 +53,8 @@ export class TransitionError extends AppError {
 }
 /** The hub cannot take the request right now (e.g. Postgres unreachable): nothing was stored. */
 export class UnavailableError extends AppError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('service_unavailable', message, 503, undefined, options);
+  constructor(message: string, options?: { cause?: unknown; retryAfterSeconds?: number; code?: string; details?: unknown }) {
+    super(options?.code ?? 'service_unavailable', message, 503, options?.details, options);
   }
 }
 

@@ -11,7 +11,8 @@ export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return;
     if (err instanceof AppError) {
-      if (err.httpStatus >= 500) logger.error({ err: err.cause ?? err, path: req.path }, err.message);
+      if (err.httpStatus >= 500 && err.retryAfterSeconds === undefined) logger.error({ err: err.cause ?? err, path: req.path }, err.message);
+      if (err.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
       res.status(err.httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }
