@@ -181,8 +181,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     throw new ConfigError(`invalid configuration: ${describe(parsed.error.issues)}`);
   }
   const e = parsed.data;
-  if (e.NODE_ENV === 'production' && e.API_CLIENTS === undefined) {
-    throw new ConfigError('API_CLIENTS: required when NODE_ENV=production');
+  if (e.NODE_ENV === 'production') {
+    // The development defaults (local Postgres and Redis, the documented clients) must never be
+    // what a production process silently runs against.
+    const missing = (['DATABASE_URL', 'REDIS_URL', 'API_CLIENTS'] as const).filter((name) => cleaned[name] === undefined);
+    if (missing.length > 0) throw new ConfigError(missing.map((name) => `${name}: required when NODE_ENV=production`).join('; '));
   }
   const apiClients = e.API_CLIENTS !== undefined ? parseApiClients(e.API_CLIENTS) : DEVELOPMENT_CLIENTS;
 

@@ -3,12 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { loadConfigOrExit } from '../config.js';
 import { EventOutcomeWaiters, eventOutcomeChannel } from '../inbox/event-outcomes.js';
 import { connectRedis } from '../queues/redis-connection.js';
-import { buildHubDeps, stopOnSignals } from '../runtime.js';
+import { buildHubDeps, checkDatabaseOrExit, stopOnSignals } from '../runtime.js';
 import { createApp } from './app.js';
 import { StatusStream } from './status-stream.js';
 
 /** Composition root of the `web` process: config → deps → app → listen → signals. */
 const config = loadConfigOrExit();
+await checkDatabaseOrExit(config, 'web');
 const deps = buildHubDeps(config, 'web');
 if (config.usingDevelopmentClients) {
   deps.logger.warn('API_CLIENTS is not set: using the documented development clients (never in production)');

@@ -1,11 +1,12 @@
 import { createServer } from 'node:http';
 import { loadConfigOrExit } from '../config.js';
 import { connectRedis } from '../queues/redis-connection.js';
-import { buildHubDeps, stopOnSignals } from '../runtime.js';
+import { buildHubDeps, checkDatabaseOrExit, stopOnSignals } from '../runtime.js';
 import { startHubWorkers } from './hub-workers.js';
 
 /** Composition root of a `worker` process. Scale by running more of them. */
 const config = loadConfigOrExit();
+await checkDatabaseOrExit(config, 'worker');
 const deps = buildHubDeps(config, 'worker');
 const connection = connectRedis(config.redisUrl, 'worker', 'hub-worker-queues');
 connection.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis connection error'));

@@ -1,5 +1,5 @@
 import { loadConfigOrExit } from '../config.js';
-import { buildHubDeps, stopOnSignals } from '../runtime.js';
+import { buildHubDeps, checkDatabaseOrExit, stopOnSignals } from '../runtime.js';
 import { startSchedulerTasks } from './scheduler-tasks.js';
 
 /**
@@ -7,6 +7,7 @@ import { startSchedulerTasks } from './scheduler-tasks.js';
  * and the incident watch (src/workers/scheduler-tasks.ts). One is enough; two are safe.
  */
 const config = loadConfigOrExit();
+await checkDatabaseOrExit(config, 'scheduler');
 const deps = buildHubDeps(config, 'scheduler', { dbPoolSize: 4 });
 const tasks = startSchedulerTasks(deps);
 

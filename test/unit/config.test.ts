@@ -18,6 +18,20 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/API_CLIENTS/);
   });
 
+  it('requires DATABASE_URL and REDIS_URL in production, naming each missing one', () => {
+    const clients = JSON.stringify([{ id: 'ops', role: 'operator', key: 'ops-key-0123456789abcdef' }]);
+    const db = 'postgres://hub@db.internal:5432/hub';
+    const redis = 'redis://cache.internal:6379';
+    expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, REDIS_URL: redis })).toThrow(/^DATABASE_URL: required when NODE_ENV=production$/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: db })).toThrow(/^REDIS_URL: required when NODE_ENV=production$/);
+    // An empty value is unset, as in a process manager's env file.
+    expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: '', REDIS_URL: '' })).toThrow(/DATABASE_URL: required.*; REDIS_URL: required/);
+    const c = loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: db, REDIS_URL: redis });
+    expect(c).toMatchObject({ databaseUrl: db, redisUrl: redis, usingDevelopmentClients: false });
+    // Outside production the local defaults stand in.
+    expect(loadConfig({ NODE_ENV: 'development' }).databaseUrl).toMatch(/^postgres:\/\/.*127\.0\.0\.1/);
+  });
+
   it('names the variable that is wrong', () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
       [{ SLICK_TIMEOUT_MS: 'soon' }, /SLICK_TIMEOUT_MS/],
