@@ -113,8 +113,13 @@ const envSchema = z.object({
    * (harmless: jobs are idempotent, but wasteful).
    */
   JOB_LOCK_MS: int(1000).default(30_000),
-  /** If set, a worker process serves its own /metrics on this port (0 = any free port). */
+  /**
+   * Where a worker and the scheduler serve their own /metrics for Prometheus (web serves it on PORT);
+   * 0 = any free port, logged at start-up. Default 9101 / 9102 (a second process on one host, finding the
+   * default taken, takes any free port and logs it), or 0 with NODE_ENV=test, where many run at once.
+   */
   WORKER_METRICS_PORT: int(0, 65535).optional(),
+  SCHEDULER_METRICS_PORT: int(0, 65535).optional(),
   /** A stored event still queued this long after receipt gets its job re-created by the sweeper. */
   SWEEP_AFTER_MS: int(100).default(10_000),
   SWEEP_INTERVAL_MS: int(50).default(5_000),
@@ -140,7 +145,10 @@ export interface Config {
   dlqAlertThreshold: number;
   eventSlaMs: number;
   workerConcurrency: number;
-  workerMetricsPort: number | undefined;
+  /** Port of a worker's /metrics (0: any free one), and whether it was set or is the default. */
+  workerMetricsPort: { port: number; explicit: boolean };
+  /** Port of the scheduler's /metrics, likewise. */
+  schedulerMetricsPort: { port: number; explicit: boolean };
   jobLockMs: number;
   sweepAfterMs: number;
   sweepIntervalMs: number;
@@ -216,7 +224,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dlqAlertThreshold: e.DLQ_ALERT_THRESHOLD,
     eventSlaMs: e.EVENT_SLA_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
-    workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },
+    schedulerMetricsPort: { port: e.SCHEDULER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9102), explicit: e.SCHEDULER_METRICS_PORT !== undefined },
     jobLockMs: e.JOB_LOCK_MS,
     sweepAfterMs: e.SWEEP_AFTER_MS,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,

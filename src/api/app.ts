@@ -2,10 +2,8 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { sql } from 'drizzle-orm';
-import type { IntegrationName } from '../config.js';
 import type { HubDeps } from '../deps.js';
-import { createCircuitBreakers, type CircuitBreaker } from '../integrations/circuit-breaker.js';
+import { createCircuitBreakers } from '../integrations/circuit-breaker.js';
 import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js';
 import type { EventOutcomeWaiters } from '../inbox/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
@@ -41,8 +39,9 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
 
   app.use(requestMetrics(deps));
   app.use(healthRoutes(deps));
+  // This process's own metrics only: what Postgres and Redis know is exported by the scheduler alone
+  // (src/observability/store-gauges.ts), so several web processes never report it twice.
   app.get('/metrics', async (_req, res) => {
-    await refreshOperationalGauges(deps, breakers);
     res.setHeader('content-type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });
@@ -78,33 +77,6 @@ function requestMetrics(deps: HubDeps) {
     });
     next();
   };
-}
-
-const CIRCUIT_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
-
-/** Gauges whose truth lives in Redis or Postgres are read at scrape time, so every web process reports the same. */
-async function refreshOperationalGauges(deps: HubDeps, breakers: Record<IntegrationName, CircuitBreaker>) {
-  const queues = [deps.queues.inboundEvents, deps.queues.partnerCalls];
-  const steps: Array<() => Promise<void>> = [
-    ...queues.map((q) => async () => {
-      const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
-      for (const [state, n] of Object.entries(counts)) deps.metrics.queueDepth.set({ queue: q.name, state }, n);
-      deps.metrics.deadLetters.set({ queue: q.name }, counts.failed ?? 0);
-    }),
-    ...Object.values(breakers).map((b) => async () => {
-      const snapshot = await b.snapshot();
-      deps.metrics.circuitState.set({ integration: b.integration }, CIRCUIT_STATE_VALUE[snapshot.state]);
-    }),
-    async () => {
-      const [row] = await deps.db.execute<{ incidents: number; interventions: number }>(sql`
-        select (select count(*)::int from incidents where state = 'open') as incidents,
-               (select count(*)::int from interventions where state = 'open') as interventions`);
-      deps.metrics.openIncidents.set(row?.incidents ?? 0);
-      deps.metrics.openInterventions.set(row?.interventions ?? 0);
-    },
-  ];
-  // A store that is down keeps its gauges at their last values; readiness reports the outage.
-  await Promise.allSettled(steps.map((step) => step()));
 }
 
 function bullBoard(deps: HubDeps): ExpressAdapter {

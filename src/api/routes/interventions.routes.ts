@@ -5,7 +5,8 @@ import { interventionView, listInterventions, resolveInterventionSchema, resolve
 import { authorize, clientOf, OPERATORS, READERS } from '../auth.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
-const listQuery = z
+/** The query of `GET /api/interventions` (also in the OpenAPI document). */
+export const interventionListQuery = z
   .object({
     state: z.enum(['open', 'resolved', 'dismissed']).optional(),
     orderId: z.string().min(1).max(64).optional(),
@@ -13,15 +14,17 @@ const listQuery = z
   })
   .strict();
 
+export const interventionIdSchema = z.uuid();
+
 export function interventionRoutes(deps: HubDeps): Router {
   const router = Router();
   router.get('/api/interventions', authorize(...READERS), async (req, res) => {
-    const query = parseWith(listQuery, req.query, 'query');
+    const query = parseWith(interventionListQuery, req.query, 'query');
     const rows = await listInterventions(deps.db, query);
     res.json({ interventions: rows.map(interventionView) });
   });
   router.post('/api/interventions/:id/resolve', authorize(...OPERATORS), readJsonBody, async (req, res) => {
-    const id = parseWith(z.uuid(), req.params.id, 'intervention id');
+    const id = parseWith(interventionIdSchema, req.params.id, 'intervention id');
     const resolution = parseWith(resolveInterventionSchema, res.locals.body);
     const row = await resolveIntervention(deps, id, resolution, { clientId: clientOf(res).id });
     res.json(interventionView(row));

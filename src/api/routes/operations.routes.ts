@@ -13,6 +13,10 @@ import { authorize, OPERATORS, READERS } from '../auth.js';
 import { parseWith } from '../request-body.js';
 
 const limitQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) });
+/** Queries and ids of these routes, exported for the OpenAPI document. */
+export const incidentListQuery = limitQuery.extend({ state: z.enum(['open', 'resolved']).optional() }).strict();
+export const deadLetterListQuery = limitQuery.strict();
+export const deadLetterIdSchema = z.string().min(3).max(300);
 
 /** What operators use when partners fail: integration health, incidents, the DLQ, the audit log. */
 export function operationsRoutes(deps: HubDeps, breakers: Record<IntegrationName, CircuitBreaker>): Router {
@@ -23,17 +27,17 @@ export function operationsRoutes(deps: HubDeps, breakers: Record<IntegrationName
   });
 
   router.get('/api/incidents', authorize(...READERS), async (req, res) => {
-    const query = parseWith(limitQuery.extend({ state: z.enum(['open', 'resolved']).optional() }).strict(), req.query, 'query');
+    const query = parseWith(incidentListQuery, req.query, 'query');
     res.json({ incidents: (await listIncidents(deps, query)).map(incidentView) });
   });
 
   router.get('/api/dlq', authorize(...READERS), async (req, res) => {
-    const query = parseWith(limitQuery.strict(), req.query, 'query');
+    const query = parseWith(deadLetterListQuery, req.query, 'query');
     res.json({ deadLetters: await listDeadLetters(deps, query.limit) });
   });
 
   router.post('/api/dlq/:id/retry', authorize(...OPERATORS), async (req, res) => {
-    const id = parseWith(z.string().min(3).max(300), req.params.id, 'dead letter id');
+    const id = parseWith(deadLetterIdSchema, req.params.id, 'dead letter id');
     res.status(202).json({ retried: await retryDeadLetter(deps, id) });
   });
 

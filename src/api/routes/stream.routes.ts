@@ -6,7 +6,8 @@ import { authorize, READERS } from '../auth.js';
 import type { StatusStream } from '../status-stream.js';
 import { parseWith } from '../request-body.js';
 
-const streamQuery = z
+/** The query of `GET /api/stream` (also in the OpenAPI document). */
+export const streamQuery = z
   .object({
     locationId: z.string().min(1).max(64).optional(),
     orderId: z.string().min(1).max(64).optional(),
