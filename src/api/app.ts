@@ -8,6 +8,7 @@ import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js
 import type { EventOutcomeWaiters } from '../inbox/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
 import { errorHandler } from './error-handler.js';
+import { openApiRoutes } from './openapi/openapi.routes.js';
 import { analyticsRoutes } from './routes/analytics.routes.js';
 import { eventRoutes } from './routes/events.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
@@ -47,6 +48,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   });
 
   app.use('/admin/queues', adminOnly(directory), bullBoard(deps).getRouter());
+  app.use(openApiRoutes()); // the document and its reference need no key
 
   // Everything under /api past the health routes needs a key.
   app.use('/api', authenticate(directory));
