@@ -108,6 +108,16 @@ const envSchema = z.object({
   EVENT_SLA_MS: int(1).default(60_000),
   WORKER_CONCURRENCY: int(1, 1000).default(16),
   /**
+   * Partner-call jobs (Slick, PMP, MAO, notifications) one worker process runs at once: their own
+   * budget, so calls to partners never take the event loop from inbound events.
+   */
+  PARTNER_CALL_CONCURRENCY: int(1, 1000).default(4),
+  /**
+   * Inbound events waiting in the queue beyond which intake refuses new events with 503 and
+   * Retry-After, so a partner that outruns the workers is slowed before latency grows without limit.
+   */
+  INTAKE_MAX_BACKLOG: int(1).default(2_000),
+  /**
    * How long a worker's claim on a job lasts without renewal. A crashed worker's jobs are re-run
    * after about this long, so it bounds the delay a crash adds; too short and a slow job is run twice
    * (harmless: jobs are idempotent, but wasteful).
@@ -123,7 +133,8 @@ const envSchema = z.object({
   /** A stored event still queued this long after receipt gets its job re-created by the sweeper. */
   SWEEP_AFTER_MS: int(100).default(10_000),
   SWEEP_INTERVAL_MS: int(50).default(5_000),
-  OUTBOX_POLL_MS: int(5).default(50),
+  /** The relay is woken by Postgres NOTIFY on every commit that writes the outbox; this poll only catches what a lost connection missed. */
+  OUTBOX_POLL_MS: int(5).default(2_000),
   HEALTH_PROBE_INTERVAL_MS: int(100).default(15_000),
 });
 
@@ -145,6 +156,8 @@ export interface Config {
   dlqAlertThreshold: number;
   eventSlaMs: number;
   workerConcurrency: number;
+  partnerCallConcurrency: number;
+  intakeMaxBacklog: number;
   /** Port of a worker's /metrics (0: any free one), and whether it was set or is the default. */
   workerMetricsPort: { port: number; explicit: boolean };
   /** Port of the scheduler's /metrics, likewise. */
@@ -224,6 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dlqAlertThreshold: e.DLQ_ALERT_THRESHOLD,
     eventSlaMs: e.EVENT_SLA_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    partnerCallConcurrency: e.PARTNER_CALL_CONCURRENCY,
+    intakeMaxBacklog: e.INTAKE_MAX_BACKLOG,
     workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },
     schedulerMetricsPort: { port: e.SCHEDULER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9102), explicit: e.SCHEDULER_METRICS_PORT !== undefined },
     jobLockMs: e.JOB_LOCK_MS,

@@ -11,6 +11,8 @@ import { StatusStream } from './status-stream.js';
 const config = loadConfigOrExit();
 await checkDatabaseOrExit(config, 'web');
 const deps = buildHubDeps(config, 'web');
+// Every connection of the pool opened now, before any work: no burst of new connections under load.
+await deps.database.openPool();
 if (config.usingDevelopmentClients) {
   deps.logger.warn('API_CLIENTS is not set: using the documented development clients (never in production)');
 }

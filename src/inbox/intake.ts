@@ -1,5 +1,6 @@
 import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
+import { UnavailableError } from '../errors.js';
 import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
 import { inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 
@@ -7,6 +8,60 @@ import { inboundEventJobId, type InboundEventJobData, type InboundEventJobName }
 export const INTAKE_CONCURRENCY = 2;
 /** Events stored (or enqueued) by one statement at most. */
 export const INTAKE_BATCH = 100;
+/** How often one web process reads the inbound queue's length for admission (one Redis round trip). */
+export const BACKLOG_READ_EVERY_MS = 100;
+/** What a refused partner is told to wait before sending again. */
+export const BACKLOG_RETRY_AFTER_S = 1;
+
+/**
+ * Admission of new events by the work already waiting: once the inbound queue holds
+ * INTAKE_MAX_BACKLOG events, intake refuses new ones (503 `backlog_full`, Retry-After) instead of
+ * accepting events it cannot apply in time: a partner that outruns the workers is slowed at the door,
+ * and what was accepted keeps its latency. The queue's length is read from Redis at most every
+ * BACKLOG_READ_EVERY_MS (concurrent requests share the read); the events this process enqueued since
+ * count on top, so one web alone never overshoots the limit by more than other webs' traffic of one
+ * interval.
+ */
+export class BacklogAdmission {
+  private waiting = 0;
+  private enqueuedSinceRead = 0;
+  private readAt = -Infinity;
+  private reading: Promise<void> | undefined;
+
+  constructor(
+    private readonly countWaiting: () => Promise<number>,
+    private readonly limit: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Resolves when a new event may be accepted; rejects with UnavailableError (503, Retry-After) when the backlog is full. */
+  async admit(): Promise<void> {
+    if (this.now() - this.readAt >= BACKLOG_READ_EVERY_MS) {
+      this.reading ??= this.countWaiting()
+        .then((waiting) => {
+          this.waiting = waiting;
+          this.enqueuedSinceRead = 0;
+          this.readAt = this.now();
+        })
+        .finally(() => (this.reading = undefined));
+      // A Redis that does not answer leaves the last reading in force (intake has its own deadlines for Redis).
+      await this.reading.catch(() => {});
+    }
+    const backlog = this.waiting + this.enqueuedSinceRead;
+    if (backlog >= this.limit) {
+      throw new UnavailableError(`the hub has ${backlog} events waiting (INTAKE_MAX_BACKLOG ${this.limit}); send again after the Retry-After delay`, {
+        code: 'backlog_full',
+        retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
+        details: { waiting: backlog, limit: this.limit },
+      });
+    }
+  }
+
+  /** Counts an event this process accepted since the last reading. */
+  accepted(): void {
+    this.enqueuedSinceRead++;
+  }
+}
 
 export interface InboundEventJob {
   name: InboundEventJobName;
@@ -23,8 +78,10 @@ export interface InboundEventJob {
 export class PartnerEventIntake {
   private readonly storing: GroupCommit<NewInboundEvent, StoreResult>;
   private readonly enqueuing: GroupCommit<InboundEventJob, void>;
+  private readonly admission: BacklogAdmission;
 
   constructor(deps: HubDeps) {
+    this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog);
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
     this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
     this.enqueuing = new GroupCommit<InboundEventJob, void>(async (jobs) => {
@@ -33,9 +90,15 @@ export class PartnerEventIntake {
     }, options);
   }
 
-  /** Commits the event (see `storeInboundEvents`); rejects with ConflictError or UnavailableError. */
-  store(event: NewInboundEvent): Promise<StoreResult> {
-    return this.storing.submit(event);
+  /**
+   * Commits the event (see `storeInboundEvents`); rejects with ConflictError, or UnavailableError when
+   * Postgres cannot take it or the backlog is full (then nothing is stored).
+   */
+  async store(event: NewInboundEvent): Promise<StoreResult> {
+    await this.admission.admit();
+    const stored = await this.storing.submit(event);
+    if (!stored.duplicate) this.admission.accepted();
+    return stored;
   }
 
   /** Hands the stored event's job to Redis. */

@@ -88,10 +88,12 @@ export function startHubWorkers(deps: HubDeps, connection: Redis): HubWorkers {
     },
     { ...claimOptions(deps), concurrency: deps.config.workerConcurrency, connection },
   );
+  // Partner calls have their own, smaller budget (PARTNER_CALL_CONCURRENCY): a slow or busy partner
+  // then cannot take the event loop, or the Postgres pool, from inbound events.
   const partnerCalls = new Worker<PartnerCallJobData, void, PartnerCallJobName>(PARTNER_CALLS_QUEUE, processPartnerCall(deps, clients), {
     ...claimOptions(deps),
     connection,
-    concurrency: deps.config.workerConcurrency,
+    concurrency: deps.config.partnerCallConcurrency,
     settings: { backoffStrategy: partnerCallBackoff(deps) },
   });
   for (const w of [inbound, partnerCalls]) {

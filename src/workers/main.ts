@@ -9,6 +9,8 @@ import { initialiseWorkerSeries } from '../observability/role-series.js';
 const config = loadConfigOrExit();
 await checkDatabaseOrExit(config, 'worker');
 const deps = buildHubDeps(config, 'worker');
+// Every connection of the pool opened now, before any work: no burst of new connections under load.
+await deps.database.openPool();
 const connection = connectRedis(config.redisUrl, 'worker', 'hub-worker-queues');
 connection.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis connection error'));
 const workers = startHubWorkers(deps, connection);

@@ -4,6 +4,11 @@ import { outbox } from '../db/schema/index.js';
 import type { IntegrationName } from '../config.js';
 import { enqueuePartnerCalls, recordOwedCalls, type OrderCallRequest } from '../partner-calls/schedule.js';
 import { callsOwedOnReaching } from '../partner-calls/status-reactions.js';
+import { countCustomerNotifications } from '../observability/customer-notifications.js';
+import type { PeriodicTask } from './periodic-task.js';
+
+/** The channel the outbox's insert trigger notifies on commit (migration 0009). */
+export const OUTBOX_CHANNEL = 'hub_outbox';
 
 export const OUTBOX_BATCH = 500;
 /** The stream is capped (approximately) so Redis memory stays bounded; consumers keep their own offsets. */
@@ -58,6 +63,7 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
       return r.type === 'status.changed' && !p.implied && typeof p.to === 'number' ? callsOwedOnReaching(r.orderId, p.to, configured) : [];
     });
     owed = await recordOwedCalls(tx, calls);
+    countCustomerNotifications(deps.metrics, calls, owed);
     await tx
       .update(outbox)
       .set({ publishedAt: new Date() })
@@ -76,4 +82,30 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
     );
   }
   return published;
+}
+
+/**
+ * Runs the relay when a commit wrote the outbox (LISTEN on the channel its trigger notifies), so it
+ * publishes within a round trip of the commit and idles at no cost; the relay's own poll
+ * (OUTBOX_POLL_MS) only catches rows written while this connection was down. postgres.js listens on
+ * a connection of its own, re-listening after a reconnect; every (re)connect runs the relay once for
+ * what was missed meanwhile.
+ */
+export function wakeOnOutboxWrites(deps: HubDeps, relay: PeriodicTask): { stop(): Promise<void> } {
+  let stopped = false;
+  let unlisten: (() => Promise<void>) | undefined;
+  const listening = deps.pg
+    .listen(OUTBOX_CHANNEL, () => relay.kick(), () => relay.kick())
+    .then((l) => {
+      unlisten = l.unlisten;
+      if (stopped) return l.unlisten();
+    })
+    .catch((err: unknown) => deps.logger.warn({ err: (err as Error).message }, 'outbox notifications not received; the relay polls every OUTBOX_POLL_MS'));
+  return {
+    stop: async () => {
+      stopped = true;
+      await listening;
+      await unlisten?.().catch(() => {});
+    },
+  };
 }

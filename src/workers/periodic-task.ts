@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 
 export interface PeriodicTask {
-  /** Run now instead of waiting for the interval. */
+  /** Run now instead of waiting for the interval; during a run, run again as soon as it ends. */
   kick(): void;
   /** Stops after the run in progress, if any. */
   stop(): Promise<void>;
@@ -15,15 +15,18 @@ export function startPeriodicTask(name: string, logger: Logger, intervalMs: numb
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
+  // A kick during a run may announce work that run started too early to see.
+  let kicked = false;
   const loop = (async () => {
     while (!stopped) {
       let more = false;
+      kicked = false;
       try {
         more = await runOnce();
       } catch (err) {
         logger.warn({ err: (err as Error).message, task: name }, 'periodic task failed; retrying at the next interval');
       }
-      if (stopped || more) continue;
+      if (stopped || more || kicked) continue;
       await new Promise<void>((resolve) => {
         wake = resolve;
         timer = setTimeout(resolve, intervalMs);
@@ -35,7 +38,10 @@ export function startPeriodicTask(name: string, logger: Logger, intervalMs: numb
     wake?.();
   };
   return {
-    kick: interrupt,
+    kick: () => {
+      kicked = true;
+      interrupt();
+    },
     stop: async () => {
       stopped = true;
       interrupt();

@@ -5,7 +5,7 @@ import { sweepOnce } from './event-sweeper.js';
 import { openTierSlaBreaches } from '../tiers/discrepancies.js';
 import { reconcileOnce } from '../tiers/reconciliation.js';
 import { createPartnerClients } from './hub-workers.js';
-import { OUTBOX_BATCH, relayOutboxOnce } from './outbox-relay.js';
+import { OUTBOX_BATCH, relayOutboxOnce, wakeOnOutboxWrites } from './outbox-relay.js';
 import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 
 /**
@@ -23,6 +23,7 @@ export function startSchedulerTasks(deps: HubDeps): {
   stop(): Promise<void>;
 } {
   const relay = startPeriodicTask('outbox-relay', deps.logger, deps.config.outboxPollMs, async () => (await relayOutboxOnce(deps)) >= OUTBOX_BATCH);
+  const relayWakeUp = wakeOnOutboxWrites(deps, relay);
   const sweeper = startPeriodicTask('event-sweeper', deps.logger, deps.config.sweepIntervalMs, async () => {
     await sweepOnce(deps);
     return false;
@@ -52,6 +53,7 @@ export function startSchedulerTasks(deps: HubDeps): {
     tierSlaWatch,
     reconciler,
     stop: async () => {
+      await relayWakeUp.stop();
       await Promise.all(all.map((t) => t.stop()));
     },
   };

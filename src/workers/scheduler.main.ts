@@ -13,6 +13,8 @@ import { registerStoreGauges } from '../observability/store-gauges.js';
 const config = loadConfigOrExit();
 await checkDatabaseOrExit(config, 'scheduler');
 const deps = buildHubDeps(config, 'scheduler', { dbPoolSize: 4 });
+// Every connection of the pool opened now, before any work: no burst of new connections under load.
+await deps.database.openPool();
 const tasks = startSchedulerTasks(deps);
 
 // The scheduler alone exports what Postgres and Redis know (queues, dead letters, breakers, orders,
