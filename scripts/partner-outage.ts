@@ -3,7 +3,7 @@
  * starts failing, orders are shipped, the breaker opens and raises an incident, Slick recovers, the
  * breaker closes, every waiting order reaches 7000 and the incident resolves.
  *
- *   npm run outage            (HUB_URL, SIM_SLICK_PORT as for the quick start)
+ *   npm run outage            (HUB_URL, SIM_SLICK_PORT as for the quick start; SCHEDULER_METRICS_URL, default http://127.0.0.1:9102/metrics)
  */
 import { request } from 'undici';
 import { HubClient } from '../src/api/hub-client.js';
@@ -11,6 +11,8 @@ import { DEVELOPMENT_CLIENTS } from '../src/config.js';
 
 const HUB_URL = process.env.HUB_URL ?? 'http://127.0.0.1:3000';
 const SLICK_SIM = `http://127.0.0.1:${process.env.SIM_SLICK_PORT ?? '4101'}`;
+// Queue depths are exported by the scheduler, on its own metrics port.
+const SCHEDULER_METRICS_URL = process.env.SCHEDULER_METRICS_URL ?? 'http://127.0.0.1:9102/metrics';
 const as = (id: string) => new HubClient(HUB_URL, DEVELOPMENT_CLIENTS.find((c) => c.id === id)!);
 const mao = as('mao');
 const slick = as('slick');
@@ -75,7 +77,7 @@ try {
     return list.find((i) => i.cause === 'circuit_open:slick');
   });
   say(`incident opened: ${incident.summary}`);
-  const waiting = (await viewer.get('/metrics')).body as string;
+  const waiting = await fetch(SCHEDULER_METRICS_URL).then((r) => r.text(), () => '');
   const delayed = /hub_queue_jobs\{[^}]*queue="partner-calls",state="delayed"[^}]*\} (\d+)/.exec(waiting)?.[1];
   say(`confirmations waiting for the breaker (delayed jobs): ${delayed ?? '?'}; none failed, none dead-lettered`);
 

@@ -1,118 +1,173 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LabelValues } from 'prom-client';
 
-/** Every metric the hub exports, on one Registry per process (passed in, never global). */
-export function createMetrics(role: string) {
+/** SPEC §8 / story 3.2.10: an event's receipt → commit within 50 ms. */
+export const EVENT_SLA_SECONDS = 0.05;
+/** Story 3.6.9: status queries within 10 ms. */
+export const STATUS_READ_SLA_SECONDS = 0.01;
+/** The routes that read an order's status (matched route patterns, as in hub_http_request_duration_seconds). */
+export const STATUS_READ_ROUTES = [
+  '/api/orders/:orderId',
+  '/api/orders/:orderId/history',
+  '/api/orders/:orderId/tiers',
+  '/api/orders/:orderId/events',
+  '/api/events/:eventId',
+] as const;
+
+type ProcessRole = 'web' | 'worker' | 'scheduler';
+
+/** A histogram that also counts each observation over its SLA, so breaches are a plain counter to alert on. */
+class SlaHistogram<T extends string> extends Histogram<T> {
+  constructor(
+    config: ConstructorParameters<typeof Histogram<T>>[0],
+    private readonly breaches: (labels: LabelValues<T>, seconds: number) => void,
+  ) {
+    super(config);
+  }
+  // Every overload of Histogram.observe: (value), (labels, value) and ({labels, value, exemplarLabels}).
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override observe(labelsOrValue: any, value?: number): void {
+    if (typeof labelsOrValue === 'number') {
+      super.observe(labelsOrValue);
+      this.breaches({}, labelsOrValue);
+    } else if (value === undefined && typeof labelsOrValue?.value === 'number') {
+      super.observe(labelsOrValue);
+      this.breaches(labelsOrValue.labels ?? {}, labelsOrValue.value);
+    } else {
+      super.observe(labelsOrValue, value as number);
+      this.breaches(labelsOrValue, value as number);
+    }
+  }
+}
+
+/**
+ * Every metric the hub's code updates, on one Registry per process (passed in, never global), each
+ * series labelled with the process `role`. Names follow Prometheus conventions: units in the name,
+ * `_total` for counters, label values from small fixed sets (never an order or event id).
+ *
+ * Labelled metrics are registered in every role but have series only where they are updated, so each
+ * series comes from one role. A metric without labels always has a series once registered, so it is
+ * registered only in the role that updates it. Gauges whose truth is in Postgres or Redis (queues, dead
+ * letters, breakers, orders per status…) are not here: the scheduler alone exports them
+ * (src/observability/store-gauges.ts), so Prometheus never adds up copies of one fact.
+ */
+export function createMetrics(role: ProcessRole) {
   const registry = new Registry();
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry });
+  const everywhere = [registry];
+  const only = (owner: ProcessRole) => (owner === role ? [registry] : []);
+
+  const eventSlaBreaches = new Counter({
+    name: 'hub_event_sla_breaches_total',
+    help: `Partner events whose receipt → commit took longer than the ${EVENT_SLA_SECONDS * 1000} ms SLA, by event kind`,
+    labelNames: ['kind'] as const,
+    registers: everywhere,
+  });
+  const statusReadSlaBreaches = new Counter({
+    name: 'hub_status_read_sla_breaches_total',
+    help: `Order status reads answered slower than the ${STATUS_READ_SLA_SECONDS * 1000} ms SLA, by route`,
+    labelNames: ['route'] as const,
+    registers: everywhere,
+  });
+  const readRoutes = new Set<string>(STATUS_READ_ROUTES);
+  if (role === 'web') for (const route of STATUS_READ_ROUTES) statusReadSlaBreaches.labels({ route }).inc(0);
+
   return {
     registry,
-    httpRequestDuration: new Histogram({
-      name: 'hub_http_request_duration_seconds',
-      help: 'HTTP request latency by route, method and status',
-      labelNames: ['method', 'route', 'status'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
-    eventReceiptToCommit: new Histogram({
-      name: 'hub_event_receipt_to_commit_seconds',
-      help: 'Time from a partner event being stored at intake to its outcome being committed, by event kind and outcome',
-      labelNames: ['kind', 'state'] as const,
-      buckets: [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30],
-      registers: [registry],
-    }),
+    httpRequestDuration: new SlaHistogram(
+      {
+        name: 'hub_http_request_duration_seconds',
+        help: 'HTTP request latency by route, method and status',
+        labelNames: ['method', 'route', 'status'] as const,
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: everywhere,
+      },
+      (labels, seconds) => {
+        if (labels.method === 'GET' && readRoutes.has(String(labels.route)) && seconds > STATUS_READ_SLA_SECONDS) {
+          statusReadSlaBreaches.inc({ route: String(labels.route) });
+        }
+      },
+    ),
+    eventReceiptToCommit: new SlaHistogram(
+      {
+        name: 'hub_event_receipt_to_commit_seconds',
+        help: 'Time from a partner event being stored at intake to its outcome being committed, by event kind and outcome',
+        labelNames: ['kind', 'state'] as const,
+        buckets: [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30],
+        registers: everywhere,
+      },
+      (labels, seconds) => {
+        if (seconds > EVENT_SLA_SECONDS) eventSlaBreaches.inc({ kind: String(labels.kind ?? 'unknown') });
+      },
+    ),
+    eventSlaBreaches,
+    statusReadSlaBreaches,
     eventsReceived: new Counter({
       name: 'hub_events_received_total',
       help: 'Partner events received, by event kind and whether they were new or duplicates',
       labelNames: ['kind', 'result'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
     eventsProcessed: new Counter({
       name: 'hub_events_processed_total',
       help: 'Partner events processed, by event kind, outcome state and reason',
       labelNames: ['kind', 'state', 'reason'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
     transitions: new Counter({
       name: 'hub_status_transitions_total',
       help: 'Order status changes written to history, by from, to and source',
       labelNames: ['from', 'to', 'source'] as const,
-      registers: [registry],
-    }),
-    queueDepth: new Gauge({
-      name: 'hub_queue_jobs',
-      help: 'Jobs per queue and state (read from Redis at scrape time)',
-      labelNames: ['queue', 'state'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
     partnerCalls: new Histogram({
       name: 'hub_partner_call_duration_seconds',
-      help: 'Outbound partner call latency by integration and outcome',
-      labelNames: ['integration', 'outcome'] as const,
+      help: 'Outbound partner call attempts: latency by integration, operation and outcome (success, retriable, non_retriable)',
+      labelNames: ['integration', 'operation', 'outcome'] as const,
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
+      registers: everywhere,
     }),
     outboxPublished: new Counter({
       name: 'hub_outbox_published_total',
       help: 'Messages published to the topic from the outbox',
-      registers: [registry],
+      registers: only('scheduler'),
     }),
-    circuitState: new Gauge({
-      name: 'hub_circuit_state',
-      help: 'Circuit breaker state per integration: 0 closed, 1 half-open, 2 open',
-      labelNames: ['integration'] as const,
-      registers: [registry],
+    customerNotifications: new Counter({
+      name: 'hub_customer_notifications_total',
+      help: 'Customer notifications per status reached: owed (one per order and status, then sent) or suppressed as a duplicate',
+      labelNames: ['status', 'result'] as const,
+      registers: everywhere,
     }),
     integrationUp: new Gauge({
       name: 'hub_integration_up',
       help: 'Whether the last /health probe of the integration succeeded (1) or not (0)',
       labelNames: ['integration'] as const,
-      registers: [registry],
-    }),
-    deadLetters: new Gauge({
-      name: 'hub_dead_letter_jobs',
-      help: 'Jobs in the dead-letter queue (failed set) per queue',
-      labelNames: ['queue'] as const,
-      registers: [registry],
-    }),
-    openIncidents: new Gauge({
-      name: 'hub_open_incidents',
-      help: 'Incidents currently open',
-      registers: [registry],
-    }),
-    openInterventions: new Gauge({
-      name: 'hub_open_interventions',
-      help: 'Manual-intervention cases currently open',
-      registers: [registry],
-    }),
-    slaBreaches: new Gauge({
-      name: 'hub_events_waiting_past_sla',
-      help: 'Accepted events still waiting longer than EVENT_SLA_MS',
-      registers: [registry],
+      registers: everywhere,
     }),
     tierDiscrepancies: new Counter({
       name: 'hub_tier_discrepancies_total',
       help: 'Delivery discrepancies found (each opens a manual-intervention case), by code',
       labelNames: ['code'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
     reconciliationRuns: new Counter({
       name: 'hub_reconciliation_runs_total',
       help: 'Runs of the PMP reconciliation, by outcome (ok, failed)',
       labelNames: ['outcome'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
     reconciliationFindings: new Counter({
       name: 'hub_reconciliation_findings_total',
       help: 'What the reconciliation learnt per order asked: a state the hub had not heard (new), one it had (known), none (unknown), or nothing because PMP or the store failed (failed)',
       labelNames: ['finding'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
     eventsSwept: new Counter({
       name: 'hub_events_swept_total',
       help: 'Stored events or partner calls whose lost job the sweeper re-created',
       labelNames: ['kind'] as const,
-      registers: [registry],
+      registers: everywhere,
     }),
   };
 }

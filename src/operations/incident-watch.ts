@@ -31,7 +31,6 @@ export async function watchForIncidents(deps: HubDeps): Promise<void> {
     .select({ n: sql<number>`count(*)::int`, oldest: sql<string | null>`min(${inboundEvents.receivedAt})::text` })
     .from(inboundEvents)
     .where(and(eq(inboundEvents.state, 'queued'), lt(inboundEvents.receivedAt, cutoff)));
-  deps.metrics.slaBreaches.set(late?.n ?? 0);
   if ((late?.n ?? 0) > 0) {
     await raiseIncident(deps, {
       cause: EVENT_SLA_INCIDENT_CAUSE,

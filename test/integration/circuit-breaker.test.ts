@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { CircuitBreaker } from '../../src/integrations/circuit-breaker.js';
+import { readStoreGauges } from '../../src/observability/store-gauges.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
 import { eventually, REDIS_URL, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
@@ -111,7 +112,7 @@ describe('the breaker shared by two worker processes', () => {
     expect(incidents[0]).toMatchObject({ cause: 'circuit_open:slick', severity: 'critical' });
     const paged = await hub.sims.incident.waitForRequests(1);
     expect(paged[0]!.body).toMatchObject({ event_action: 'trigger', payload: { source: 'fulfillment-hub', severity: 'critical' } });
-    const metrics = (await hub.clients.viewer.get('/metrics')).body as string;
+    const metrics = await readStoreGauges(hub.worker);
     expect(metrics).toMatch(/hub_circuit_state\{[^}]*integration="slick"[^}]*\} [12]/);
 
     const recoveredAt = Date.now();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { raiseIncident, resolveIncident } from '../../src/operations/incidents.js';
+import { readStoreGauges } from '../../src/observability/store-gauges.js';
 import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 let hub: TestHub;
@@ -72,7 +73,7 @@ describe('incidents raised by watching, and integration health', () => {
     expect(slick.calls.errorRate).toBe(0.5);
     expect(slick.calls.latencyMs.p50).toEqual(expect.any(Number));
     expect(health.find((i) => i.integration === 'pmp')).toMatchObject({ status: 'down', probe: { last: { ok: false, status: 503 } } });
-    expect((await hub.clients.viewer.get('/metrics')).body).toMatch(/hub_dead_letter_jobs\{[^}]*queue="partner-calls"/);
+    expect(await readStoreGauges(hub.worker)).toMatch(/hub_dead_letter_jobs\{[^}]*queue="partner-calls"/);
     expect((await hub.worker.metrics.registry.metrics())).toMatch(/hub_integration_up\{[^}]*integration="pmp"[^}]*\} 0/);
   });
   it('never pages a resolve before its trigger, even when the trigger page has to be retried', async () => {
