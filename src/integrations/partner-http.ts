@@ -1,4 +1,5 @@
-import { request, type Dispatcher } from 'undici';
+import { performance } from 'node:perf_hooks';
+import { Agent, request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { IntegrationConfig } from '../config.js';
 import { NonRetriableIntegrationError, RetriableIntegrationError, type IntegrationErrorClass } from '../errors.js';
@@ -167,28 +168,76 @@ export class PartnerHttp {
     if (token) headers.authorization = `Bearer ${token}`;
     if (req.body !== undefined) headers['content-type'] = 'application/json';
     if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
-    const res = await request(url, {
-      method: req.method,
-      headers,
-      body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      // Cuts the whole attempt, including a partner that trickles its body.
-      signal: AbortSignal.timeout(timeoutMs),
-      ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
-    });
-    const text = await readLimited(res.body, MAX_RESPONSE_BYTES);
-    let body: unknown = text;
-    if (text.length > 0 && String(res.headers['content-type'] ?? '').includes('json')) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
+    // One clock for the whole attempt (connect, headers, body), started before the pool is asked for
+    // a connection. undici's own headersTimeout / bodyTimeout are not used for it: they run on its
+    // coarse timer (500 ms ticks, a timer's start rounded back to the previous tick), which cut
+    // attempts up to ~300 ms short of an 800 ms timeout.
+    const deadline = attemptDeadline(timeoutMs);
+    try {
+      const res = await request(url, {
+        method: req.method,
+        headers,
+        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        signal: deadline.signal,
+        dispatcher: this.options.dispatcher ?? partnerAgent(),
+      });
+      return await readResponse(res);
+    } finally {
+      deadline.clear();
     }
-    const retryAfter = res.headers['retry-after'];
-    return { status: res.statusCode, body, retryAfterMs: parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) };
   }
+}
+
+/**
+ * An AbortSignal that fires once at least `timeoutMs` have passed on the monotonic clock. A Node
+ * timer alone can fire a little early: it counts from the event loop's cached time, which lags the
+ * real time by however long the current turn of the loop has run; so when it fires early it is set
+ * again for the rest.
+ */
+function attemptDeadline(timeoutMs: number): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const started = performance.now();
+  let timer: NodeJS.Timeout;
+  const check = () => {
+    const elapsed = performance.now() - started;
+    if (elapsed >= timeoutMs) controller.abort(new AttemptTimeoutError(timeoutMs));
+    else timer = setTimeout(check, Math.max(1, Math.ceil(timeoutMs - elapsed)));
+  };
+  timer = setTimeout(check, timeoutMs);
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
+class AttemptTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no complete answer within ${timeoutMs} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+let sharedAgent: Agent | undefined;
+/**
+ * The pool partner calls go through unless a dispatcher is passed in (one per process, like undici's
+ * global dispatcher it replaces): undici's own timeouts off, connect's 10 s included, since the
+ * attempt's deadline above bounds every phase and none of them may end an attempt before it.
+ */
+function partnerAgent(): Agent {
+  return (sharedAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 0 } }));
+}
+
+async function readResponse(res: Dispatcher.ResponseData) {
+  const text = await readLimited(res.body, MAX_RESPONSE_BYTES);
+  let body: unknown = text;
+  if (text.length > 0 && String(res.headers['content-type'] ?? '').includes('json')) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  }
+  const retryAfter = res.headers['retry-after'];
+  return { status: res.statusCode, body, retryAfterMs: parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) };
 }
 
 async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
@@ -240,8 +289,7 @@ function classifyError(integration: string, err: unknown): RetriableIntegrationE
   if (err instanceof RetriableIntegrationError || err instanceof NonRetriableIntegrationError) return err;
   if (err instanceof ResponseTooLargeError) return new NonRetriableIntegrationError(integration, `${integration}: ${err.message}`, null);
   const e = err as { name?: string; code?: string; message?: string };
-  const timedOut =
-    e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.name === 'AbortError';
+  const timedOut = e.name === 'TimeoutError';
   const reason = timedOut ? 'timed out' : `network error (${e.code ?? e.name ?? 'unknown'}: ${e.message ?? ''})`;
   return new RetriableIntegrationError(integration, `${integration} ${reason}`, null);
 }
