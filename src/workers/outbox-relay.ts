@@ -5,7 +5,6 @@ import type { IntegrationName } from '../config.js';
 import { enqueuePartnerCalls, recordOwedCalls, type OrderCallRequest } from '../partner-calls/schedule.js';
 import { callsOwedOnReaching } from '../partner-calls/status-reactions.js';
 import { countCustomerNotifications } from '../observability/customer-notifications.js';
-import { countCustomerNotifications } from '../observability/customer-notifications.js';
 import type { PeriodicTask } from './periodic-task.js';
 
 /** The channel the outbox's insert trigger notifies on commit (migration 0009). */
@@ -64,7 +63,6 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
       return r.type === 'status.changed' && !p.implied && typeof p.to === 'number' ? callsOwedOnReaching(r.orderId, p.to, configured) : [];
     });
     owed = await recordOwedCalls(tx, calls);
-    countCustomerNotifications(deps.metrics, calls, owed);
     countCustomerNotifications(deps.metrics, calls, owed);
     await tx
       .update(outbox)
