@@ -26,9 +26,17 @@ export function readBody(req: IncomingMessage): Promise<string> {
 /** One statement, one round trip: no idempotency read-back, no body hash, no validation. */
 export async function insertEvent(sql: postgres.Sql, raw: string): Promise<MinimalShipEvent> {
   const event = JSON.parse(raw) as MinimalShipEvent;
-  await sql`insert into inbound_events (event_id, kind, source, type, order_id, actor, body_hash, payload, state, received_at)
-    values (${event.eventId}, 'ship-event', 'slick', ${event.eventType}, ${event.orderId}, 'slick', '-', ${raw}::jsonb, 'queued', clock_timestamp())`;
+  await insertEventOfKind(sql, { kind: 'ship-event', source: 'slick', type: event.eventType, raw, eventId: event.eventId, orderId: event.orderId });
   return event;
+}
+
+/** The same single INSERT for an event of any kind. */
+export async function insertEventOfKind(
+  sql: postgres.Sql,
+  e: { kind: string; source: string; type: string; raw: string; eventId: string; orderId: string },
+): Promise<void> {
+  await sql`insert into inbound_events (event_id, kind, source, type, order_id, actor, body_hash, payload, state, received_at)
+    values (${e.eventId}, ${e.kind}, ${e.source}, ${e.type}, ${e.orderId}, ${e.source}, '-', ${e.raw}::jsonb, 'queued', clock_timestamp())`;
 }
 
 export function answer(res: ServerResponse, status: number, body: unknown): void {
@@ -57,17 +65,18 @@ export function stopOn(signals: NodeJS.Signals[], stop: () => Promise<void>, ser
 
 /**
  * Serves a reference handler: GET answers 200 (readiness), any other request's raw body goes to
- * `handle`, whose [status, body] is the answer; a failure answers 503. Runs `close` on SIGTERM/SIGINT.
+ * `handle` (with the request, for its method and path), whose [status, body] is the answer; a failure
+ * answers 503. Runs `close` on SIGTERM/SIGINT.
  */
 export async function serveReference(
   port: number,
-  handle: (raw: string) => Promise<[number, unknown]>,
+  handle: (raw: string, req: IncomingMessage) => Promise<[number, unknown]>,
   close: () => Promise<void>,
 ): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method === 'GET') return answer(res, 200, { status: 'ok' });
     readBody(req)
-      .then(async (raw) => answer(res, ...(await handle(raw))))
+      .then(async (raw) => answer(res, ...(await handle(raw, req))))
       .catch((err: unknown) => answer(res, 503, { error: { code: 'unavailable', message: (err as Error).message } }));
   });
   server.keepAliveTimeout = 60_000;

@@ -11,6 +11,9 @@
  * whether the backlog drained, and CPU time per event split into the processes under test, Postgres and
  * Redis. The table also goes to bench/results.md.
  *
+ * `--traffic=partner` runs the partner scenario instead (bench/partner-traffic.ts: each order's whole life,
+ * the next event sent on the answer to the last, through the hub and a naive reference).
+ *
  * Flags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 (worker processes; on 2 cores one is enough, see README)
  *        --concurrency=16 (WORKER_CONCURRENCY) --connections=256 (HTTP client) --drain=10 (s)
  *        --settle=30 (wait up to this many seconds for other load on the machine to calm down
@@ -65,6 +68,14 @@ import { cpuByRootMs, cpuDeltaMs, cpuSnapshot, machineTicks, CLK_TCK, type CpuSn
 
 const SCENARIOS = ['hub', 'stripped', 'naive'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+
+// `--traffic=partner`: the partner scenario (closed loop, whole order lives), bench/partner-traffic.ts, with the other flags.
+if (process.argv.includes('--traffic=partner')) {
+  const { spawnSync } = await import('node:child_process');
+  const args = process.argv.slice(2).filter((a) => a !== '--traffic=partner');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL('./partner-traffic.ts', import.meta.url).pathname, ...args], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 
 for (const a of process.argv.slice(2)) {
   if (!/^--(duration|warmup|rates|scenarios|workers|concurrency|connections|drain|settle|backlog-wait|stop-at-saturation|no-write|no-round-trips)(=|$)/.test(a)) {
