@@ -9,6 +9,7 @@ import type { EventOutcomeWaiters } from '../inbox/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
 import { errorHandler } from './error-handler.js';
 import { openApiRoutes } from './openapi/openapi.routes.js';
+import { consoleRoutes } from '../console/console.routes.js';
 import { analyticsRoutes } from './routes/analytics.routes.js';
 import { eventRoutes } from './routes/events.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
@@ -49,6 +50,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
 
   app.use('/admin/queues', adminOnly(directory), bullBoard(deps).getRouter());
   app.use(openApiRoutes()); // the document and its reference need no key
+  app.use('/ops', consoleRoutes(deps)); // the operations console: HTTP Basic, and it calls the API below
 
   // Everything under /api past the health routes needs a key.
   app.use('/api', authenticate(directory));

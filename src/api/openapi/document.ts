@@ -179,6 +179,15 @@ function operations(): Operation[] {
     },
     {
       method: 'get',
+      path: '/ops',
+      tag: 'Reference',
+      summary: 'The operations console (a website for people)',
+      description:
+        'HTTP Basic with any user name and a viewer, operator or admin key as password. Overview, order search and export, order pages, cases, dead letters and live updates; every action goes through the endpoints of this document. Writes need the page\'s CSRF token and a same-origin request.',
+      responses: { 200: { description: 'An HTML page.', content: { 'text/html': { schema: z.string() } } }, 401: { description: 'Sign in (HTTP Basic).' } },
+    },
+    {
+      method: 'get',
       path: '/admin/queues',
       tag: 'Reference',
       summary: 'Bull Board: the queues, failed jobs retriable',
