@@ -82,6 +82,22 @@ redis.call('HSET', KEYS[1], 'failures', failures)
 return {state, state, failures}
 `;
 
+/**
+ * The two decisions as ioredis commands of their own: ioredis sends each script's text once per
+ * connection and its SHA (EVALSHA) after, re-sending the text only if Redis forgot it (NOSCRIPT), where
+ * `eval` would send the whole script with every call.
+ */
+interface BreakerCommands {
+  hubBreakerAcquire(...args: Array<string | number>): Promise<unknown>;
+  hubBreakerRecord(...args: Array<string | number>): Promise<unknown>;
+}
+function breakerCommands(redis: Redis): BreakerCommands {
+  const r = redis as Redis & Partial<BreakerCommands>;
+  if (!r.hubBreakerAcquire) r.defineCommand('hubBreakerAcquire', { numberOfKeys: 2, lua: ACQUIRE });
+  if (!r.hubBreakerRecord) r.defineCommand('hubBreakerRecord', { numberOfKeys: 2, lua: RECORD });
+  return r as Redis & BreakerCommands;
+}
+
 export interface BreakerSettings {
   threshold: number;
   openMs: number;
@@ -109,9 +125,7 @@ export class CircuitBreaker {
   async acquire(caller: string): Promise<Admission> {
     const [stateKey, inflightKey] = this.keys();
     const lease = `${caller}:${this.clock.now()}:${Math.random().toString(36).slice(2, 8)}`;
-    const [allowed, extra, state] = (await this.redis.eval(
-      ACQUIRE,
-      2,
+    const [allowed, extra, state] = (await breakerCommands(this.redis).hubBreakerAcquire(
       stateKey,
       inflightKey,
       this.clock.now(),
@@ -128,9 +142,7 @@ export class CircuitBreaker {
   /** Records a call's outcome. A partner that answered (even 4xx) is up: only retriable failures count. */
   async record(lease: string, outcome: 'success' | 'failure'): Promise<BreakerChange | undefined> {
     const [stateKey, inflightKey] = this.keys();
-    const [from, to, failures] = (await this.redis.eval(
-      RECORD,
-      2,
+    const [from, to, failures] = (await breakerCommands(this.redis).hubBreakerRecord(
       stateKey,
       inflightKey,
       this.clock.now(),

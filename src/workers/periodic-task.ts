@@ -8,10 +8,17 @@ export interface PeriodicTask {
 }
 
 /**
- * Runs `runOnce` until stopped: again at once while it reports more work, else after `intervalMs`.
+ * Runs `runOnce` until stopped: again at once while it reports more work, else after `intervalMs`, or
+ * when kicked (after `kickGapMs` if the kick came during a run).
  * A failing run is logged and retried at the next interval; it never stops the loop.
  */
-export function startPeriodicTask(name: string, logger: Logger, intervalMs: number, runOnce: () => Promise<boolean>): PeriodicTask {
+export function startPeriodicTask(
+  name: string,
+  logger: Logger,
+  intervalMs: number,
+  runOnce: () => Promise<boolean>,
+  options: { kickGapMs?: number } = {},
+): PeriodicTask {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
@@ -26,7 +33,13 @@ export function startPeriodicTask(name: string, logger: Logger, intervalMs: numb
       } catch (err) {
         logger.warn({ err: (err as Error).message, task: name }, 'periodic task failed; retrying at the next interval');
       }
-      if (stopped || more || kicked) continue;
+      if (stopped || more) continue;
+      if (kicked) {
+        // Kicks that come while a run is under way are served by one run after `kickGapMs`, so a
+        // stream of kicks (a commit each) is worked in batches rather than one run per kick.
+        if (options.kickGapMs) await new Promise<void>((resolve) => setTimeout(resolve, options.kickGapMs));
+        continue;
+      }
       await new Promise<void>((resolve) => {
         wake = resolve;
         timer = setTimeout(resolve, intervalMs);
