@@ -130,6 +130,8 @@ const envSchema = z.object({
    */
   WORKER_METRICS_PORT: int(0, 65535).optional(),
   SCHEDULER_METRICS_PORT: int(0, 65535).optional(),
+  /** How stale the scheduler's whole-table gauges (orders per status, deliveries, tiers, COD) may be: each is a count over a table. */
+  METRICS_BUSINESS_REFRESH_MS: int(0).default(30_000),
   /** A stored event still queued this long after receipt gets its job re-created by the sweeper. */
   SWEEP_AFTER_MS: int(100).default(10_000),
   SWEEP_INTERVAL_MS: int(50).default(5_000),
@@ -162,6 +164,7 @@ export interface Config {
   workerMetricsPort: { port: number; explicit: boolean };
   /** Port of the scheduler's /metrics, likewise. */
   schedulerMetricsPort: { port: number; explicit: boolean };
+  metricsBusinessRefreshMs: number;
   jobLockMs: number;
   sweepAfterMs: number;
   sweepIntervalMs: number;
@@ -241,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     intakeMaxBacklog: e.INTAKE_MAX_BACKLOG,
     workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },
     schedulerMetricsPort: { port: e.SCHEDULER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9102), explicit: e.SCHEDULER_METRICS_PORT !== undefined },
+    metricsBusinessRefreshMs: e.METRICS_BUSINESS_REFRESH_MS,
     jobLockMs: e.JOB_LOCK_MS,
     sweepAfterMs: e.SWEEP_AFTER_MS,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,

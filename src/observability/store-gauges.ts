@@ -15,9 +15,8 @@ import { DISCREPANCY_CODES } from '../tiers/tier-rules.js';
  * Two speeds: the operational gauges (queues, dead letters, breakers, incidents, cases, events waiting
  * past their SLA) are read on every scrape, each a small keyed read; the business gauges (orders per
  * status and location, deliveries per partner and carrier, tiers, COD) count over whole tables, so they
- * are read at most every BUSINESS_REFRESH_MS and served from the last read in between.
+ * are read at most every METRICS_BUSINESS_REFRESH_MS and served from the last read in between.
  */
-export const BUSINESS_REFRESH_MS = 30_000;
 
 const BREAKER_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 const INCIDENT_SEVERITIES = ['critical', 'error', 'warning'] as const;
@@ -170,7 +169,7 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
   const refresh = () =>
     (inFlight ??= (async () => {
       try {
-        const stale = deps.clock.now() - businessReadAt >= BUSINESS_REFRESH_MS;
+        const stale = deps.clock.now() - businessReadAt >= deps.config.metricsBusinessRefreshMs;
         await Promise.all([operational(), stale ? business().then(() => void (businessReadAt = deps.clock.now())) : undefined]);
       } finally {
         inFlight = undefined;
