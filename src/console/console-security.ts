@@ -95,11 +95,20 @@ export function requireSameOrigin(req: Request, res: Response, next: NextFunctio
   const user = userOf(res);
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin') return next(crossSite(`a ${site} request may not change anything`));
+  // The host, not the scheme: behind a TLS-terminating proxy the page is https while this process sees http.
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `${req.protocol}://${req.headers.host}`) return next(crossSite(`requests from ${origin} may not change anything`));
+  if (origin !== undefined && hostOf(origin) !== req.headers.host) return next(crossSite(`requests from ${origin} may not change anything`));
   const token = (req.body as Record<string, unknown> | undefined)?._csrf;
   if (!sameToken(token, user.csrfToken)) return next(crossSite('the form is missing its console token; reload the page and try again'));
   next();
+}
+
+function hostOf(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined; // "null" (a sandboxed or privacy-restricted page) matches no host
+  }
 }
 
 function crossSite(message: string): AppError {

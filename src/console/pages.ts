@@ -358,7 +358,7 @@ ${
       <td>${h.implied ? badge('implied', 'muted') : ''}${h.override ? badge('override', 'warn') : ''}${!h.implied && !h.override ? 'step' : ''}</td>
       <td>${when(h.occurredAt)}</td><td>${when(h.recordedAt)}</td>
       <td>${h.source} · ${h.actor}</td>
-      <td>${h.reasonCode ?? ''}${h.note ? ` · ${h.note}` : ''}</td>
+      <td>${[h.reasonCode, h.note].filter(Boolean).join(' · ')}</td>
     </tr>`,
     )}
     </tbody>
