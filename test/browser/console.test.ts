@@ -230,6 +230,21 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await operator.close();
   });
 
+  it('an operator moves several found orders at once from the search page', async () => {
+    const name = `Bulkmove ${process.pid} ${Date.now().toString(36)}`;
+    const orders = [await registerOrder(hub, { status: 1000, customer: { id: 'C-B1', name } }), await registerOrder(hub, { status: 1000, customer: { id: 'C-B2', name } })];
+    const page = await signedIn('operator');
+    await page.goto(`${hub.baseUrl}/ops/orders?q=${encodeURIComponent(name)}`);
+    for (const id of orders) await page.getByLabel(`Select ${id}`).check();
+    await page.getByLabel('To status').selectOption('1500');
+    await page.getByRole('button', { name: 'Move selected' }).click();
+    await expect.poll(() => page.locator('.notice').textContent()).toBe('Orders moved.');
+    for (const id of orders) expect(await orderStatus(id)).toBe(1500);
+    // Back on the same search, which now shows them at 1500.
+    expect(await page.locator('tbody tr', { hasText: orders[0]! }).textContent()).toContain('1500 Validated');
+    await page.close();
+  });
+
   it("refuses another site's form post and fetch made with the operator's credentials", async () => {
     const orderId = await registerOrder(hub, { status: 1000 });
     const target = `${hub.baseUrl}/ops/orders/${orderId}/status`;
@@ -290,10 +305,18 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
     if (process.env.UPDATE_SCREENSHOTS) {
+      // A stuck order to look at: Slick refuses one more confirmation.
+      hub.sims.slick.setFailureMode({ status: 400 });
+      const stuck = await failedConfirmation();
+      hub.sims.slick.resetFailureMode();
+      await page.reload();
       await mkdir(join(REPO_ROOT, 'docs'), { recursive: true });
       await page.screenshot({ path: join(REPO_ROOT, 'docs/console-overview.png'), fullPage: true });
-      await page.goto(`${hub.baseUrl}/ops/orders/${markedOrder}`);
+      await page.goto(`${hub.baseUrl}/ops/orders/${stuck}`);
       await page.screenshot({ path: join(REPO_ROOT, 'docs/console-order.png'), fullPage: true });
+      await page.goto(`${hub.baseUrl}/ops/orders/${markedOrder}`);
+      await page.locator('#history-h').scrollIntoViewIfNeeded();
+      await page.locator('section[aria-labelledby="history-h"]').screenshot({ path: join(REPO_ROOT, 'docs/console-order-history.png') });
     }
     await page.close();
   });
