@@ -109,10 +109,15 @@ export function consoleRoutes(deps: HubDeps): Router {
     const form = searchForm(req.query);
     const [locations, result] = await Promise.all([
       api.get('/api/locations'),
-      api.get(`/api/orders${queryString({ ...apiFilters(form), limit: form.limit, cursor: form.cursor })}`),
+      // A search the API refuses (a bad date, say) shows the form again with the API's reason.
+      api.get(`/api/orders${queryString({ ...apiFilters(form), limit: form.limit, cursor: form.cursor })}`).catch((err: unknown) => {
+        if (err instanceof AppError && err.httpStatus === 400) return { refused: err };
+        throw err;
+      }),
     ]);
     const user = userOf(res);
-    send(res, 200, page({ title: 'Orders', user, current: '/ops/orders', notice: one(req.query.notice), body: ordersBody(user, form, locations.locations, result, req.originalUrl) }));
+    const refused = (result as { refused?: AppError }).refused;
+    send(res, refused ? 400 : 200, page({ title: 'Orders', user, current: '/ops/orders', notice: one(req.query.notice), body: ordersBody(user, form, locations.locations, refused ? undefined : result, req.originalUrl, refused) }));
   });
 
   router.get('/orders/export', async (req, res) => {
@@ -207,7 +212,9 @@ export function consoleRoutes(deps: HubDeps): Router {
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const user = res.locals.consoleUser as ConsoleUser | undefined;
-    if (err instanceof AppError && err.httpStatus < 500) {
+    if (err instanceof AppError) {
+      // The API's own answer (a refusal, or 503 while Postgres or Redis is down), shown as it said it.
+      if (err.httpStatus >= 500) deps.logger.warn({ code: err.code, path: req.originalUrl }, 'console: the API answered an error');
       return send(res, err.httpStatus, errorPage(user, err.httpStatus, err.code, err.message, err.details, (res.locals.back as string | undefined) ?? (req.method === 'GET' ? undefined : '/ops')));
     }
     deps.logger.error({ err, path: req.originalUrl }, 'console page failed');

@@ -128,7 +128,7 @@ export function overviewBody(user: ConsoleUser, d: OverviewData): Html {
         const n = countAt(l, st);
         if (!n) return html`<td class="zero">0</td>`;
         const isPeak = !TERMINAL.has(st) && n === peak.get(st) && n > 0;
-        return html`<td${isPeak ? html` class="peak"` : ''}><a href="/ops/orders${queryString({ status: String(st), locationId: l.locationId })}" aria-label="${n} orders at ${statusLabel(st)} in ${l.locationId}">${n}</a>${isPeak ? html` <span aria-label="largest">▲</span>` : ''}</td>`;
+        return html`<td${isPeak ? html` class="peak"` : ''}><a href="/ops/orders${queryString({ status: String(st), locationId: l.locationId })}" aria-label="${n} orders at ${statusLabel(st)} in ${l.locationId}">${n}</a>${isPeak ? html` <span aria-hidden="true">▲</span><span class="visually-hidden">(the largest)</span>` : ''}</td>`;
       })}
       <td><strong>${l.total}</strong></td>
     </tr>`,
@@ -170,12 +170,13 @@ export interface SearchForm {
   cursor?: string | undefined;
 }
 
-export function ordersBody(user: ConsoleUser, form: SearchForm, locations: Json[], page: Json | undefined, returnTo: string): Html {
+export function ordersBody(user: ConsoleUser, form: SearchForm, locations: Json[], page: Json | undefined, returnTo: string, refused?: { message: string; details?: unknown }): Html {
   const filters = { status: form.status.map(String), locationId: form.locationId, from: form.from, to: form.to, q: form.q };
   const exportHref = `/ops/orders/export${queryString(filters)}`;
   const operate = canOperate(user);
   const orders = (page?.orders ?? []) as Json[];
   return html`
+${refused ? html`<div class="error" role="alert"><p><strong>${refused.message}</strong></p>${Array.isArray(refused.details) ? html`<ul>${(refused.details as Json[]).map((d) => html`<li>${d.path ? `${d.path}: ` : ''}${d.message}</li>`)}</ul>` : ''}</div>` : ''}
 <form method="get" action="/ops/orders" class="search" role="search" aria-label="Search orders">
   <fieldset class="statuses">
     <legend>Status</legend>
