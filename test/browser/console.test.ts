@@ -19,6 +19,8 @@ import { eventually, REPO_ROOT, registerOrder, shipEvent, startTestHub, type Tes
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+/** Polls with a deadline that holds on a busy shared machine (the default is 1 s). */
+const POLL = { timeout: 15_000, interval: 50 };
 const KEYS = Object.fromEntries(DEVELOPMENT_CLIENTS.map((c) => [c.id, c.key!])) as Record<'viewer' | 'operator' | 'admin', string>;
 
 let hub: TestHub;
@@ -127,7 +129,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     const page = await signedIn('viewer');
     await page.goto(`${hub.baseUrl}/ops`);
     const cases = page.locator('section[aria-labelledby="cases-h"] tbody tr');
-    await expect.poll(() => cases.count()).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => cases.count(), POLL).toBeGreaterThanOrEqual(2);
     const caseRow = cases.filter({ hasText: caseOrder });
     expect(await caseRow.textContent()).toMatch(/slick/i);
     expect(await caseRow.locator('time').count()).toBe(1);
@@ -146,7 +148,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await page.getByLabel('Order, tracking id, phone, e-mail or name').fill(markedOrder);
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('link', { name: markedOrder }).click();
-    await expect.poll(() => page.locator('h1').textContent()).toBe(`Order ${markedOrder}`);
+    await expect.poll(() => page.locator('h1').textContent(), POLL).toBe(`Order ${markedOrder}`);
     const history = page.locator('section[aria-labelledby="history-h"] tbody tr');
     expect(await history.filter({ hasText: 'implied' }).count()).toBe(1); // 3500, skipped by `picked`
     const override = history.filter({ hasText: 'override' });
@@ -155,6 +157,11 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     expect(await page.locator('[data-order-status]').textContent()).toContain('3000 Released');
     // The export link carries the same filters.
     expect(await page.goto(`${hub.baseUrl}/ops/orders?q=${markedOrder}`).then(() => page.getByRole('link', { name: /Export/ }).getAttribute('href'))).toBe(`/ops/orders/export?q=${markedOrder}`);
+    // A search the API refuses comes back as the form with the API's reason.
+    const bad = await page.goto(`${hub.baseUrl}/ops/orders?from=yesterday`);
+    expect(bad!.status()).toBe(400);
+    expect(await page.getByRole('alert').textContent()).toContain('query is invalid');
+    expect(await page.getByRole('button', { name: 'Search' }).count()).toBe(1);
     const csv = await page.request.get(`${hub.baseUrl}/ops/orders/export?q=${markedOrder}`);
     expect(csv.headers()['content-type']).toMatch(/^text\/csv/);
     expect((await csv.text()).split('\n')[1]).toMatch(new RegExp(`^${markedOrder},3000,Released,STORE-007`));
@@ -167,11 +174,11 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     const overview = await signedIn('viewer');
     await page.goto(`${hub.baseUrl}/ops/orders/${orderId}`);
     await overview.goto(`${hub.baseUrl}/ops`);
-    await expect.poll(() => overview.locator('[data-live-state]').textContent()).toContain('Live');
+    await expect.poll(() => overview.locator('[data-live-state]').textContent(), POLL).toContain('Live');
     await wait(orderId, shipEvent(orderId, 'picking'));
-    await expect.poll(() => page.locator('[data-order-status]').textContent(), { timeout: 10_000 }).toBe('3500 Picking');
+    await expect.poll(() => page.locator('[data-order-status]').textContent(), POLL).toBe('3500 Picking');
     expect(await page.locator('[data-live-state]').textContent()).toContain('3000 Released → 3500 Picking');
-    await expect.poll(() => overview.locator('[data-live-feed] li').filter({ hasText: orderId }).count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => overview.locator('[data-live-feed] li').filter({ hasText: orderId }).count(), POLL).toBe(1);
     await page.close();
     await overview.close();
   });
@@ -181,11 +188,11 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await page.goto(`${hub.baseUrl}/ops`);
     await page.locator('section[aria-labelledby="cases-h"]').getByRole('link', { name: caseOrder }).click();
     const caseBox = page.locator('article.case.open');
-    await expect.poll(() => caseBox.count()).toBe(1);
+    await expect.poll(() => caseBox.count(), POLL).toBe(1);
     await caseBox.getByLabel('Retry (run the failed call again)').check();
     await caseBox.getByLabel('Note (needed to override or dismiss)').fill('Slick fixed the location mapping');
     await caseBox.getByRole('button', { name: 'Resolve' }).click();
-    await expect.poll(() => page.locator('.notice').textContent()).toBe('Case resolved.');
+    await expect.poll(() => page.locator('.notice').textContent(), POLL).toBe('Case resolved.');
     await eventually(async () => (await orderStatus(caseOrder)) === 7000, `${caseOrder} at 7000`);
     await page.reload();
     expect(await page.locator('[data-order-status]').textContent()).toContain('7000 Fulfilled');
@@ -196,9 +203,9 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     const page = await signedIn('operator');
     await page.goto(`${hub.baseUrl}/ops/dead-letters`);
     const row = page.locator('tbody tr', { hasText: deadLetterOrder });
-    await expect.poll(() => row.count()).toBe(1);
+    await expect.poll(() => row.count(), POLL).toBe(1);
     await row.getByRole('button', { name: /^Retry / }).click();
-    await expect.poll(() => page.locator('.notice').textContent()).toBe('Dead letter sent back to its queue.');
+    await expect.poll(() => page.locator('.notice').textContent(), POLL).toBe('Dead letter sent back to its queue.');
     await eventually(async () => (await orderStatus(deadLetterOrder)) === 7000, `${deadLetterOrder} at 7000`);
     await page.close();
   });
@@ -224,7 +231,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await operator.goto(`${hub.baseUrl}/ops/orders/${orderId}`);
     await operator.getByLabel('Reason code').first().fill('address_checked');
     await operator.getByRole('button', { name: 'Move' }).click();
-    await expect.poll(() => operator.locator('.notice').textContent()).toBe('Status moved.');
+    await expect.poll(() => operator.locator('.notice').textContent(), POLL).toBe('Status moved.');
     expect(await orderStatus(orderId)).toBe(1500);
     await page.close();
     await operator.close();
@@ -238,7 +245,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     for (const id of orders) await page.getByLabel(`Select ${id}`).check();
     await page.getByLabel('To status').selectOption('1500');
     await page.getByRole('button', { name: 'Move selected' }).click();
-    await expect.poll(() => page.locator('.notice').textContent()).toBe('Orders moved.');
+    await expect.poll(() => page.locator('.notice').textContent(), POLL).toBe('Orders moved.');
     for (const id of orders) expect(await orderStatus(id)).toBe(1500);
     // Back on the same search, which now shows them at 1500.
     expect(await page.locator('tbody tr', { hasText: orders[0]! }).textContent()).toContain('1500 Validated');
@@ -296,11 +303,11 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
   it('renders the API reference from the document, and the console pages for the README', async () => {
     const page = await signedIn('admin');
     await page.goto(`${hub.baseUrl}/api/docs`);
-    await expect.poll(() => page.locator('.swagger-ui .title').first().textContent(), { timeout: 15_000 }).toContain('Fulfillment hub API');
+    await expect.poll(() => page.locator('.swagger-ui .title').first().textContent(), POLL).toContain('Fulfillment hub API');
     expect(await page.locator('.opblock-summary-path').filter({ hasText: '/api/fulfillment/ship-events' }).count()).toBe(1);
 
     await page.goto(`${hub.baseUrl}/ops`);
-    await expect.poll(() => page.locator('[data-live-state]').textContent()).toContain('Live');
+    await expect.poll(() => page.locator('[data-live-state]').textContent(), POLL).toContain('Live');
     // Keyboard: the skip link is the first stop and lands on the content.
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
