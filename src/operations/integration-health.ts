@@ -25,8 +25,23 @@ function samplesKey(prefix: string, integration: IntegrationName) {
 }
 
 export async function recordHealthSample(redis: Redis, prefix: string, integration: IntegrationName, sample: HealthSample): Promise<void> {
-  const key = samplesKey(prefix, integration);
-  await redis.multi().lpush(key, JSON.stringify(sample)).ltrim(key, 0, SAMPLES_KEPT - 1).exec();
+  await recordHealthSamples(redis, prefix, [{ integration, sample }]);
+}
+
+/** Several samples in one round trip (one MULTI: per integration one LPUSH of its samples, in order, and one LTRIM). */
+export async function recordHealthSamples(redis: Redis, prefix: string, samples: ReadonlyArray<{ integration: IntegrationName; sample: HealthSample }>): Promise<void> {
+  const byIntegration = new Map<IntegrationName, string[]>();
+  for (const { integration, sample } of samples) {
+    const list = byIntegration.get(integration) ?? [];
+    list.push(JSON.stringify(sample));
+    byIntegration.set(integration, list);
+  }
+  const multi = redis.multi();
+  for (const [integration, list] of byIntegration) {
+    const key = samplesKey(prefix, integration);
+    multi.lpush(key, ...list).ltrim(key, 0, SAMPLES_KEPT - 1);
+  }
+  await multi.exec();
 }
 
 function percentile(sorted: number[], p: number): number | null {
