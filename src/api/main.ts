@@ -5,6 +5,7 @@ import { EventOutcomeWaiters, eventOutcomeChannel } from '../inbox/event-outcome
 import { connectRedis } from '../queues/redis-connection.js';
 import { buildHubDeps, checkDatabaseOrExit, stopOnSignals } from '../runtime.js';
 import { createApp } from './app.js';
+import { answerClientErrorsAsJson } from './error-handler.js';
 import { StatusStream } from './status-stream.js';
 
 /** Composition root of the `web` process: config → deps → app → listen → signals. */
@@ -27,6 +28,7 @@ const statusStream = new StatusStream(streamReader, deps.redis, config.topicStre
 statusStream.start();
 
 const server = createApp(deps, { waiters, statusStream }).listen(config.port);
+answerClientErrorsAsJson(server);
 await once(server, 'listening');
 
 stopOnSignals(deps.logger, async () => {
