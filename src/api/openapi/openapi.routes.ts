@@ -51,9 +51,11 @@ const DOCS_PAGE = `<!doctype html>
 `;
 
 /** `GET /api/openapi.json` and `GET /api/docs` (SPEC §11): no key needed, mounted before authentication. */
+/** Built on first request and kept: it depends only on the code, never on configuration or data. */
+let document: OpenApiDocument | undefined;
+
 export function openApiRoutes(): Router {
   const router = Router();
-  let document: OpenApiDocument | undefined;
 
   router.get('/api/openapi.json', (_req, res) => {
     document ??= buildOpenApiDocument();
