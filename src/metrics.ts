@@ -18,25 +18,21 @@ type ProcessRole = 'web' | 'worker' | 'scheduler';
 
 /** A histogram that also counts each observation over its SLA, so breaches are a plain counter to alert on. */
 class SlaHistogram<T extends string> extends Histogram<T> {
-  constructor(
-    config: ConstructorParameters<typeof Histogram<T>>[0],
-    private readonly breaches: (labels: LabelValues<T>, seconds: number) => void,
-  ) {
+  constructor(config: ConstructorParameters<typeof Histogram<T>>[0], breaches: (labels: LabelValues<T>, seconds: number) => void) {
     super(config);
-  }
-  // Every overload of Histogram.observe: (value), (labels, value) and ({labels, value, exemplarLabels}).
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  override observe(labelsOrValue: any, value?: number): void {
-    if (typeof labelsOrValue === 'number') {
-      super.observe(labelsOrValue);
-      this.breaches({}, labelsOrValue);
-    } else if (value === undefined && typeof labelsOrValue?.value === 'number') {
-      super.observe(labelsOrValue);
-      this.breaches(labelsOrValue.labels ?? {}, labelsOrValue.value);
-    } else {
-      super.observe(labelsOrValue, value as number);
-      this.breaches(labelsOrValue, value as number);
-    }
+    // prom-client sets `observe` on the instance in its constructor (with or without exemplars), and
+    // startTimer ends through it, so the instance's function is the one to wrap. Its forms:
+    // (value), (labels, value) and ({labels, value, exemplarLabels}).
+    const observe = this.observe.bind(this) as (a: unknown, b?: number) => void;
+    this.observe = ((labelsOrValue: unknown, value?: number) => {
+      observe(labelsOrValue, value);
+      if (typeof labelsOrValue === 'number') breaches({}, labelsOrValue);
+      else if (value !== undefined) breaches((labelsOrValue ?? {}) as LabelValues<T>, value);
+      else {
+        const data = labelsOrValue as { labels?: LabelValues<T>; value?: number };
+        if (typeof data?.value === 'number') breaches(data.labels ?? {}, data.value);
+      }
+    }) as Histogram<T>['observe'];
   }
 }
 

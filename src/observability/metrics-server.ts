@@ -42,12 +42,11 @@ async function listen(registry: Registry, port: number, logger: Logger, host?: s
     );
   });
   server.listen(port, host);
-  await Promise.race([
-    once(server, 'listening'),
-    once(server, 'error').then(([err]) => {
-      throw Object.assign(new Error(`cannot serve /metrics on port ${port}: ${(err as Error).message}`), { code: (err as NodeJS.ErrnoException).code });
-    }),
-  ]);
+  try {
+    await once(server, 'listening'); // rejects with the 'error' event's error
+  } catch (err) {
+    throw Object.assign(new Error(`cannot serve /metrics on port ${port}: ${(err as Error).message}`), { code: (err as NodeJS.ErrnoException).code });
+  }
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>
