@@ -29,6 +29,7 @@ import { connectRedis } from '../src/queues/redis-connection.js';
 import { buildHubDeps } from '../src/runtime.js';
 import { startHubWorkers } from '../src/workers/hub-workers.js';
 import { relayOutboxOnce } from '../src/workers/outbox-relay.js';
+import { startAllSimulators } from '../src/simulators/index.js';
 
 // ───────────── socket tap (installed before any connection is made) ─────────────
 
@@ -166,6 +167,8 @@ proto._writeGeneric = function (this: net.Socket, writev: boolean, data: unknown
 
 export interface RoundTripReport {
   events: number;
+  /** `shipped` and everything it causes, per shipped event. */
+  shipped?: RoundTripReport['parts'][number];
   parts: Array<{ part: string; perEvent: { pgRoundTrips: number; pgDescribeRoundTrips: number; pgStatements: number; redisRoundTrips: number; redisCommands: number }; statements: Array<[string, number]>; commands: Array<[string, number]> }>;
 }
 
@@ -197,8 +200,17 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     await applyMigrations(dbUrl(database));
     const seed = connectDatabase(dbUrl(database), { max: 4 });
     await seedStoreLocations(seed.db);
+    // The partners `shipped` calls (Slick's confirmation; at 7000 PMP, MAO and the customer notification).
+    const SLICK_TOKEN = 'rt-slick-token';
+    const sims = await startAllSimulators({ slickToken: SLICK_TOKEN });
+    cleanups.push(() => sims.close());
 
     const config = loadConfig({
+      SLICK_BASE_URL: sims.slick.url,
+      SLICK_API_TOKEN: SLICK_TOKEN,
+      PMP_BASE_URL: sims.pmp.url,
+      MAO_BASE_URL: sims.mao.url,
+      NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
       NODE_ENV: 'development',
       DATABASE_URL: dbUrl(database),
       REDIS_URL: options.redisUrl,
@@ -271,12 +283,73 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
       return { total: events.length, parts: [intake, worker, relay] };
     };
 
+    /**
+     * `shipped` end to end: orders brought to 3700 first (not counted), then their shipped events sent
+     * through the intake and everything they cause counted together until each order is 7000 with its
+     * calls confirmed: the worker's transaction, Slick's confirmation (audit, 7000), the relay's runs
+     * and the calls 7000 owes (PMP's assignment, MAO's status, the customer notification), each with
+     * its audit. The partners' HTTP is not counted (only Postgres and Redis sockets are).
+     */
+    const shippedRound = async (tag: string, count: number) => {
+      const ids = Array.from({ length: count }, (_, n) => `rt-${tag}-o${n}`);
+      for (const [n, orderId] of ids.entries()) {
+        await registerOrder(seed.db, { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 }, { clientId: 'mao', source: 'mao' });
+      }
+      const workers = startHubWorkers(workerDeps, connection);
+      let sent = 0;
+      for (const type of TYPES) {
+        for (const [n, orderId] of ids.entries()) {
+          await client.post('/api/fulfillment/ship-events', { eventId: `rt-${tag}-${type}-${n}`, orderId, shipFromLocationId: loc(n), eventType: type, occurredAt: new Date().toISOString() });
+          sent++;
+        }
+      }
+      const until = async (what: string, done: () => Promise<boolean>) => {
+        const deadline = Date.now() + 120_000;
+        for (;;) {
+          while ((await relayOutboxOnce(web)) > 0);
+          if (await done()) return;
+          if (Date.now() > deadline) throw new Error(`${what} within 120 s`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await until('the orders did not reach 3700', async () => {
+        const [r] = await seed.sql<{ n: number }[]>`select count(*)::int as n from orders where order_id like ${`rt-${tag}-%`} and status = 3700`;
+        return r!.n === count;
+      });
+      tally = newTally();
+      for (const [n, orderId] of ids.entries()) {
+        const res = await client.post('/api/fulfillment/ship-events', {
+          eventId: `rt-${tag}-shipped-${n}`,
+          orderId,
+          shipFromLocationId: loc(n),
+          eventType: 'shipped',
+          occurredAt: new Date().toISOString(),
+          tracking: { trackingId: `GRB-${orderId}`, carrierCode: 'GRAB' },
+        });
+        if (res.status !== 202) throw new Error(`intake answered ${res.status}: ${JSON.stringify(res.body)}`);
+      }
+      await until('shipped orders did not reach 7000 with their calls confirmed', async () => {
+        const [r] = await seed.sql<{ fulfilled: number; pending: number; confirmed: number }[]>`
+          select (select count(*)::int from orders where order_id like ${`rt-${tag}-%`} and status = 7000) as fulfilled,
+                 (select count(*)::int from order_calls where order_id like ${`rt-${tag}-%`} and state <> 'confirmed') as pending,
+                 (select count(*)::int from order_calls where order_id like ${`rt-${tag}-%`} and state = 'confirmed') as confirmed`;
+        // Per order: Slick's confirmation, PMP's assignment, MAO's status, the 7000 notification.
+        return r!.fulfilled === count && r!.pending === 0 && r!.confirmed === 4 * count;
+      });
+      const part = summarize('shipped, end to end (intake, worker, Slick confirmation, relay, PMP + MAO + notification calls)', tally, count);
+      await workers.close();
+      processed += sent + count;
+      return part;
+    };
+
     // Warm-up round (not reported): connections open and prepare their statements, as in a process
     // that has been running for a while.
     await round('warm', 50);
     const { total, parts: [intake, worker, relay] } = await round('count', orders);
+    await shippedRound('swarm', 20);
+    const shipped = await shippedRound('ship', Math.max(20, Math.round(orders / 2)));
     await seed.close();
-    return { events: total, parts: [intake!, worker!, relay!] };
+    return { events: total, parts: [intake!, worker!, relay!], shipped };
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await admin.unsafe(`drop database if exists "${database}" with (force)`).catch(() => {});
@@ -296,7 +369,11 @@ export function roundTripMarkdown(r: RoundTripReport): string {
     { pg: 0, pd: 0, st: 0, rr: 0, rc: 0 },
   );
   lines.push(`| **total** | **${f(total.pg)}** | **${f(total.pd)}** | **${f(total.st)}** | **${f(total.rr)}** | **${f(total.rc)}** |`);
-  for (const p of r.parts) {
+  if (r.shipped) {
+    const p = r.shipped.perEvent;
+    lines.push(`| ${r.shipped.part}, per shipped event | ${f(p.pgRoundTrips)} | ${f(p.pgDescribeRoundTrips)} | ${f(p.pgStatements)} | ${f(p.redisRoundTrips)} | ${f(p.redisCommands)} |`);
+  }
+  for (const p of [...r.parts, ...(r.shipped ? [r.shipped] : [])]) {
     lines.push('', `${p.part}, per event:`, '');
     for (const [s, n] of p.statements) lines.push(`- ${f(n)} × \`${s}\``);
     for (const [c, n] of p.commands) lines.push(`- ${f(n)} × Redis \`${c}\``);
