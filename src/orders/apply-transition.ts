@@ -40,12 +40,14 @@ export function callState(order: LockedOrder, kind: string, key = ''): OrderCall
 }
 
 export async function lockOrder(tx: Tx, orderId: string): Promise<LockedOrder | undefined> {
-  const [row] = await tx.select().from(orders).where(eq(orders.orderId, orderId)).for('update');
-  if (!row) return undefined;
-  const [calls, tiers] = await Promise.all([
+  // One round trip: the three statements go down the transaction's connection together and Postgres
+  // runs them in order, so the calls and tiers are read after the row lock is held (as if awaited one by one).
+  const [[row], calls, tiers] = await Promise.all([
+    tx.select().from(orders).where(eq(orders.orderId, orderId)).for('update'),
     tx.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId)),
     tx.select({ tier: orderTiers.tier, state: orderTiers.state, detail: orderTiers.detail }).from(orderTiers).where(eq(orderTiers.orderId, orderId)),
   ]);
+  if (!row) return undefined;
   return {
     ...row,
     calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])),
