@@ -47,7 +47,7 @@ export function registerStageDurations(deps: HubDeps, registry: Registry): void 
     name: 'hub_status_stage_duration_seconds',
     help: 'Time an order spent between two statuses (previous history row to this one), by from and to status',
     labelNames: ['from', 'to'] as const,
-    buckets: [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14_400, 43_200, 86_400, 172_800],
+    buckets: [0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14_400, 43_200, 86_400, 172_800],
     registers: [registry],
     collect: async () => {
       try {

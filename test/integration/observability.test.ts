@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { dashboardText } from '../../scripts/build-dashboards.js';
+import { renderDashboard } from '../../scripts/render-dashboard.js';
 import { dashboardQueries } from '../../src/observability/dashboard.js';
 import { partnerForOrder } from '../../src/simulators/pmp.simulator.js';
 import { eventually, REPO_ROOT, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
@@ -358,6 +359,51 @@ describe('a real Prometheus scraping the roles', () => {
     const alerts = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as { data: { alerts: Array<{ labels: { alertname: string }; state: string }> } };
     expect(alerts.data.alerts.filter((a) => a.labels.alertname !== 'NoShipEventsDuringTradingHours').map((a) => a.labels.alertname)).toEqual([]);
   });
+
+  // Not part of the suite: RENDER_DASHBOARD_PNG=docs/grafana-dashboard.png npx vitest run test/integration/observability.test.ts
+  // drives a minute of mixed traffic through the roles and draws the README's picture from this Prometheus.
+  it.runIf(process.env.RENDER_DASHBOARD_PNG)('draws the dashboard from a minute of traffic', async () => {
+    const until = Date.now() + 60_000;
+    let i = 0;
+    const statuses = async (id: string, list: string[]) => {
+      for (const status of list) {
+        await hub.clients.grab.put(
+          '/api/delivery/status',
+          {
+            eventId: `pic-${id}-${status}-${++i}`,
+            orderId: id,
+            trackingId: `GRB-${id}`,
+            carrierCode: 'GRAB',
+            status,
+            occurredAt: new Date().toISOString(),
+            ...(status === 'FAILED' ? { failureReason: 'no one home' } : {}),
+            ...(status === 'RESCHEDULED' ? { rescheduledFor: new Date(Date.now() + 86_400_000).toISOString() } : {}),
+          },
+          WAIT,
+        );
+      }
+    };
+    const flows: Array<Promise<void>> = [];
+    while (Date.now() < until) {
+      const n = i++;
+      if (n === 20) hub.sims.slick.setFailureMode({ errorRate: 0.4, status: 503 });
+      if (n === 60) hub.sims.slick.resetFailureMode();
+      flows.push(
+        (async () => {
+          const id = await registerOrder(hub, n % 3 === 0 ? { paymentMethod: 'COD', codAmount: 300 + n } : {});
+          for (const type of ['picking', 'picked', 'packing', 'packed', 'shipped']) await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(id, type), WAIT);
+          const at7000 = await eventually(async () => ((await hub.clients.viewer.get(`/api/orders/${id}`)).body.partner?.partnerId ? true : undefined), `${id} assigned`, 30_000, 200).catch(() => false);
+          if (!at7000 || n % 5 === 4) return; // some stay in fulfilment
+          await statuses(id, n % 4 === 1 ? ['SHIPPED', 'OUT_FOR_DELIVERY', 'FAILED', 'RESCHEDULED', 'OUT_FOR_DELIVERY', 'DELIVERED'] : ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED']);
+          await hub.clients.viewer.get(`/api/orders/${id}/history`);
+        })().catch(() => undefined),
+      );
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    await Promise.all(flows);
+    await new Promise((r) => setTimeout(r, 3000)); // a few more scrapes
+    await renderDashboard({ out: process.env.RENDER_DASHBOARD_PNG!, prometheus: promUrl });
+  }, 240_000);
 
   it('sees the order delivered and the event SLA as the hub exports them', async () => {
     const delivered = (await query('sum(max by (status, location) (hub_orders{status="7500"}))')) as Array<{ value: [number, string] }>;
