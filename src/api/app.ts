@@ -8,6 +8,7 @@ import { AuthenticationError, ForbiddenError, NotFoundError } from '../errors.js
 import type { EventOutcomeWaiters } from '../inbox/event-outcomes.js';
 import { ApiClientDirectory, authenticate } from './auth.js';
 import { errorHandler } from './error-handler.js';
+import { createRateLimits } from './rate-limits.js';
 import { openApiRoutes } from './openapi/openapi.routes.js';
 import { consoleRoutes } from '../console/console.routes.js';
 import { analyticsRoutes } from './routes/analytics.routes.js';
@@ -48,12 +49,14 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
+  const rateLimits = createRateLimits(deps); // src/api/rate-limits.ts: failed authentication per address, then per client
+  app.use(['/api', '/admin/queues', '/ops'], rateLimits.failedAuthentication);
   app.use('/admin/queues', adminOnly(directory), bullBoard(deps).getRouter());
   app.use(openApiRoutes()); // the document and its reference need no key
   app.use('/ops', consoleRoutes(deps)); // the operations console: HTTP Basic, and it calls the API below
 
   // Everything under /api past the health routes needs a key.
-  app.use('/api', authenticate(directory));
+  app.use('/api', authenticate(directory), rateLimits.perClient);
   app.use(partnerEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(operatorMoveRoutes(deps)); // before any /api/orders/:orderId route, so bulk-status is never an order id
   app.use(orderSearchRoutes(deps)); // before orderRoutes, so export is never an order id

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEVELOPMENT_CLIENTS, loadConfig } from '../../src/config.js';
+import { ConfigError, DEFAULT_RATE_LIMITS, DEVELOPMENT_CLIENTS, loadConfig } from '../../src/config.js';
 
 describe('configuration', () => {
   it('uses documented defaults and the development clients outside production', () => {
@@ -30,6 +30,19 @@ describe('configuration', () => {
     expect(c).toMatchObject({ databaseUrl: db, redisUrl: redis, usingDevelopmentClients: false });
     // Outside production the local defaults stand in.
     expect(loadConfig({ NODE_ENV: 'development' }).databaseUrl).toMatch(/^postgres:\/\/.*127\.0\.0\.1/);
+  });
+
+  it('rate limits per role: defaults, overrides of some roles, and a bad value named', () => {
+    const c = loadConfig({ RATE_LIMITS: 'viewer=50/1, partner:grab=200/10', FAILED_AUTH_LIMIT: '10/300' });
+    expect(c.rateLimits.viewer).toEqual({ points: 50, durationSeconds: 1 });
+    expect(c.rateLimits['partner:grab']).toEqual({ points: 200, durationSeconds: 10 });
+    expect(c.rateLimits.operator).toEqual(DEFAULT_RATE_LIMITS.operator);
+    expect(c.failedAuthLimit).toEqual({ points: 10, durationSeconds: 300 });
+    expect(loadConfig({}).rateLimits).toEqual(DEFAULT_RATE_LIMITS);
+    for (const bad of ['viewer=50', 'god=1/1', 'viewer=0/1', 'viewer=1/0', 'viewer:50/1']) {
+      expect(() => loadConfig({ RATE_LIMITS: bad })).toThrow(/RATE_LIMITS/);
+    }
+    expect(() => loadConfig({ FAILED_AUTH_LIMIT: 'ten' })).toThrow(/FAILED_AUTH_LIMIT/);
   });
 
   it('names the variable that is wrong', () => {

@@ -1,0 +1,133 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { ROLES, type RateLimit, type Role } from '../config.js';
+import type { HubDeps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { clientOf } from './auth.js';
+
+/**
+ * Rate limits (SPEC §3's 429), both kept in the hub's Redis under its key prefix so every web process
+ * shares them:
+ *
+ * - **Per client**, by role (`RATE_LIMITS`, defaults in src/config.ts): each authenticated request
+ *   takes a point from its client's budget; past it, `429 rate_limited` with `Retry-After` until the
+ *   window ends. A client already over its budget is refused from this process's memory without asking
+ *   Redis again, so a client that hammers costs Redis nothing more. If Redis cannot answer, each
+ *   process falls back to the same limit kept in its own memory: intake keeps working without Redis
+ *   (events are stored in Postgres), so the limit must not depend on it.
+ * - **Failed authentication per address** (`FAILED_AUTH_LIMIT`): every 401 (no or unknown key, bad
+ *   signature, Bull Board's or the console's wrong password) counts against the caller's address in
+ *   Redis; once the limit is used up the address is refused with `429 too_many_failed_authentications` for as long
+ *   again, before its key is even looked at, so a guesser learns nothing while refused. The web process
+ *   that saw the limit passed refuses at once; another one does at the address's next failure there
+ *   (its count is the shared one), so across N web processes at most N more guesses get an answer.
+ *   Keeping the check in memory keeps it off the path of every good request.
+ */
+
+/** More addresses than this refused at once are not remembered individually (memory stays bounded). */
+const MAX_BLOCKED_ADDRESSES = 100_000;
+
+export interface RateLimits {
+  /** Before authentication: refuses a blocked address, and counts every 401 it gets. */
+  failedAuthentication: RequestHandler;
+  /** After authentication: the client's budget. */
+  perClient: RequestHandler;
+}
+
+export function createRateLimits(deps: HubDeps): RateLimits {
+  const { config, redis, logger } = deps;
+  const prefix = `${config.redisPrefix}:ratelimit`;
+
+  const byRole = Object.fromEntries(
+    ROLES.map((role) => {
+      const limit = config.rateLimits[role];
+      return [
+        role,
+        new RateLimiterRedis({
+          storeClient: redis,
+          keyPrefix: `${prefix}:client:${role}`,
+          points: limit.points,
+          duration: limit.durationSeconds,
+          // Over budget: refused from memory for the rest of the window.
+          inMemoryBlockOnConsumed: limit.points + 1,
+          inMemoryBlockDuration: limit.durationSeconds,
+          insuranceLimiter: new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }),
+        }),
+      ];
+    }),
+  ) as Record<Role, RateLimiterRedis>;
+
+  const failures = config.failedAuthLimit;
+  const failedAuth = new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}:failed-auth`,
+    points: failures.points,
+    duration: failures.durationSeconds,
+    blockDuration: failures.durationSeconds,
+    insuranceLimiter: new RateLimiterMemory({ points: failures.points, duration: failures.durationSeconds, blockDuration: failures.durationSeconds }),
+  });
+  /** Address → until when (ms) this process refuses it. */
+  const blocked = new Map<string, number>();
+  const block = (address: string, ms: number) => {
+    const now = Date.now();
+    if (blocked.size >= MAX_BLOCKED_ADDRESSES) for (const [a, until] of blocked) if (until <= now) blocked.delete(a);
+    if (blocked.size < MAX_BLOCKED_ADDRESSES) blocked.set(address, now + ms);
+  };
+
+  const failedAuthentication: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const until = blocked.get(address);
+    if (until !== undefined) {
+      const left = until - Date.now();
+      if (left > 0) return next(tooManyFailures(left, failures));
+      blocked.delete(address);
+    }
+    res.on('finish', () => {
+      if (res.statusCode !== 401) return;
+      failedAuth.consume(address).then(
+        // The last failure allowed: refused from the next request on.
+        (counted) => {
+          if (counted.remainingPoints <= 0) block(address, counted.msBeforeNext);
+        },
+        (rejection: unknown) => {
+          if (rejection instanceof RateLimiterRes) {
+            block(address, rejection.msBeforeNext);
+            logger.warn({ address, failures: rejection.consumedPoints }, 'repeated failed authentication: address refused for a while');
+          } else logger.warn({ err: (rejection as Error).message }, 'failed-authentication count not kept');
+        },
+      );
+    });
+    next();
+  };
+
+  const perClient: RequestHandler = (_req: Request, res: Response, next: NextFunction) => {
+    const client = clientOf(res);
+    byRole[client.role].consume(client.id).then(
+      () => next(),
+      (rejection: unknown) => {
+        if (rejection instanceof RateLimiterRes) return next(rateLimited(rejection.msBeforeNext, config.rateLimits[client.role]));
+        // Neither Redis nor the fallback answered: serve rather than refuse.
+        logger.warn({ err: (rejection as Error).message }, 'rate limit not checked');
+        next();
+      },
+    );
+  };
+
+  return { failedAuthentication, perClient };
+}
+
+function rateLimited(msBeforeNext: number, limit: RateLimit): AppError {
+  return new AppError('rate_limited', `more than ${limit.points} requests in ${limit.durationSeconds} s from this client`, 429, { limit: limit.points, windowSeconds: limit.durationSeconds }, {
+    retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)),
+  });
+}
+
+function tooManyFailures(msBeforeNext: number, limit: RateLimit): AppError {
+  return new AppError(
+    'too_many_failed_authentications',
+    `more than ${limit.points} failed authentications in ${limit.durationSeconds} s from this address`,
+    429,
+    { limit: limit.points, windowSeconds: limit.durationSeconds },
+    { retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)) },
+  );
+}
