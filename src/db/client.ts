@@ -26,7 +26,10 @@ function withPreparedStatements(sql: postgres.Sql): postgres.Sql {
         return (query: string, params?: unknown[], options: Record<string, unknown> = {}) =>
           target.unsafe(query, params as postgres.ParameterOrJSON<never>[], { ...options, prepare: true });
       }
-      if (prop === 'begin' || prop === 'savepoint') {
+      if (prop === 'begin') {
+        return (...args: unknown[]) => transactionPipelined(target, args.length > 1 ? String(args[0]) : '', args.at(-1) as Callback);
+      }
+      if (prop === 'savepoint') {
         return (...args: unknown[]) => {
           const callback = args.at(-1) as Callback;
           const wrapped = (tx: postgres.Sql) => callback(withPreparedStatements(tx));
@@ -38,6 +41,32 @@ function withPreparedStatements(sql: postgres.Sql): postgres.Sql {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+}
+
+/**
+ * A transaction whose BEGIN goes out with its first statement: postgres.js's `begin` waits for BEGIN's
+ * answer before it runs the callback, one round trip more per transaction. Here BEGIN is sent on a
+ * reserved connection and not awaited, so the callback's first statement follows it down the same
+ * connection at once; Postgres runs them in order. A transaction Postgres aborted (a failed statement
+ * the callback caught and went on from) answers COMMIT with ROLLBACK: that is an error here too, never
+ * a silent success.
+ */
+async function transactionPipelined(pool: postgres.Sql, options: string, callback: (tx: postgres.Sql) => unknown): Promise<unknown> {
+  const conn = await pool.reserve();
+  const begun = conn.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`);
+  begun.catch(() => {}); // awaited below; a failed BEGIN also fails the statements after it
+  try {
+    const result = await callback(withPreparedStatements(conn));
+    await begun;
+    const committed = await conn.unsafe('commit');
+    if (committed.command !== 'COMMIT') throw new Error(`transaction was rolled back by Postgres (${committed.command}): a statement in it failed`);
+    return result;
+  } catch (err) {
+    await conn.unsafe('rollback').catch(() => {});
+    throw err;
+  } finally {
+    conn.release();
+  }
 }
 
 /**
