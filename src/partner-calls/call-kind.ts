@@ -1,3 +1,4 @@
+import type { OrderRow } from '../db/types.js';
 import type { z } from 'zod';
 import type { IntegrationName } from '../config.js';
 import type { Tx } from '../db/types.js';
@@ -49,6 +50,11 @@ export interface CallAttempt<Data> {
 export interface OrderCallAttempt<Data> extends CallAttempt<Data> {
   /** The record this call is; still pending when `run` starts. */
   record: OrderCallRef;
+  /**
+   * The order as it was when the record was read (in the same statement), unlocked: what the call
+   * needs to say to the partner. Whatever acts on the answer locks the order and reads it again.
+   */
+  order: OrderRow;
 }
 
 /**

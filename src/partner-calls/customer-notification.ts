@@ -1,6 +1,4 @@
 import { UnrecoverableError } from 'bullmq';
-import { eq } from 'drizzle-orm';
-import { orders } from '../db/schema/index.js';
 import { STATUS } from '../machines/order.machine.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
@@ -39,11 +37,9 @@ export const customerNotification: PerOrderCallKind<'notify.customer'> = {
     about: (data) => ({ notifiedStatus: data.status, template: NOTIFIED_STATUSES[data.status] ?? null }),
   },
 
-  async run({ deps, clients, data, attempt, idempotencyKey }) {
+  async run({ clients, data, attempt, idempotencyKey, order }) {
     const template = NOTIFIED_STATUSES[data.status];
     if (!template) throw new UnrecoverableError(`status ${data.status} has no customer message template`);
-    const [order] = await deps.db.select({ customer: orders.customer }).from(orders).where(eq(orders.orderId, data.orderId));
-    if (!order) throw new UnrecoverableError(`order ${data.orderId} does not exist; there is no customer to notify`);
     await clients.notify.send({ orderId: data.orderId, customerId: order.customer.id, status: data.status, template }, { attempt, idempotencyKey });
     return 'delivered';
   },

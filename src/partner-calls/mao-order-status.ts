@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { orders, statusHistory } from '../db/schema/index.js';
+import { statusHistory } from '../db/schema/index.js';
 import type { Database } from '../db/client.js';
 import { STATUS } from '../machines/order.machine.js';
 import { callState, lockOrder, writeRecords } from '../orders/apply-transition.js';
@@ -49,9 +49,7 @@ export const maoOrderStatus: PerOrderCallKind<'mao.order-status'> = {
   sweep: 'owed-call-records',
   intervention: { cause: MAO_STATUS_CAUSE, about: () => ({ tier: 2, maoStatus: 'SHIPPED' }) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record }) {
-    const [order] = await deps.db.select().from(orders).where(eq(orders.orderId, data.orderId));
-    if (!order) throw new UnrecoverableError(`order ${data.orderId} does not exist; there is nothing to tell MAO`);
+  async run({ deps, clients, data, attempt, idempotencyKey, record, order }) {
     if (!order.trackingId || !order.carrierCode) {
       throw new UnrecoverableError(`order ${data.orderId} has no tracking; MAO cannot be told it shipped`);
     }

@@ -1,6 +1,7 @@
 import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { orderCalls, type OrderCallState } from '../db/schema/index.js';
+import { orderCalls, orders, type OrderCallState } from '../db/schema/index.js';
+import type { OrderRow } from '../db/types.js';
 import type { Tx } from '../db/types.js';
 import { lockOrder, writeRecords, type LockedOrder, type TransitionRecord } from '../orders/apply-transition.js';
 import { openIntervention } from '../orders/intervention-cases.js';
@@ -32,6 +33,12 @@ export async function orderCallStates(db: Db, orderId: string): Promise<Record<s
 export async function readOrderCall(db: Db, ref: OrderCallRef): Promise<OrderCallRow | undefined> {
   const [row] = await db.select().from(orderCalls).where(refIs(ref));
   return row;
+}
+
+/** A call's record with its order, in one statement (the record is undefined when never owed). */
+export async function readOrderCallWithOrder(db: Db, ref: OrderCallRef): Promise<{ record: OrderCallRow | undefined; order: OrderRow | undefined }> {
+  const [row] = await db.select({ order: orders, record: orderCalls }).from(orders).leftJoin(orderCalls, refIs(ref)).where(eq(orders.orderId, ref.orderId));
+  return { record: row?.record ?? undefined, order: row?.order };
 }
 
 /**

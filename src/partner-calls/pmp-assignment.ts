@@ -1,6 +1,3 @@
-import { UnrecoverableError } from 'bullmq';
-import { eq } from 'drizzle-orm';
-import { orders } from '../db/schema/index.js';
 import type { OrderRow } from '../db/types.js';
 import { callState, lockOrder, planOrderChange, writeRecords } from '../orders/apply-transition.js';
 import type { TopicMessage } from '../orders/topic-messages.js';
@@ -63,9 +60,7 @@ export const pmpAssignment: PerOrderCallKind<'pmp.assignment'> = {
   sweep: 'owed-call-records',
   intervention: { cause: PMP_ASSIGNMENT_CAUSE, about: () => ({}) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record }) {
-    const [order] = await deps.db.select().from(orders).where(eq(orders.orderId, data.orderId));
-    if (!order) throw new UnrecoverableError(`order ${data.orderId} does not exist; there is nothing to assign`);
+  async run({ deps, clients, data, attempt, idempotencyKey, record, order }) {
     const ids = { orderId: data.orderId, attempt };
     if (order.partnerId) {
       await confirmOrderCall(deps.db, record, { cause: PMP_ASSIGNMENT_CAUSE, note: `partner ${order.partnerId} already assigned` });

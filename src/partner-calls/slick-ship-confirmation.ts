@@ -1,7 +1,6 @@
-import { UnrecoverableError } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { inboundEvents, orders } from '../db/schema/index.js';
+import { inboundEvents } from '../db/schema/index.js';
 import { applyTransition, callState, countTransition, lockOrder } from '../orders/apply-transition.js';
 import { openIntervention } from '../orders/intervention-cases.js';
 import { STATUS } from '../machines/order.machine.js';
@@ -34,9 +33,7 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
   sweep: 'owed-call-records',
   intervention: { cause: SLICK_CONFIRMATION_CAUSE, about: (data) => ({ shipEventId: data.shipEventId }) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record }) {
-    const [order] = await deps.db.select().from(orders).where(eq(orders.orderId, data.orderId));
-    if (!order) throw new UnrecoverableError(`order ${data.orderId} does not exist; there is no shipment to confirm`);
+  async run({ deps, clients, data, attempt, idempotencyKey, record, order }) {
     const [shipEvent] = await deps.db
       .select({ payload: inboundEvents.payload, actor: inboundEvents.actor })
       .from(inboundEvents)

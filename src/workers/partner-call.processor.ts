@@ -7,7 +7,7 @@ import { redact } from '../integrations/redaction.js';
 import { knownSecrets } from '../operations/partner-audit.js';
 import type { OrderCallAttempt, OrderCallRef, PartnerClients } from '../partner-calls/call-kind.js';
 import { callIdempotencyKey, callKinds, type AnyCallKind, type AnyPerOrderCallKind } from '../partner-calls/call-kinds.js';
-import { confirmOrderCall, failOrderCall, readOrderCall, recordFailedAttempt } from '../partner-calls/order-call-records.js';
+import { confirmOrderCall, failOrderCall, readOrderCallWithOrder, recordFailedAttempt } from '../partner-calls/order-call-records.js';
 import { retryDelayMs, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
 
 export type { PartnerClients } from '../partner-calls/call-kind.js';
@@ -56,10 +56,13 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   };
 }
 
-async function runOrderCall(deps: HubDeps, kind: AnyPerOrderCallKind, call: OrderCallAttempt<PartnerCallJobData>, secrets: string[]): Promise<void> {
-  const record = await readOrderCall(deps.db, call.record);
+async function runOrderCall(deps: HubDeps, kind: AnyPerOrderCallKind, attempt: Omit<OrderCallAttempt<PartnerCallJobData>, 'order'>, secrets: string[]): Promise<void> {
+  const { record, order } = await readOrderCallWithOrder(deps.db, attempt.record);
   // Confirmed or failed already, or never owed: a late or repeated job has nothing to do.
   if (record?.state !== 'pending') return;
+  // A record is only ever owed for an order that exists, and orders are never deleted.
+  if (!order) throw new UnrecoverableError(`order ${attempt.record.orderId} of a pending ${kind.name} call does not exist`);
+  const call: OrderCallAttempt<PartnerCallJobData> = { ...attempt, order };
   let result;
   try {
     result = await kind.run(call);
