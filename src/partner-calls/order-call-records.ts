@@ -30,11 +30,6 @@ export async function orderCallStates(db: Db, orderId: string): Promise<Record<s
   return Object.fromEntries(rows.map((r) => [`${r.kind}:${r.key}`, r.state]));
 }
 
-export async function readOrderCall(db: Db, ref: OrderCallRef): Promise<OrderCallRow | undefined> {
-  const [row] = await db.select().from(orderCalls).where(refIs(ref));
-  return row;
-}
-
 /** A call's record with its order, in one statement (the record is undefined when never owed). */
 export async function readOrderCallWithOrder(db: Db, ref: OrderCallRef): Promise<{ record: OrderCallRow | undefined; order: OrderRow | undefined }> {
   const [row] = await db.select({ order: orders, record: orderCalls }).from(orders).leftJoin(orderCalls, refIs(ref)).where(eq(orders.orderId, ref.orderId));
