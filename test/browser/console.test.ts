@@ -29,10 +29,20 @@ let attacker: Server;
 let attackerUrl: string;
 const contexts: BrowserContext[] = [];
 
-/** A page signed in as `role` (HTTP Basic, sent to the hub's origin only, as a browser caches it). */
+const roleContexts = new Map<string, BrowserContext>();
+
+/**
+ * A page signed in as `role` (HTTP Basic, sent to the hub's origin only). One browser context per
+ * role, as one person's browser: it answers the first challenge and then keeps the credentials, so
+ * the hub sees one 401 per role (it limits failed sign-ins per address).
+ */
 async function signedIn(role: 'viewer' | 'operator' | 'admin'): Promise<Page> {
-  const context = await browser.newContext({ httpCredentials: { username: role, password: KEYS[role], origin: hub.baseUrl }, viewport: { width: 1360, height: 900 } });
-  contexts.push(context);
+  let context = roleContexts.get(role);
+  if (!context) {
+    context = await browser.newContext({ httpCredentials: { username: role, password: KEYS[role], origin: hub.baseUrl }, viewport: { width: 1360, height: 900 } });
+    contexts.push(context);
+    roleContexts.set(role, context);
+  }
   return context.newPage();
 }
 
