@@ -35,7 +35,7 @@ const ERROR_CODES: Record<number, string> = {
   413: `\`payload_too_large\`: the body is over ${MAX_BODY_BYTES / 1024} KiB`,
   415: '`unsupported_media_type`: the body is not `application/json`',
   422: 'a business rule refused it: `invalid_transition` (details: orderId, from, to, allowed), `bulk_move_refused` (details.failures), `tracking_mismatch`, `location_mismatch`, `unknown_order`, `unknown_location`, `retry_not_applicable`, or an event outcome\'s reason',
-  429: '`too_many_exports` and other rate limits; wait for `Retry-After` seconds',
+  429: '`rate_limited` (the client used its budget, per role), `too_many_failed_authentications` (too many 401s from this address), `too_many_exports`; wait `Retry-After` seconds',
   503: '`service_unavailable`: the hub cannot store or serve this right now (Postgres or Redis down); nothing was stored',
 };
 
