@@ -54,6 +54,19 @@ async function refusedWrites(): Promise<number> {
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** Form controls a person cannot tell apart by ear: no label, no aria-label. */
+async function unlabelledControls(page: Page): Promise<string[]> {
+  return page.locator('input:not([type="hidden"]), select, textarea, button').evaluateAll((els) =>
+    els
+      .filter((el) => {
+        const field = el as HTMLInputElement;
+        const name = (field.labels?.length ? [...field.labels].map((l) => l.textContent ?? '').join(' ') : '') + (el.getAttribute('aria-label') ?? '') + (el.tagName === 'BUTTON' ? (el.textContent ?? '') : '');
+        return name.trim() === '';
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+}
+
 async function orderStatus(orderId: string): Promise<number> {
   return (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.status;
 }
@@ -227,6 +240,11 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await caseBox.getByRole('button', { name: 'Resolve' }).click();
     await expect.poll(() => page.locator('.notice').textContent(), POLL).toBe('Case resolved.');
     expect(await orderStatus(overrideOrder)).toBe(7000);
+    // Every field of the page's forms has a label.
+    await page.goto(`${hub.baseUrl}/ops/orders/${dismissOrder}`);
+    expect(await page.locator('form[method="post"]').count()).toBeGreaterThanOrEqual(3);
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.goto(`${hub.baseUrl}/ops/orders/${overrideOrder}`);
     const overridden = page.locator('section[aria-labelledby="history-h"] tbody tr').filter({ hasText: 'override' });
     expect(await overridden.textContent()).toContain('Slick confirmed by phone');
 
@@ -238,9 +256,13 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await expect.poll(() => page.getByRole('alert').textContent(), POLL).toContain('request body is invalid');
     await page.getByRole('link', { name: 'Back' }).click();
     caseBox = page.locator('article.case.open');
-    await caseBox.getByLabel('Dismiss (settled another way)').check();
-    await caseBox.getByLabel('Note (needed to override or dismiss)').fill('customer collected in store');
-    await caseBox.getByRole('button', { name: 'Resolve' }).click();
+    // This time by keyboard only: focus the choice, then Tab to the note and to the button.
+    await caseBox.getByLabel('Dismiss (settled another way)').focus();
+    await page.keyboard.press('Space');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('customer collected in store');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('.notice').textContent(), POLL).toBe('Case resolved.');
     const open = (await hub.clients.viewer.get(`/api/interventions?orderId=${dismissOrder}&state=open`)).body.interventions;
     expect(open).toEqual([]);
@@ -291,6 +313,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     const orders = [await registerOrder(hub, { status: 1000, customer: { id: 'C-B1', name } }), await registerOrder(hub, { status: 1000, customer: { id: 'C-B2', name } })];
     const page = await signedIn('operator');
     await page.goto(`${hub.baseUrl}/ops/orders?q=${encodeURIComponent(name)}`);
+    expect(await unlabelledControls(page)).toEqual([]);
     for (const id of orders) await page.getByLabel(`Select ${id}`).check();
     await page.getByLabel('To status').selectOption('1500');
     await page.getByRole('button', { name: 'Move selected' }).click();
