@@ -16,6 +16,11 @@ export interface OrderCallRequest {
   orderId: string;
   key: string;
   data: Record<string, unknown>;
+  /**
+   * The call's record was created just now, by the transaction that owed it: it never had a job, so
+   * its job is added without first looking for one (see enqueuePartnerCalls).
+   */
+  firstOwed?: boolean;
 }
 
 /**
@@ -43,10 +48,11 @@ export function pendingCallsStatement(calls: readonly OrderCallRequest[]): SQL {
  */
 export async function recordOwedCalls(tx: Tx, calls: readonly OrderCallRequest[]): Promise<OrderCallRequest[]> {
   if (calls.length === 0) return [];
-  const rows = await tx.execute<{ order_id: string; kind: PartnerCallJobName; key: string; data: Record<string, unknown> }>(
-    sql`${pendingCallsStatement(calls)} returning order_id, kind, key, data`,
+  // `xmax = 0`: the row was inserted by this statement, not updated from failed.
+  const rows = await tx.execute<{ order_id: string; kind: PartnerCallJobName; key: string; data: Record<string, unknown>; inserted: boolean }>(
+    sql`${pendingCallsStatement(calls)} returning order_id, kind, key, data, (xmax = 0) as inserted`,
   );
-  return rows.map((r) => ({ orderId: r.order_id, kind: r.kind, key: r.key, data: r.data }));
+  return rows.map((r) => ({ orderId: r.order_id, kind: r.kind, key: r.key, data: r.data, firstOwed: r.inserted }));
 }
 
 /** The job of a call: its id is derived from the call, so scheduling it twice keeps one job. */
@@ -76,7 +82,22 @@ export function ensureOrderCallJob(deps: HubDeps, call: OrderCallRequest): Promi
  * in Postgres and the sweeper schedules them later.
  */
 export async function enqueuePartnerCalls(deps: HubDeps, calls: readonly OrderCallRequest[]): Promise<void> {
-  await Promise.all(calls.map((call) => ensureOrderCallJob(deps, call)));
+  // Calls owed for the first time have no job yet: all of them are added by one round trip (a job id
+  // already taken, by a relay that published the same row before a crash, is left as it is). Calls
+  // owed again (failed before) may have a dead-lettered job, which ensureJob retries.
+  const first = calls.filter((c) => c.firstOwed);
+  await Promise.all([
+    first.length === 0
+      ? undefined
+      : deps.queues.partnerCalls.addBulk(
+          first.map((call) => ({
+            name: call.kind,
+            data: call.data as never,
+            opts: { ...partnerCallJobOptions(deps.config.integrations[callKinds[call.kind].integration]), jobId: orderCallJobId(call) },
+          })),
+        ),
+    ...calls.filter((c) => !c.firstOwed).map((call) => ensureOrderCallJob(deps, call)),
+  ]);
 }
 
 /** The job id of any call, from what the call is: its order and key, or an unrecorded kind's identity. */
