@@ -372,6 +372,22 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await page.close();
   });
 
+  it('shows what partners and people typed as text, never as markup', async () => {
+    const hostile = '<img src=x onerror="document.title=\'owned\'"><script>document.title=\'owned\'</script>';
+    const orderId = await registerOrder(hub, { customer: { id: 'C-XSS', name: hostile } });
+    const page = await signedIn('viewer');
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => void dialogs.push(d.message()));
+    await page.goto(`${hub.baseUrl}/ops/orders/${orderId}`);
+    expect(await page.locator('.summary dd', { hasText: 'onerror' }).textContent()).toBe(hostile);
+    await page.goto(`${hub.baseUrl}/ops/orders?q=${encodeURIComponent(hostile)}`);
+    expect(await page.getByLabel('Order, tracking id, phone, e-mail or name').inputValue()).toBe(hostile);
+    expect(await page.title()).not.toBe('owned');
+    expect(await page.locator('img[src="x"]').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    await page.close();
+  });
+
   it('renders the API reference from the document, and the console pages for the README', async () => {
     const page = await signedIn('admin');
     await page.goto(`${hub.baseUrl}/api/docs`);
