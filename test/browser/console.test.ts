@@ -97,6 +97,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
 
   beforeAll(async () => {
     hub = await startTestHub();
+    // launch() starts Chromium on a fresh temporary profile (user-data-dir) and removes it on close.
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     // Another site, on another host name (localhost is not the same site as 127.0.0.1): its pages try to act with the operator's credentials.
     attacker = createServer((req, res) => {
