@@ -218,12 +218,20 @@ class AttemptTimeoutError extends Error {
 
 let sharedAgent: Agent | undefined;
 /**
+ * A partner's `Keep-Alive: timeout=N` hint is shortened by this much before a connection is reused
+ * (room for the request to reach the partner before it closes the connection). undici's default, 2 s,
+ * makes every connection to a partner that keeps connections 2 s or less single-use: a new TCP
+ * connection for every call.
+ */
+export const PARTNER_KEEP_ALIVE_MARGIN_MS = 250;
+
+/**
  * The pool partner calls go through unless a dispatcher is passed in (one per process, like undici's
  * global dispatcher it replaces): undici's own timeouts off, connect's 10 s included, since the
  * attempt's deadline above bounds every phase and none of them may end an attempt before it.
  */
-function partnerAgent(): Agent {
-  return (sharedAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 0 } }));
+export function partnerAgent(): Agent {
+  return (sharedAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 0 }, keepAliveTimeoutThreshold: PARTNER_KEEP_ALIVE_MARGIN_MS }));
 }
 
 async function readResponse(res: Dispatcher.ResponseData) {
