@@ -134,12 +134,13 @@ export class StatusStream {
     return (!client.orderId || client.orderId === change.orderId) && (!client.locationId || client.locationId === change.locationId);
   }
 
-  private send(client: Client, change: StatusChange): void {
+  /** Writes a change; a live one is dropped past MAX_BUFFERED_BYTES (a replay paces itself by 'drain' instead). */
+  private send(client: Client, change: StatusChange, replaying = false): void {
     if (!this.clients.has(client) || client.res.writableEnded) return;
     if (!idAfter(change.id, client.lastId) || !this.matches(client, change)) return;
     client.lastId = change.id;
     client.res.write(`id: ${change.id}\nevent: status\ndata: ${JSON.stringify(change.data)}\n\n`);
-    if (client.res.writableLength > MAX_BUFFERED_BYTES) {
+    if (!replaying && client.res.writableLength > MAX_BUFFERED_BYTES) {
       this.logger.warn({ lastEventId: change.id, buffered: client.res.writableLength }, 'status stream client too slow; dropped (it may resume by Last-Event-ID)');
       this.drop(client);
     }
@@ -185,11 +186,22 @@ export class StatusStream {
           const page = await this.redis.xrange(this.topic, from, '+', 'COUNT', REPLAY_PAGE);
           for (const [id, raw] of page) {
             const change = statusChangeOf(id, raw);
-            if (change) this.send(client, change);
+            if (change) this.send(client, change, true);
             else if (idAfter(id, client.lastId)) client.lastId = id;
             from = `(${id}`;
           }
           if (page.length < REPLAY_PAGE || !this.clients.has(client)) break;
+          // The next page only once this one is on its way: a long replay holds at most a page in
+          // memory, at the pace the client reads (its live changes wait, bounded, in `pending`).
+          if (res.writableNeedDrain) await new Promise<void>((resolve) => {
+            const done = () => {
+              res.off('drain', done);
+              res.off('close', done);
+              resolve();
+            };
+            res.on('drain', done);
+            res.on('close', done);
+          });
         }
       } catch (err) {
         // Going on live would leave a silent gap: end it, and the client resumes with its Last-Event-ID.

@@ -148,3 +148,56 @@ describe('the live stream of status changes', () => {
     await client.stop();
   });
 });
+
+describe('a client too slow to follow', () => {
+  it('is dropped rather than buffered without bound, and resumes by Last-Event-ID with nothing missed', async () => {
+    // A client that connects and then reads nothing: what the server writes piles up in its buffers.
+    const net = await import('node:net');
+    const url = new URL(hub.baseUrl);
+    const socket = net.connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.on('data', (d: Buffer) => {
+      if (received === '') socket.pause(); // after the answer's first bytes, nothing is read until resumed
+      received += d.toString();
+    });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => {});
+    // A long order id makes each change ~3 KiB on the wire (the stream sends the change, not the
+    // payload); the client follows every change, unfiltered.
+    const orderId = `SO-SLOW-${Date.now()}-${'x'.repeat(3000)}`;
+    socket.write(`GET /api/stream HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${viewerKey}\r\n\r\n`);
+    await eventually(async () => received.includes('200 OK'), 'the stream to open');
+
+    // Status changes of that order straight onto the topic, far more than the socket buffers and the
+    // server's 1 MiB allowance hold.
+    const ids: string[] = [];
+    for (let batch = 0; batch < 80; batch++) {
+      const pipeline = hub.redis.pipeline();
+      for (let i = 0; i < 250; i++) {
+        const payload = JSON.stringify({ orderId, from: 3500, to: 3600, at: new Date().toISOString(), locationId: 'STORE-007' });
+        pipeline.xadd(hub.config.topicStream, '*', 'id', `slow-${batch}-${i}`, 'type', 'status.changed', 'orderId', orderId, 'occurredAt', new Date().toISOString(), 'payload', payload);
+      }
+      for (const [err, id] of (await pipeline.exec()) ?? []) {
+        if (err) throw err;
+        ids.push(id as string);
+      }
+      if (hub.logLines.some((l) => l.includes('status stream client too slow'))) break;
+    }
+    await eventually(async () => hub.logLines.some((l) => l.includes('status stream client too slow')), 'the slow client to be dropped');
+    socket.resume(); // read what was sent before the drop, to the end of the stream
+    await closed;
+
+    // What it got before the drop ends at some entry; it resumes from there and gets exactly the rest.
+    const got = [...received.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    expect(got.length).toBeLessThan(ids.length);
+    const last = got.at(-1) ?? ids[0]!;
+    const resumed = await listen(hub.baseUrl, '', last);
+    const expected = ids.slice(ids.indexOf(last) + 1);
+    await eventually(async () => resumed.events.length >= expected.length, `the missed changes replayed (got ${got.length} of ${ids.length} before the drop; ${expected.length} to replay)`, 30_000).catch((err) => {
+      throw new Error(`${(err as Error).message}; replayed ${resumed.events.length}, first ${resumed.events[0]?.id}, expected first ${expected[0]}`);
+    });
+    await resumed.stop();
+    expect(resumed.events.map((e) => e.id)).toEqual(expected);
+  });
+});
