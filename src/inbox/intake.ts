@@ -10,6 +10,11 @@ export const INTAKE_CONCURRENCY = 2;
 export const INTAKE_BATCH = 100;
 /** How often one web process reads the inbound queue's length for admission (one Redis round trip). */
 export const BACKLOG_READ_EVERY_MS = 100;
+/**
+ * How long a request waits for that reading at most: a Redis that does not answer must not hold up
+ * intake (the event is stored in Postgres, and the sweeper enqueues it later), so the last reading stands.
+ */
+export const BACKLOG_READ_DEADLINE_MS = 50;
 /** What a refused partner is told to wait before sending again. */
 export const BACKLOG_RETRY_AFTER_S = 1;
 
@@ -27,6 +32,7 @@ export class BacklogAdmission {
   private enqueuedSinceRead = 0;
   private readAt = -Infinity;
   private reading: Promise<void> | undefined;
+  private readingSince = -Infinity;
 
   constructor(
     private readonly countWaiting: () => Promise<number>,
@@ -37,15 +43,25 @@ export class BacklogAdmission {
   /** Resolves when a new event may be accepted; rejects with UnavailableError (503, Retry-After) when the backlog is full. */
   async admit(): Promise<void> {
     if (this.now() - this.readAt >= BACKLOG_READ_EVERY_MS) {
-      this.reading ??= this.countWaiting()
-        .then((waiting) => {
-          this.waiting = waiting;
-          this.enqueuedSinceRead = 0;
-          this.readAt = this.now();
-        })
-        .finally(() => (this.reading = undefined));
-      // A Redis that does not answer leaves the last reading in force (intake has its own deadlines for Redis).
-      await this.reading.catch(() => {});
+      if (!this.reading) {
+        this.readingSince = this.now();
+        this.reading = this.countWaiting()
+          .then((waiting) => {
+            this.waiting = waiting;
+            this.enqueuedSinceRead = 0;
+            this.readAt = this.now();
+          })
+          .catch(() => {})
+          .finally(() => (this.reading = undefined));
+      }
+      // A Redis that does not answer leaves the last reading in force: requests wait for a reading
+      // at most BACKLOG_READ_DEADLINE_MS after it started, then go on without it.
+      const left = BACKLOG_READ_DEADLINE_MS - (this.now() - this.readingSince);
+      if (left > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.reading, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
+        clearTimeout(timer);
+      }
     }
     const backlog = this.waiting + this.enqueuedSinceRead;
     if (backlog >= this.limit) {
