@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, RLWrapperTimeouts } from 'rate-limiter-flexible';
 import { ROLES, type RateLimit, type Role } from '../config.js';
 import type { HubDeps } from '../deps.js';
 import { AppError } from '../errors.js';
@@ -12,9 +12,10 @@ import { clientOf } from './auth.js';
  * - **Per client**, by role (`RATE_LIMITS`, defaults in src/config.ts): each authenticated request
  *   takes a point from its client's budget; past it, `429 rate_limited` with `Retry-After` until the
  *   window ends. A client already over its budget is refused from this process's memory without asking
- *   Redis again, so a client that hammers costs Redis nothing more. If Redis cannot answer, each
- *   process falls back to the same limit kept in its own memory: intake keeps working without Redis
- *   (events are stored in Postgres), so the limit must not depend on it.
+ *   Redis again, so a client that hammers costs Redis nothing more. If Redis refuses or takes longer
+ *   than REDIS_DEADLINE_MS to answer, each process falls back to the same limit kept in its own
+ *   memory: intake keeps working without Redis (events are stored in Postgres), so the limit must not
+ *   depend on it, nor wait for it.
  * - **Failed authentication per address** (`FAILED_AUTH_LIMIT`): every 401 (no or unknown key, bad
  *   signature, Bull Board's or the console's wrong password) counts against the caller's address in
  *   Redis; once the limit is used up the address is refused with `429 too_many_failed_authentications` for as long
@@ -23,6 +24,9 @@ import { clientOf } from './auth.js';
  *   (its count is the shared one), so across N web processes at most N more guesses get an answer.
  *   Keeping the check in memory keeps it off the path of every good request.
  */
+
+/** How long a request waits for Redis's count before its process's own count decides. */
+export const REDIS_DEADLINE_MS = 100;
 
 /** More addresses than this refused at once are not remembered individually (memory stays bounded). */
 const MAX_BLOCKED_ADDRESSES = 100_000;
@@ -38,12 +42,14 @@ export function createRateLimits(deps: HubDeps): RateLimits {
   const { config, redis, logger } = deps;
   const prefix = `${config.redisPrefix}:ratelimit`;
 
+  // Each Redis limiter answers within REDIS_DEADLINE_MS or its insurance (the process's memory) does.
+  const withDeadline = (limiter: RateLimiterRedis) => new RLWrapperTimeouts({ limiter, timeoutMs: REDIS_DEADLINE_MS });
   const byRole = Object.fromEntries(
     ROLES.map((role) => {
       const limit = config.rateLimits[role];
       return [
         role,
-        new RateLimiterRedis({
+        withDeadline(new RateLimiterRedis({
           storeClient: redis,
           keyPrefix: `${prefix}:client:${role}`,
           points: limit.points,
@@ -52,20 +58,20 @@ export function createRateLimits(deps: HubDeps): RateLimits {
           inMemoryBlockOnConsumed: limit.points + 1,
           inMemoryBlockDuration: limit.durationSeconds,
           insuranceLimiter: new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }),
-        }),
+        })),
       ];
     }),
-  ) as Record<Role, RateLimiterRedis>;
+  ) as Record<Role, RLWrapperTimeouts>;
 
   const failures = config.failedAuthLimit;
-  const failedAuth = new RateLimiterRedis({
+  const failedAuth = withDeadline(new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: `${prefix}:failed-auth`,
     points: failures.points,
     duration: failures.durationSeconds,
     blockDuration: failures.durationSeconds,
     insuranceLimiter: new RateLimiterMemory({ points: failures.points, duration: failures.durationSeconds, blockDuration: failures.durationSeconds }),
-  });
+  }));
   /** Address → until when (ms) this process refuses it. */
   const blocked = new Map<string, number>();
   const block = (address: string, ms: number) => {

@@ -1,9 +1,11 @@
+import { once } from 'node:events';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
-import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { eventually, REDIS_URL, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
  * Rate limits (SPEC §3's 429): per client and role, shared by every web process through the hub's Redis;
@@ -158,6 +160,47 @@ describe('failed authentication', () => {
 });
 
 describe('without Redis', () => {
+  it('a Redis that stops answering holds no request up: the process counts in its own memory', async () => {
+    // A proxy to the hub's Redis that can go silent: the connection stays open, nothing comes back.
+    const upstreamUrl = new URL(REDIS_URL);
+    let silent = false;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(upstreamUrl.port || 6379), upstreamUrl.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => sockets.delete(s));
+      }
+      client.on('data', (d: Buffer) => void (silent || upstream.write(d)));
+      upstream.on('data', (d: Buffer) => void (silent || client.write(d)));
+    }).listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const web = await startExtraWeb(hub, { REDIS_URL: `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+    try {
+      const client = from('127.0.0.5');
+      expect((await client.send(web.baseUrl, '/api/locations', bearer('admin'))).status).toBe(200);
+      silent = true;
+      const answered = async (res: Promise<{ status: number }>) => {
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('a request waited for the silent Redis')), 10_000)));
+        try {
+          return await Promise.race([res, stuck]);
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      // The viewer's budget in Redis is spent (first test); this process's own count starts afresh.
+      for (let i = 0; i < LIMITS.viewer; i++) expect((await answered(client.send(web.baseUrl, '/api/locations', bearer('viewer')))).status, `request ${i + 1}`).toBe(200);
+      expect((await answered(client.send(web.baseUrl, '/api/locations', bearer('viewer')))).status).toBe(429);
+    } finally {
+      silent = false;
+      for (const s of sockets) s.destroy();
+      await web.close();
+      proxy.close();
+    }
+  });
+
   it('a web whose Redis does not answer still serves, limiting from its own memory', async () => {
     const offline = await startExtraWeb(hub, { REDIS_URL: 'redis://127.0.0.1:1' });
     try {
