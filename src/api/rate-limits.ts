@@ -81,7 +81,8 @@ export function createRateLimits(deps: HubDeps): RateLimits {
   };
 
   const failedAuthentication: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
-    const address = req.socket.remoteAddress ?? 'unknown';
+    // req.ip is the TCP peer while the app does not trust a proxy (src/api/app.ts sets `trust proxy` off).
+    const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const until = blocked.get(address);
     if (until !== undefined) {
       const left = until - Date.now();
