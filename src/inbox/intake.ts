@@ -10,6 +10,8 @@ export const INTAKE_CONCURRENCY = 2;
 export const INTAKE_BATCH = 100;
 /** How often one web process reads the inbound queue's length for admission (one Redis round trip). */
 export const BACKLOG_READ_EVERY_MS = 100;
+/** How often a request waiting at the door looks again. */
+export const BACKLOG_RECHECK_MS = 10;
 /**
  * How long a request waits for that reading at most: a Redis that does not answer must not hold up
  * intake (the event is stored in Postgres, and the sweeper enqueues it later), so the last reading stands.
@@ -20,16 +22,17 @@ export const BACKLOG_RETRY_AFTER_S = 1;
 
 /**
  * Admission of new events by the work already waiting: once the inbound queue holds
- * INTAKE_MAX_BACKLOG events, intake refuses new ones (503 `backlog_full`, Retry-After) instead of
- * accepting events it cannot apply in time: a partner that outruns the workers is slowed at the door,
- * and what was accepted keeps its latency. The queue's length is read from Redis at most every
- * BACKLOG_READ_EVERY_MS (concurrent requests share the read); the events this process enqueued since
- * count on top, so one web alone never overshoots the limit by more than other webs' traffic of one
- * interval.
+ * INTAKE_MAX_BACKLOG events, a new one waits at the door (its request is answered later) for up to
+ * INTAKE_ADMISSION_WAIT_MS until there is room, and is then stored; still no room, it is refused (503
+ * `backlog_full`, Retry-After) and nothing is stored. A partner that outruns the workers is slowed
+ * before latency grows without limit, and the events accepted keep their latency. The queue's length
+ * is read from Redis at most every BACKLOG_READ_EVERY_MS (every BACKLOG_RECHECK_MS while requests
+ * wait), shared by concurrent requests; each event admitted since counts on top, so one web alone never
+ * overshoots the limit by more than other webs' traffic of one interval.
  */
 export class BacklogAdmission {
   private waiting = 0;
-  private enqueuedSinceRead = 0;
+  private admittedSinceRead = 0;
   private readAt = -Infinity;
   private reading: Promise<void> | undefined;
   private readingSince = -Infinity;
@@ -37,45 +40,54 @@ export class BacklogAdmission {
   constructor(
     private readonly countWaiting: () => Promise<number>,
     private readonly limit: number,
+    private readonly maxWaitMs: number,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Resolves when a new event may be accepted; rejects with UnavailableError (503, Retry-After) when the backlog is full. */
+  /** Resolves when a new event may be accepted; rejects with UnavailableError (503, Retry-After) when the backlog stays full. */
   async admit(): Promise<void> {
-    if (this.now() - this.readAt >= BACKLOG_READ_EVERY_MS) {
-      if (!this.reading) {
-        this.readingSince = this.now();
-        this.reading = this.countWaiting()
-          .then((waiting) => {
-            this.waiting = waiting;
-            this.enqueuedSinceRead = 0;
-            this.readAt = this.now();
-          })
-          .catch(() => {})
-          .finally(() => (this.reading = undefined));
+    const deadline = this.now() + this.maxWaitMs;
+    for (let first = true; ; first = false) {
+      await this.read(first ? BACKLOG_READ_EVERY_MS : BACKLOG_RECHECK_MS);
+      const backlog = this.waiting + this.admittedSinceRead;
+      if (backlog < this.limit) {
+        this.admittedSinceRead++;
+        return;
       }
-      // A Redis that does not answer leaves the last reading in force: requests wait for a reading
-      // at most BACKLOG_READ_DEADLINE_MS after it started, then go on without it.
-      const left = BACKLOG_READ_DEADLINE_MS - (this.now() - this.readingSince);
-      if (left > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([this.reading, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
-        clearTimeout(timer);
+      const left = deadline - this.now();
+      if (left <= 0) {
+        throw new UnavailableError(`the hub has ${backlog} events waiting (INTAKE_MAX_BACKLOG ${this.limit}); send again after the Retry-After delay`, {
+          code: 'backlog_full',
+          retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
+          details: { waiting: backlog, limit: this.limit },
+        });
       }
-    }
-    const backlog = this.waiting + this.enqueuedSinceRead;
-    if (backlog >= this.limit) {
-      throw new UnavailableError(`the hub has ${backlog} events waiting (INTAKE_MAX_BACKLOG ${this.limit}); send again after the Retry-After delay`, {
-        code: 'backlog_full',
-        retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
-        details: { waiting: backlog, limit: this.limit },
-      });
+      await new Promise((resolve) => setTimeout(resolve, Math.min(BACKLOG_RECHECK_MS, left)));
     }
   }
 
-  /** Counts an event this process accepted since the last reading. */
-  accepted(): void {
-    this.enqueuedSinceRead++;
+  /** Makes sure the reading is at most `maxAgeMs` old, waiting for Redis at most BACKLOG_READ_DEADLINE_MS. */
+  private async read(maxAgeMs: number): Promise<void> {
+    if (this.now() - this.readAt < maxAgeMs) return;
+    if (!this.reading) {
+      this.readingSince = this.now();
+      this.reading = this.countWaiting()
+        .then((waiting) => {
+          this.waiting = waiting;
+          this.admittedSinceRead = 0;
+          this.readAt = this.now();
+        })
+        .catch(() => {})
+        .finally(() => (this.reading = undefined));
+    }
+    // A Redis that does not answer leaves the last reading in force: requests wait for a reading at
+    // most BACKLOG_READ_DEADLINE_MS after it started, then go on without it.
+    const left = BACKLOG_READ_DEADLINE_MS - (this.now() - this.readingSince);
+    if (left > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.reading, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -89,7 +101,7 @@ export interface InboundEventJob {
  * arrive while earlier ones are being stored go into Postgres together in one INSERT (one commit),
  * and their jobs into Redis together in one round trip. Each request still waits for its own event's
  * commit before it is answered, and a lone request goes straight in. An event Postgres refuses fails
- * only its own request (see GroupCommit).
+ * only its own request (see GroupCommit). New events are admitted by BacklogAdmission first.
  */
 export class PartnerEventIntake {
   private readonly storing: GroupCommit<NewInboundEvent, StoreResult>;
@@ -97,7 +109,7 @@ export class PartnerEventIntake {
   private readonly admission: BacklogAdmission;
 
   constructor(deps: HubDeps) {
-    this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog);
+    this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog, deps.config.intakeAdmissionWaitMs);
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
     this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
     this.enqueuing = new GroupCommit<InboundEventJob, void>(async (jobs) => {
@@ -112,9 +124,7 @@ export class PartnerEventIntake {
    */
   async store(event: NewInboundEvent): Promise<StoreResult> {
     await this.admission.admit();
-    const stored = await this.storing.submit(event);
-    if (!stored.duplicate) this.admission.accepted();
-    return stored;
+    return this.storing.submit(event);
   }
 
   /** Hands the stored event's job to Redis. */

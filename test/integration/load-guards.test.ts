@@ -13,6 +13,8 @@ import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from
 // Large enough that a test sending one event at a time (each counted until the next reading of the queue) stays under it.
 const MAX_BACKLOG = 20;
 const PARTNER_CALL_CONCURRENCY = 2;
+/** How long a new event waits at the door of a full backlog before it is refused. */
+const ADMISSION_WAIT_MS = 5000;
 
 let hub: TestHub;
 beforeAll(async () => {
@@ -20,6 +22,7 @@ beforeAll(async () => {
     inProcessWorkers: false,
     env: {
       INTAKE_MAX_BACKLOG: String(MAX_BACKLOG),
+      INTAKE_ADMISSION_WAIT_MS: String(ADMISSION_WAIT_MS),
       PARTNER_CALL_CONCURRENCY: String(PARTNER_CALL_CONCURRENCY),
       // The relay's poll is ten minutes: anything published sooner was woken by the commit.
       OUTBOX_POLL_MS: '600000',
@@ -38,16 +41,17 @@ async function eventState(eventId: string) {
 }
 
 describe('intake admission by backlog', () => {
-  it('refuses new events with 503 backlog_full and Retry-After once the queue holds INTAKE_MAX_BACKLOG, stores none of them, and accepts again once it drains', async () => {
+  it('holds a new event at the door of a full queue, refuses it with 503 backlog_full and Retry-After if no room comes, stores none of them, and takes one that waits while the queue drains', async () => {
     // No worker runs: every accepted event waits in the queue.
     const accepted: string[] = [];
-    let refused: { eventId: string; res: { status: number; headers: Record<string, unknown>; body: any } } | undefined;
+    let refused: { eventId: string; tookMs: number; res: { status: number; headers: Record<string, unknown>; body: any } } | undefined;
     for (let i = 0; i < 4 * MAX_BACKLOG && !refused; i++) {
       const orderId = await registerOrder(hub);
       const event = shipEvent(orderId, 'picking');
+      const startedAt = performance.now();
       const res = await hub.clients.slick.post('/api/fulfillment/ship-events', event);
       if (res.status === 202) accepted.push(event.eventId);
-      else refused = { eventId: event.eventId, res };
+      else refused = { eventId: event.eventId, tookMs: performance.now() - startedAt, res };
     }
     expect(refused, 'intake never refused an event').toBeDefined();
     expect(accepted.length).toBeGreaterThanOrEqual(MAX_BACKLOG);
@@ -59,7 +63,17 @@ describe('intake admission by backlog', () => {
     // Refused means not stored: the partner must send it again.
     expect((await eventState(refused!.eventId)).status).toBe(404);
 
+    // It was held at the door before it was refused.
+    expect(refused!.tookMs).toBeGreaterThanOrEqual(ADMISSION_WAIT_MS);
+
+    // Answered later: an event that arrives while the queue is full waits, and is taken once workers make room.
+    const waitingOrder = await registerOrder(hub);
+    const waitingEvent = shipEvent(waitingOrder, 'picking');
+    const answer = hub.clients.slick.post('/api/fulfillment/ship-events', waitingEvent);
     hub.startInProcessWorkers();
+    const res2 = await answer;
+    expect(res2.status, JSON.stringify(res2.body)).toBe(202);
+    accepted.push(waitingEvent.eventId);
     for (const eventId of accepted) {
       await eventually(async () => (await eventState(eventId)).body.state === 'applied', `accepted event ${eventId} to be applied`);
     }
