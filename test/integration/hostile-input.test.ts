@@ -169,7 +169,8 @@ interface Endpoint {
   hasId?: boolean;
   roles: readonly Role[];
   /** JSON body endpoints: a valid body, and its fields. */
-  body?: () => Record<string, unknown>;
+  /** A valid body, about `orderId` where it names an order. */
+  body?: (orderId: string) => Record<string, unknown>;
   fields?: Record<string, Field>;
   /** A partner event: its eventId may also come as Idempotency-Key. */
   eventId?: boolean;
@@ -192,7 +193,7 @@ const ENDPOINTS: Endpoint[] = [
     path: () => '/api/fulfillment/ship-events',
     roles: ['partner:slick'],
     eventId: true,
-    body: () => ({ eventId: `evt-${randomUUID()}`, orderId: anyOrder(), shipFromLocationId: 'STORE-007', eventType: 'picking', occurredAt: now() }),
+    body: (orderId) => ({ eventId: `evt-${randomUUID()}`, orderId, shipFromLocationId: 'STORE-007', eventType: 'picking', occurredAt: now() }),
     fields: {
       eventId: str(128),
       orderId: str(64),
@@ -208,7 +209,7 @@ const ENDPOINTS: Endpoint[] = [
     path: () => '/api/delivery/status',
     roles: ['partner:grab'],
     eventId: true,
-    body: () => ({ eventId: `evt-${randomUUID()}`, orderId: anyOrder(), trackingId: 'GRB-1', carrierCode: 'GRAB', status: 'SHIPPED', occurredAt: now() }),
+    body: (orderId) => ({ eventId: `evt-${randomUUID()}`, orderId, trackingId: 'GRB-1', carrierCode: 'GRAB', status: 'SHIPPED', occurredAt: now() }),
     fields: {
       eventId: str(128),
       orderId: str(64),
@@ -227,7 +228,7 @@ const ENDPOINTS: Endpoint[] = [
     path: () => '/api/pmp/events',
     roles: ['partner:pmp'],
     eventId: true,
-    body: () => ({ eventId: `evt-${randomUUID()}`, orderId: anyOrder(), partnerId: 'PTN-GRAB', type: 'delivery.failed', occurredAt: now(), amount: 10 }),
+    body: (orderId) => ({ eventId: `evt-${randomUUID()}`, orderId, partnerId: 'PTN-GRAB', type: 'delivery.failed', occurredAt: now(), amount: 10 }),
     fields: {
       eventId: str(128),
       orderId: str(64),
@@ -525,12 +526,13 @@ function requestArb(): fc.Arbitrary<HostileRequest> {
         fc.array(defectsFor(e), { minLength: 1, maxLength: 2 }),
         fc.constantFrom(...e.roles),
         fc.dictionary(fc.constantFrom('x-forwarded-for', 'x-request-id', 'prefer', 'accept', 'accept-charset', 'origin', 'x-http-method-override', 'cookie', 'user-agent'), fc.string({ unit: 'grapheme-ascii', maxLength: 300 }), { maxKeys: 3 }),
+        fc.nat(),
       )
-      .map(([defects, role, noise]) => buildRequest(e, defects, role, noise)),
+      .map(([defects, role, noise, pick]) => buildRequest(e, defects, role, noise, orderIds[pick % orderIds.length]!)),
   );
 }
 
-function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: Record<string, string>): HostileRequest {
+function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: Record<string, string>, orderId: string): HostileRequest {
   const find = <K extends Defect['kind']>(kind: K) => defects.find((d) => d.kind === kind) as Extract<Defect, { kind: K }> | undefined;
   const roleDefect = find('role');
   // A signature defect needs a client that signs.
@@ -538,7 +540,7 @@ function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: 
   const client = CLIENT_OF_ROLE[roleDefect?.role ?? signer ?? allowedRole];
   const method: string = find('wrong-method')?.method ?? e.method;
   const badId = find('bad-id');
-  let path = e.path(badId?.id ?? anyOrder());
+  let path = e.path(badId?.id ?? orderId);
   const query = new URLSearchParams();
   const bad = find('bad-query');
   if (bad) for (const [k, v] of Object.entries(bad.query)) query.append(k, v);
@@ -550,7 +552,7 @@ function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: 
   for (const [k, v] of Object.entries(headers)) if (!/^[\t\x20-\x7e]*$/.test(v)) delete headers[k];
   let body: Buffer | undefined;
   if (e.body) {
-    let value: unknown = e.body();
+    let value: unknown = e.body(orderId);
     for (const d of defects) value = applyBodyDefect(e, value, d);
     let raw = expandDeep(JSON.stringify(value) ?? 'null');
     const tooLarge = find('too-large');
@@ -685,7 +687,7 @@ const SIGNED = WRITES.filter((e) => e.roles.some((r) => r.startsWith('partner:')
 const partnerOf = (e: Endpoint) => CLIENT_OF_ROLE[e.roles.find((r) => r.startsWith('partner:'))!];
 
 function signedRequest(e: Endpoint, client: ApiClientConfig, options: { secret?: string; t?: number; body?: unknown } = {}) {
-  const raw = Buffer.from(JSON.stringify(options.body ?? e.body?.() ?? {}));
+  const raw = Buffer.from(JSON.stringify(options.body ?? e.body?.(anyOrder()) ?? {}));
   const headers: Record<string, string> = { authorization: `Bearer ${client.key}`, 'content-type': 'application/json' };
   const secret = options.secret ?? client.secret;
   if (secret) headers['x-signature'] = signatureHeader(secret, raw, options.t ?? Math.floor(Date.now() / 1000));
@@ -702,7 +704,7 @@ async function sendRaw(r: { method: string; path: string; headers: Record<string
 describe('signatures', () => {
   it.each(SIGNED.map((e) => [e.name, e] as const))('%s: the same signed request after the 300 s window is 401; within it, a duplicate', async (_name, e) => {
     const client = partnerOf(e);
-    const request = signedRequest(e, client, { body: e.body!() });
+    const request = signedRequest(e, client, { body: e.body!(anyOrder()) });
     const first = await sendRaw(request);
     expect(first.status, first.text).toBeGreaterThanOrEqual(200);
     expect(first.status, first.text).toBeLessThan(300);
@@ -836,7 +838,7 @@ describe('wrong lengths', () => {
     expect(JSON.parse(chunked.body).error.code).toBe('payload_too_large');
 
     const signedPath = '/api/fulfillment/ship-events';
-    const event = Buffer.from(JSON.stringify(ENDPOINTS[0]!.body!()));
+    const event = Buffer.from(JSON.stringify(ENDPOINTS[0]!.body!(orderIds[0]!)));
     const slick = CLIENT_OF_ROLE['partner:slick'];
     // Signed over the whole body but framed to cut it: what arrives is not what was signed.
     const cut = await rawExchange(port, 
