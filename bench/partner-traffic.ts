@@ -1,7 +1,8 @@
 /**
  * The partner scenario of `npm run bench` (`npm run bench -- --traffic=partner`, or run alone:
  * `node --import tsx bench/partner-traffic.ts`): traffic as the partners really send it. Each order
- * lives its whole life in sequence, every step sent on the answer to the one before:
+ * lives its whole life in sequence (bench/partner-order-life.ts), every step sent on the answer to the
+ * one before:
  *
  *   MAO registers it (cash on delivery for every other order) → Slick sends picking, picked, packing,
  *   packed, shipped → the hub confirms the shipment to Slick (7000) and asks PMP for a delivery partner
@@ -21,7 +22,8 @@
  * tiers done, 503s, and CPU ms per event of each process (web, worker, scheduler, Postgres, Redis, this
  * load generator with the simulators).
  *
- * Flags: --orders=400 --inflight=50 --scenarios=hub,naive --workers=1 --concurrency=16 --settle=30
+ * Flags: --orders=400 --inflight=50 --scenarios=hub,naive --workers=1 --concurrency=16
+ *        --max-backlog=N (the hub's INTAKE_MAX_BACKLOG; its default otherwise)
  *        --quiet=60 (s to wait for the last partner calls and events) --no-write (no bench/partner-results.md)
  * Env:   DATABASE_URL (its server; the database name is ignored), REDIS_URL, BENCH_NODE_ARGS.
  */
@@ -34,7 +36,7 @@ import { Agent, request } from 'undici';
 import { signatureHeader } from '../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
 import { INBOUND_EVENTS_QUEUE } from '../src/queues/inbound-events.queue.js';
-import { startAllSimulators, partnerForOrder, PMP_ASSIGNMENTS_PATH, type AllSimulators } from '../src/simulators/index.js';
+import { startAllSimulators, type AllSimulators } from '../src/simulators/index.js';
 import {
   cleanupOnce,
   dbUrl,
@@ -53,6 +55,7 @@ import {
   type Proc,
 } from './bench-processes.js';
 import { cpuByRootMs, cpuDeltaMs, cpuSnapshot } from './cpu.js';
+import { listenForAssignments, orderLife } from './partner-order-life.js';
 
 const SCENARIOS = ['hub', 'naive'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -63,8 +66,9 @@ const opts = {
   scenarios: flag('scenarios', SCENARIOS.join(',')).split(',').map((s) => s.trim()) as Scenario[],
   workers: numberFlag('workers', 1, 1),
   concurrency: numberFlag('concurrency', Number(process.env.WORKER_CONCURRENCY ?? 16), 1),
-  settle: numberFlag('settle', 30, 0),
   quiet: numberFlag('quiet', 60, 1),
+  /** INTAKE_MAX_BACKLOG for the hub (its default when not given). */
+  maxBacklog: flag('max-backlog', ''),
   write: flag('no-write', 'false') !== 'true',
 };
 for (const s of opts.scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (hub, naive)`);
@@ -100,7 +104,12 @@ const cleanup = cleanupOnce(
 const nodeArgs = () => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const startProcess = (name: string, file: string, env: Record<string, string>): Proc => startLoggedProcess(logDir, name, file, env, nodeArgs());
 const client = (id: string) => DEVELOPMENT_CLIENTS.find((c) => c.id === id)!;
-const location = (n: number) => `STORE-${String((n % 25) + 1).padStart(3, '0')}`;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
 
 // ───────────────────────────── one scenario ─────────────────────────────
 
@@ -115,6 +124,8 @@ interface Result {
   rcP50: number;
   rcP99: number;
   rcMax: number;
+  answerP50: number;
+  answerP99: number;
   backlogPeak: number | null;
   drainMs: number;
   lost: number;
@@ -149,6 +160,7 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     GRAB_BASE_URL: sims.grab.url,
     NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
     INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
+    ...(opts.maxBacklog ? { INTAKE_MAX_BACKLOG: opts.maxBacklog } : {}),
     WORKER_METRICS_PORT: '0',
     SCHEDULER_METRICS_PORT: '0',
   };
@@ -168,25 +180,15 @@ async function runScenario(scenario: Scenario): Promise<Result> {
   }, procs);
   const sql = postgres(dbUrl(database), { max: 4, onnotice: () => {} });
 
-  // Grab starts on PMP's assignment of a delivery partner, which the hub asks for once the order is 7000.
-  const assigned = new Map<string, () => void>();
-  const assignedEarly = new Set<string>();
-  const stopListening = sims.pmp.onRequest((r) => {
-    if (r.path !== PMP_ASSIGNMENTS_PATH) return;
-    const orderId = (r.body as { orderId?: string } | undefined)?.orderId;
-    if (!orderId) return;
-    const resolve = assigned.get(orderId);
-    if (resolve) resolve();
-    else assignedEarly.add(orderId);
-  });
-  const pmpAssigned = (orderId: string) =>
-    assignedEarly.has(orderId) ? Promise.resolve() : new Promise<void>((resolve) => assigned.set(orderId, resolve));
+  const { pmpAssigned, stop: stopListening } = listenForAssignments(sims.pmp);
 
   const agent = new Agent({ connections: opts.inflight * 2, keepAliveTimeout: 60_000 });
   let accepted = 0;
   let refused503 = 0;
   let events = 0;
   let lastAnswerAt = 0;
+  /** Each event's answer time as the partner saw it, from its first send to its 2xx (holds and 503 waits included). */
+  const answerMs: number[] = [];
   const failures: string[] = [];
 
   async function send(clientId: string, method: 'POST' | 'PUT', route: string, body: Record<string, unknown>, isEvent: boolean): Promise<void> {
@@ -195,6 +197,7 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     const headers: Record<string, string> = { authorization: `Bearer ${c.key}`, 'content-type': 'application/json' };
     if (c.secret) headers['x-signature'] = signatureHeader(c.secret, raw);
     if (isEvent) events++;
+    const sentAt = performance.now();
     for (let attempt = 0; ; attempt++) {
       const res = await request(`${baseUrl}${route}`, { method, headers, body: raw, dispatcher: agent });
       const text = await res.body.text();
@@ -206,41 +209,12 @@ async function runScenario(scenario: Scenario): Promise<Result> {
         continue;
       }
       if (res.statusCode >= 300) throw new Error(`${method} ${route} ${body.eventId ?? body.orderId}: ${res.statusCode} ${text}`);
-      if (isEvent) accepted++;
+      if (isEvent) {
+        accepted++;
+        answerMs.push(performance.now() - sentAt);
+      }
       return;
     }
-  }
-
-  async function orderLife(n: number): Promise<void> {
-    const orderId = `${scenario}-o${n}`;
-    const cod = n % 2 === 0;
-    const at = () => new Date().toISOString();
-    await send('mao', 'POST', '/api/orders', {
-      orderId,
-      shipFromLocationId: location(n),
-      customer: { id: `c-${n}`, name: `Customer ${n}`, phone: `+6680${String(n).padStart(7, '0')}` },
-      paymentMethod: cod ? 'COD' : 'PREPAID',
-      ...(cod ? { codAmount: 250 } : {}),
-      status: 3000,
-    }, false);
-    const trackingId = `GRB-${orderId}`;
-    for (const eventType of ['picking', 'picked', 'packing', 'packed', 'shipped']) {
-      await send('slick', 'POST', '/api/fulfillment/ship-events', {
-        eventId: `${orderId}-${eventType}`,
-        orderId,
-        shipFromLocationId: location(n),
-        eventType,
-        occurredAt: at(),
-        ...(eventType === 'shipped' ? { tracking: { trackingId, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } } : {}),
-      }, true);
-    }
-    await pmpAssigned(orderId);
-    for (const status of ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY']) {
-      await send('grab', 'PUT', '/api/delivery/status', { eventId: `${orderId}-${status}`, orderId, trackingId, carrierCode: 'GRAB', status, occurredAt: at() }, true);
-    }
-    const partnerId = partnerForOrder(orderId).partnerId;
-    await send('pmp', 'POST', '/api/pmp/events', { eventId: `${orderId}-delivered`, orderId, partnerId, type: 'delivery.delivered', occurredAt: at(), location: { lat: 13.7563, lng: 100.5018 } }, true);
-    if (cod) await send('pmp', 'POST', '/api/pmp/events', { eventId: `${orderId}-cod`, orderId, partnerId, type: 'cod.collected', occurredAt: at(), amount: 250 }, true);
   }
 
   // Backlog: events waiting in the inbound queue (the naive reference has none: it holds requests instead).
@@ -264,7 +238,7 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     Array.from({ length: Math.min(opts.inflight, opts.orders) }, async () => {
       while (next < opts.orders) {
         const n = next++;
-        await orderLife(n).catch((err: unknown) => void failures.push((err as Error).message));
+        await orderLife(n, `${scenario}-o${n}`, send, pmpAssigned).catch((err: unknown) => void failures.push((err as Error).message));
       }
     }),
   );
@@ -328,6 +302,8 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     rcP50: rc!.p50,
     rcP99: rc!.p99,
     rcMax: rc!.max,
+    answerP50: percentile(answerMs, 0.5),
+    answerP99: percentile(answerMs, 0.99),
     backlogPeak,
     drainMs: Math.max(0, rc!.last.getTime() - sendEnd),
     lost: accepted - rc!.committed,
@@ -344,7 +320,7 @@ async function runScenario(scenario: Scenario): Promise<Result> {
 const fmt = (v: number | null, d = 1) => (v === null || !Number.isFinite(v) ? '—' : v.toFixed(d));
 
 try {
-  console.log(`partner traffic: ${opts.orders} orders, ${opts.inflight} in flight, ${opts.workers} worker process(es), WORKER_CONCURRENCY ${opts.concurrency}; node ${process.version}, ${os.cpus().length} cores`);
+  console.log(`partner traffic: ${opts.orders} orders, ${opts.inflight} in flight, ${opts.workers} worker process(es), WORKER_CONCURRENCY ${opts.concurrency}, INTAKE_MAX_BACKLOG ${opts.maxBacklog || 'default'}; node ${process.version}, ${os.cpus().length} cores`);
   await admin.unsafe(`create database "${baseDb}"`);
   databases.add(baseDb);
   await releaseDatabase(logDir, baseDb, nodeArgs());
@@ -355,12 +331,12 @@ try {
   const naive = results.find((r) => r.scenario === 'naive');
   const rows = results.map(
     (r) =>
-      `| ${r.scenario} | ${r.events} | ${fmt(r.acceptedPerS, 0)} | ${fmt(r.processedPerS, 0)} | ${fmt(r.rcP50)} / ${fmt(r.rcP99)} / ${fmt(r.rcMax)} | ${r.backlogPeak ?? '—'} | ${fmt(r.drainMs, 0)} | ${r.refused503} | ${r.lost} | ${r.notDelivered} / ${r.tiersNotDone} |`,
+      `| ${r.scenario} | ${r.events} | ${fmt(r.acceptedPerS, 0)} | ${fmt(r.processedPerS, 0)} | ${fmt(r.rcP50)} / ${fmt(r.rcP99)} / ${fmt(r.rcMax)} | ${fmt(r.answerP50)} / ${fmt(r.answerP99)} | ${r.backlogPeak ?? '—'} | ${fmt(r.drainMs, 0)} | ${r.refused503} | ${r.lost} | ${r.notDelivered} / ${r.tiersNotDone} |`,
   );
   const processNames = [...new Set(results.flatMap((r) => Object.keys(r.cpuMsPerEvent)))];
   const cpuRows = results.map((r) => `| ${r.scenario} | ${processNames.map((p) => fmt(r.cpuMsPerEvent[p] ?? null, 2)).join(' | ')} |`);
-  const table = `| scenario | events | accepted/s | processed/s | receipt→commit p50 / p99 / max (ms) | backlog peak | last applied after last answer (ms) | 503s | lost | not 7500 / tiers open |
-|---|---|---|---|---|---|---|---|---|---|
+  const table = `| scenario | events | accepted/s | processed/s | receipt→commit p50 / p99 / max (ms) | partner's answer p50 / p99 (ms) | backlog peak | last applied after last answer (ms) | 503s | lost | not 7500 / tiers open |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 CPU ms per applied event, by process:
@@ -375,7 +351,7 @@ ${hub && naive ? `\nhub ÷ naive processed/s: ${(hub.processedPerS / naive.proce
     const file = path.join(ROOT, 'bench', 'partner-results.md');
     writeFileSync(
       file,
-      `# Partner traffic (bench/partner-traffic.ts)\n\n${new Date().toISOString()}, node ${process.version}, ${os.cpus().length} cores, ${opts.orders} orders, ${opts.inflight} in flight, ${opts.workers} worker(s)\n\n${table}\n`,
+      `# Partner traffic (bench/partner-traffic.ts)\n\n${new Date().toISOString()}, node ${process.version}, ${os.cpus().length} cores, ${opts.orders} orders, ${opts.inflight} in flight, ${opts.workers} worker(s), INTAKE_MAX_BACKLOG ${opts.maxBacklog || 'default'}\n\n${table}\n`,
     );
     console.log(`written to ${path.relative(ROOT, file)}`);
   }
