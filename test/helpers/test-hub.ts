@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.js';
+import { answerClientErrorsAsJson } from '../../src/api/error-handler.js';
 import { StatusStream } from '../../src/api/status-stream.js';
 import { HubClient } from '../../src/api/hub-client.js';
 import { DEVELOPMENT_CLIENTS, loadConfig, type Config } from '../../src/config.js';
@@ -85,6 +86,8 @@ export async function startTestHub(options: TestHubOptions = {}) {
   const statusStream = new StatusStream(connectRedis(config.redisUrl, 'subscriber', 'test-status-stream'), web.redis, config.topicStream, logger.child({ role: 'web' }));
   statusStream.start();
   const server: Server = createApp(web, { waiters, statusStream }).listen(0, '127.0.0.1');
+  // As the web process does: what Node's HTTP parser refuses is answered in the JSON error format.
+  answerClientErrorsAsJson(server);
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -195,7 +198,9 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
 export async function startExtraWeb(hub: TestHub, envOverrides: Record<string, string>) {
   const config = loadConfig({ ...hub.env, ...envOverrides });
   const deps = buildHubDeps(config, 'web', { logger: pino({ level: 'silent' }) });
-  const statusStream = new StatusStream(connectRedis(config.redisUrl, 'subscriber', 'test-extra-status-stream'), deps.redis, config.topicStream, deps.logger);
+  const reader = connectRedis(config.redisUrl, 'subscriber', 'test-extra-status-stream');
+  reader.on('error', () => {}); // a web pointed at a Redis that does not answer, on purpose
+  const statusStream = new StatusStream(reader, deps.redis, config.topicStream, deps.logger);
   statusStream.start();
   const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused'), statusStream }).listen(0, '127.0.0.1');
   await once(server, 'listening');
