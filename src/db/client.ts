@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { connectionLost } from './pipelined-transaction.js';
 import * as schema from './schema/index.js';
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -55,6 +56,7 @@ async function transactionPipelined(pool: postgres.Sql, options: string, callbac
   const conn = await pool.reserve();
   const begun = conn.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`);
   begun.catch(() => {}); // awaited below; a failed BEGIN also fails the statements after it
+  let lost = false;
   try {
     const result = await callback(withPreparedStatements(conn));
     await begun;
@@ -62,10 +64,12 @@ async function transactionPipelined(pool: postgres.Sql, options: string, callbac
     if (committed.command !== 'COMMIT') throw new Error(`transaction was rolled back by Postgres (${committed.command}): a statement in it failed`);
     return result;
   } catch (err) {
-    await conn.unsafe('rollback').catch(() => {});
+    // A lost connection gets nothing more, not even back to the pool (see connectionLost).
+    lost = connectionLost(err);
+    if (!lost) await conn.unsafe('rollback').catch((e: unknown) => void (lost = connectionLost(e)));
     throw err;
   } finally {
-    conn.release();
+    if (!lost) conn.release();
   }
 }
 

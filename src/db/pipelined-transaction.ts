@@ -6,6 +6,24 @@ export interface RenderedStatement {
   params: unknown[];
 }
 
+/**
+ * Whether a failed statement means its connection is gone (closed, reset, or ended by the server, as
+ * `pg_terminate_backend` does). Such a reserved connection must get nothing more: postgres.js has
+ * already put it back among its closed connections, and a statement sent on it, or a `release()` that
+ * hands it to the pool's next query, writes to a socket it has set to null, from a `setImmediate`, so
+ * the TypeError cannot be caught and ends the process. Left alone, it is reconnected by the pool.
+ */
+export function connectionLost(err: unknown): boolean {
+  // drizzle wraps the driver's error in its own (DrizzleQueryError), with the original as `cause`.
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, severity } = e as { code?: unknown; severity?: unknown };
+    if (severity === 'FATAL' || severity === 'PANIC') return true;
+    if (typeof code === 'string' && (code.startsWith('CONNECTION_') || code === 'CONNECT_TIMEOUT' || CONNECTION_ERRNOS.has(code))) return true;
+  }
+  return false;
+}
+const CONNECTION_ERRNOS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+
 export type StatementRunner = (statement: RenderedStatement) => Promise<postgres.RowList<postgres.Row[]>>;
 
 /**
@@ -22,16 +40,18 @@ export async function twoRoundTripTransaction<T>(
 ): Promise<T> {
   const conn = await pool.reserve();
   const run: StatementRunner = (s) => conn.unsafe(s.sql, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  let lost = false;
   try {
     const [, ...rows] = await Promise.all([conn.unsafe('begin'), ...reads.map(run)]);
     const { writes, value } = await decide(rows, run);
     await Promise.all([...writes.map(run), conn.unsafe('commit')]);
     return value;
   } catch (err) {
-    // Harmless if the pipelined COMMIT already ended the transaction.
-    await conn.unsafe('rollback').catch(() => {});
+    // Harmless if the pipelined COMMIT already ended the transaction; a lost connection ended it too.
+    lost = connectionLost(err);
+    if (!lost) await conn.unsafe('rollback').catch((e: unknown) => void (lost = connectionLost(e)));
     throw err;
   } finally {
-    conn.release();
+    if (!lost) conn.release();
   }
 }
