@@ -132,6 +132,8 @@ interface Result {
   notDelivered: number;
   tiersNotDone: number;
   states: Record<string, number>;
+  /** receipt→commit by the partner's event type. */
+  byType: Array<{ type: string; n: number; p50: number; p99: number }>;
   cpuMsPerEvent: Record<string, number>;
   wallS: number;
 }
@@ -266,6 +268,11 @@ async function runScenario(scenario: Scenario): Promise<Result> {
            min(received_at) as first, max(processed_at) as last
       from inbound_events where order_id like ${`${scenario}-o%`}`;
   const stateRows = await sql<{ state: string; n: number }[]>`select state, count(*)::int as n from inbound_events where order_id like ${`${scenario}-o%`} group by state`;
+  const byType = await sql<{ type: string; n: number; p50: number; p99: number }[]>`
+    select type, count(*)::int as n,
+           percentile_cont(0.5) within group (order by extract(epoch from processed_at - received_at) * 1000) as p50,
+           percentile_cont(0.99) within group (order by extract(epoch from processed_at - received_at) * 1000) as p99
+      from inbound_events where order_id like ${`${scenario}-o%`} and processed_at is not null group by type order by min(received_at)`;
   const states = Object.fromEntries(stateRows.map((r) => [r.state, r.n]));
   const [orders] = await sql<{ not_delivered: number; tiers_open: number }[]>`
     select (select count(*)::int from orders where order_id like ${`${scenario}-o%`} and status <> 7500) as not_delivered,
@@ -310,6 +317,7 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     notDelivered: orders!.not_delivered,
     tiersNotDone: orders!.tiers_open,
     states,
+    byType,
     cpuMsPerEvent,
     wallS,
   };
@@ -346,7 +354,9 @@ CPU ms per applied event, by process:
 ${cpuRows.join('\n')}
 ${hub && naive ? `\nhub ÷ naive processed/s: ${(hub.processedPerS / naive.processedPerS).toFixed(2)}×` : ''}`;
   console.log(`\n${table}\n`);
-  for (const r of results) console.log(`${r.scenario}: states ${JSON.stringify(r.states)}, ${r.wallS.toFixed(1)} s`);
+  for (const r of results) {
+    console.log(`${r.scenario}: states ${JSON.stringify(r.states)}, ${r.wallS.toFixed(1)} s; receipt→commit p50/p99 by type: ${r.byType.map((t) => `${t.type} ${fmt(t.p50)}/${fmt(t.p99)}`).join(', ')}`);
+  }
   if (opts.write) {
     const file = path.join(ROOT, 'bench', 'partner-results.md');
     writeFileSync(
