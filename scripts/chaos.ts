@@ -199,6 +199,8 @@ async function webReady(url: string): Promise<boolean> {
 
 // ───────────────────────────── cleanup ─────────────────────────────
 
+// Ctrl-C / SIGTERM: no more faults or orders while cleanupOnce (below) takes everything down.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void (shuttingDown = true));
 const cleanup = cleanupOnce(
   () => [
     ['stop the hub processes', async () => {
@@ -434,7 +436,8 @@ async function main(): Promise<number> {
   const stopFaults = { stopped: false };
   const at = (fraction: number) => t0 + fraction * opts.duration * 1000;
   const waitUntil = async (when: number) => {
-    while (Date.now() < when && !stopFaults.stopped) await sleep(Math.min(250, when - Date.now()));
+    while (Date.now() < when && !stopFaults.stopped && !shuttingDown) await sleep(Math.min(250, when - Date.now()));
+    if (shuttingDown) stopFaults.stopped = true;
   };
   const partnerFault = (kind: FaultKind, sim: PartnerSimulator, mode: { status: number } | { hang: true }, startFraction: number) => async () => {
     await waitUntil(at(startFraction));

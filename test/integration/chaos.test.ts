@@ -7,11 +7,12 @@ import { REPO_ROOT } from '../helpers/test-hub.js';
  * The one-minute chaos run (scripts/chaos.ts --duration=60): the hub's real processes under partner
  * traffic while workers are killed, a web is killed, Redis is flushed and restarted, Postgres
  * connections are terminated and Slick and PMP fail and hang. Nothing accepted may be lost, nothing
- * applied twice, no order left in a status its events do not imply. (Hub processes that crash are
- * started again by the script, as a process manager would, and counted in `crashes=`: not asserted
- * yet, since a statement postgres.js is given on a reserved connection whose socket has closed still
- * ends the process, see the README's chaos run.) The script owns its database, redis-server and
- * processes, and removes them itself.
+ * applied twice, no order left in a status its events do not imply. Hub processes that crash are
+ * started again by the script, as a process manager would, and counted in `crashes=`, which is not
+ * asserted: a transaction that awaits something else between two statements (the outbox relay
+ * publishes to Redis inside its transaction) can still be handed a connection whose socket closed
+ * meanwhile, and postgres.js 3.4.9 then ends the process (see the README's chaos run). The script owns
+ * its database, redis-server and processes, and removes them itself.
  */
 
 const RUN_DEADLINE_MS = 6 * 60_000;
