@@ -1,6 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { connectionLost } from './pipelined-transaction.js';
+import { onReservedConnection } from './pipelined-transaction.js';
 import * as schema from './schema/index.js';
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -53,24 +53,15 @@ function withPreparedStatements(sql: postgres.Sql): postgres.Sql {
  * a silent success.
  */
 async function transactionPipelined(pool: postgres.Sql, options: string, callback: (tx: postgres.Sql) => unknown): Promise<unknown> {
-  const conn = await pool.reserve();
-  const begun = conn.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`);
-  begun.catch(() => {}); // awaited below; a failed BEGIN also fails the statements after it
-  let lost = false;
-  try {
+  return onReservedConnection(pool, async (conn) => {
+    const begun = conn.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`);
+    begun.catch(() => {}); // awaited below; a failed BEGIN also fails the statements after it
     const result = await callback(withPreparedStatements(conn));
     await begun;
     const committed = await conn.unsafe('commit');
     if (committed.command !== 'COMMIT') throw new Error(`transaction was rolled back by Postgres (${committed.command}): a statement in it failed`);
     return result;
-  } catch (err) {
-    // A lost connection gets nothing more, not even back to the pool (see connectionLost).
-    lost = connectionLost(err);
-    if (!lost) await conn.unsafe('rollback').catch((e: unknown) => void (lost = connectionLost(e)));
-    throw err;
-  } finally {
-    if (!lost) conn.release();
-  }
+  });
 }
 
 /**

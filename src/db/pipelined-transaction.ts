@@ -38,16 +38,27 @@ export async function twoRoundTripTransaction<T>(
   reads: RenderedStatement[],
   decide: (rows: Array<postgres.RowList<postgres.Row[]>>, run: StatementRunner) => Promise<{ writes: RenderedStatement[]; value: T }>,
 ): Promise<T> {
-  const conn = await pool.reserve();
-  const run: StatementRunner = (s) => conn.unsafe(s.sql, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
-  let lost = false;
-  try {
+  return onReservedConnection(pool, async (conn) => {
+    const run: StatementRunner = (s) => conn.unsafe(s.sql, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
     const [, ...rows] = await Promise.all([conn.unsafe('begin'), ...reads.map(run)]);
     const { writes, value } = await decide(rows, run);
     await Promise.all([...writes.map(run), conn.unsafe('commit')]);
     return value;
+  });
+}
+
+/**
+ * Runs a transaction's `body` on a connection of its own, reserved from the pool: if it fails, the
+ * transaction is rolled back (harmless if a pipelined COMMIT already ended it) and the connection goes
+ * back to the pool — unless the connection itself was lost, which then gets nothing more, not even
+ * back to the pool (see connectionLost).
+ */
+export async function onReservedConnection<T>(pool: postgres.Sql, body: (conn: postgres.ReservedSql) => Promise<T>): Promise<T> {
+  const conn = await pool.reserve();
+  let lost = false;
+  try {
+    return await body(conn);
   } catch (err) {
-    // Harmless if the pipelined COMMIT already ended the transaction; a lost connection ended it too.
     lost = connectionLost(err);
     if (!lost) await conn.unsafe('rollback').catch((e: unknown) => void (lost = connectionLost(e)));
     throw err;
