@@ -243,6 +243,8 @@ const counters = {
   refused503: 0,
   connectionErrors: 0,
   hub5xx: new Map<number, number>(),
+  /** The first few 5xx answers other than 503: when, to what, and what the hub said. */
+  hub5xxSamples: [] as string[],
   refused4xx: new Map<number, number>(),
   lastAcceptedAt: 0,
 };
@@ -281,6 +283,7 @@ function makeSender(webs: string[], giveUpAt: () => number): SendAsPartner {
       }
       if (status >= 500) {
         counters.hub5xx.set(status, (counters.hub5xx.get(status) ?? 0) + 1);
+        if (counters.hub5xxSamples.length < 10) counters.hub5xxSamples.push(`${elapsed().trim()} ${method} ${webs[web]}${route} ${String(body.eventId ?? orderId)}: ${status} ${text.slice(0, 300)}`);
         web = (web + 1) % webs.length;
         await sleep(500);
         continue;
@@ -655,7 +658,8 @@ async function report(quiet: boolean): Promise<number> {
   // every call that failed or hung during the fault had succeeded.
   const recoveryRows: string[] = [];
   const longest = new Map<FaultKind, { firstMs: number; drainMs: number; count: number }>();
-  for (const f of faults) {
+  let previousStoreFaultAt = 0;
+  for (const f of [...faults].sort((a, b) => a.at - b.at)) {
     let firstMs: number;
     let drainMs: number;
     if (f.endAt !== undefined) {
@@ -675,10 +679,14 @@ async function report(quiet: boolean): Promise<number> {
       f.detail += `, ${failedKeys.size} calls failed or hung`;
     } else {
       const T = new Date(f.at);
+      // In flight at the fault: accepted in the 10 s before it, and after the fault before it (whose
+      // own stranded events are its account, not this one's).
+      const since = new Date(Math.max(previousStoreFaultAt, f.at - 10_000));
+      previousStoreFaultAt = f.at;
       const [r] = await sql<{ first: Date | null; drained: Date | null; open: number }[]>`
         select (select min(processed_at) from inbound_events where state = 'applied' and processed_at > ${T}) as first,
-               (select max(processed_at) from inbound_events where received_at <= ${T} and processed_at > ${T}) as drained,
-               (select count(*)::int from inbound_events where received_at <= ${T} and processed_at is null) as open`;
+               (select max(processed_at) from inbound_events where received_at > ${since} and received_at <= ${T} and processed_at > ${T}) as drained,
+               (select count(*)::int from inbound_events where received_at > ${since} and received_at <= ${T} and processed_at is null) as open`;
       firstMs = r!.first ? r!.first.getTime() - f.at : Number.NaN;
       drainMs = r!.open > 0 ? Number.POSITIVE_INFINITY : r!.drained ? Math.max(0, r!.drained.getTime() - f.at) : 0;
     }
@@ -696,11 +704,11 @@ async function report(quiet: boolean): Promise<number> {
   console.log(`
 Faults (times from the start of the run):
 
-| at | fault | detail | events applied again after | everything before it applied after |
+| at | fault | detail | events applied again after | events in flight at it all applied after |
 |---|---|---|---:|---:|
 ${recoveryRows.join('\n')}
 
-Longest recovery per fault (for partner faults: from the partner's recovery to its first success, and to the success of every call it failed or hung):
+Longest recovery per fault. Store and process faults: from the fault until an event was applied again, and until every event accepted before it (since the previous such fault, at most 10 s before) was applied. Partner faults: from the partner's recovery to its first success, and to the success of every call it failed or hung:
 
 | fault | times | first applied / first success | all applied / all calls succeeded |
 |---|---:|---:|---:|
@@ -739,6 +747,7 @@ ${callRows.join('\n')}
   show('tiers settled twice', dupTiers.map((r) => `${r.order_id} tier ${r.tier} × ${r.n}`));
   show('unexpected orders', unexpected);
   show('explained by a case', explained);
+  show('5xx answers other than 503', counters.hub5xxSamples);
   show('unplanned exits', unplannedExits.map((e) => `${e.name} at ${elapsed(e.at).trim()} code ${e.code} signal ${e.signal}: ${e.log.replace(/\n/g, ' | ').slice(0, 400)}`));
 
   console.log(
