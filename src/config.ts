@@ -161,6 +161,8 @@ const envSchema = z.object({
   INTAKE_MAX_BACKLOG: int(1).default(2_000),
   /** How long a new event may wait at the door for room in a full backlog before it is refused with 503. */
   INTAKE_ADMISSION_WAIT_MS: int(0, 10_000).default(1_000),
+  /** How long intake waits for Postgres to store an event before it answers 503 with Retry-After. */
+  INTAKE_STORE_DEADLINE_MS: int(100, 60_000).default(5_000),
   /**
    * How long a worker's claim on a job lasts without renewal. A crashed worker's jobs are re-run
    * after about this long, so it bounds the delay a crash adds; too short and a slow job is run twice
@@ -209,6 +211,7 @@ export interface Config {
   partnerCallConcurrency: number;
   intakeMaxBacklog: number;
   intakeAdmissionWaitMs: number;
+  intakeStoreDeadlineMs: number;
   /** Port of a worker's /metrics (0: any free one), and whether it was set or is the default. */
   workerMetricsPort: { port: number; explicit: boolean };
   /** Port of the scheduler's /metrics, likewise. */
@@ -294,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     partnerCallConcurrency: e.PARTNER_CALL_CONCURRENCY,
     intakeMaxBacklog: e.INTAKE_MAX_BACKLOG,
     intakeAdmissionWaitMs: e.INTAKE_ADMISSION_WAIT_MS,
+    intakeStoreDeadlineMs: e.INTAKE_STORE_DEADLINE_MS,
     workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },
     schedulerMetricsPort: { port: e.SCHEDULER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9102), explicit: e.SCHEDULER_METRICS_PORT !== undefined },
     metricsBusinessRefreshMs: e.METRICS_BUSINESS_REFRESH_MS,

@@ -91,6 +91,30 @@ export class BacklogAdmission {
   }
 }
 
+/**
+ * A Postgres that is slow, or a pool with no free connection, must not hold partners' requests without
+ * limit: past the deadline the request is answered 503 with Retry-After. The INSERT may still commit
+ * later; the partner then sends the same event again and is answered like the first time (a
+ * duplicate), so nothing is lost and nothing is applied twice, and a 2xx never precedes the commit.
+ */
+function withStoreDeadline(storing: Promise<StoreResult>, deadlineMs: number): Promise<StoreResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new UnavailableError(`the event could not be stored within ${deadlineMs} ms (INTAKE_STORE_DEADLINE_MS); send it again after the Retry-After delay`, {
+            code: 'store_timeout',
+            retryAfterSeconds: 1,
+          }),
+        ),
+      deadlineMs,
+    );
+  });
+  storing.catch(() => {}); // a failure after the deadline has been answered already
+  return Promise.race([storing, late]).finally(() => clearTimeout(timer));
+}
+
 export interface InboundEventJob {
   name: InboundEventJobName;
   data: InboundEventJobData;
@@ -108,7 +132,10 @@ export class PartnerEventIntake {
   private readonly enqueuing: GroupCommit<InboundEventJob, void>;
   private readonly admission: BacklogAdmission;
 
+  private readonly storeDeadlineMs: number;
+
   constructor(deps: HubDeps) {
+    this.storeDeadlineMs = deps.config.intakeStoreDeadlineMs;
     this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog, deps.config.intakeAdmissionWaitMs);
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
     this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
@@ -124,7 +151,7 @@ export class PartnerEventIntake {
    */
   async store(event: NewInboundEvent): Promise<StoreResult> {
     await this.admission.admit();
-    return this.storing.submit(event);
+    return withStoreDeadline(this.storing.submit(event), this.storeDeadlineMs);
   }
 
   /** Hands the stored event's job to Redis. */

@@ -4,7 +4,7 @@ import { inject } from 'vitest';
 import { connectDatabase, SESSION_SETTINGS } from '../../src/db/client.js';
 import { BACKLOG_RETRY_AFTER_S } from '../../src/inbox/intake.js';
 import { createDatabaseFromTemplate, dropDatabase } from '../helpers/test-database.js';
-import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
  * What keeps the hub's latency when partners outrun it: admission by backlog, partner calls on their
@@ -177,6 +177,53 @@ describe('hub connections', () => {
     } finally {
       await handle.close();
       await dropDatabase(name);
+    }
+  });
+});
+
+describe('a Postgres too slow to store', () => {
+  it('answers 503 store_timeout with Retry-After after INTAKE_STORE_DEADLINE_MS, never a 2xx before the commit; the same event sent again is taken once', async () => {
+    hub.startInProcessWorkers();
+    const STORE_DEADLINE_MS = 500;
+    const web = await startExtraWeb(hub, { INTAKE_STORE_DEADLINE_MS: String(STORE_DEADLINE_MS) });
+    const blocker = postgres(hub.databaseUrl, { max: 1, onnotice: () => {} });
+    const orderId = await registerOrder(hub);
+    const event = shipEvent(orderId, 'picking');
+    try {
+      // Inserts into the inbox wait behind this lock (reads do not), as behind a Postgres that cannot keep up.
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let locked!: () => void;
+      const lockHeld = new Promise<void>((r) => (locked = r));
+      const holding = blocker.begin(async (tx) => {
+        await tx`lock table inbound_events in share mode`;
+        locked();
+        await released;
+      });
+      await lockHeld;
+      const startedAt = performance.now();
+      const res = await web.clients.slick.post('/api/fulfillment/ship-events', event);
+      const tookMs = performance.now() - startedAt;
+      release();
+      await holding;
+      expect(res.status, JSON.stringify(res.body)).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.body.error.code).toBe('store_timeout');
+      expect(tookMs).toBeGreaterThanOrEqual(STORE_DEADLINE_MS);
+
+      // The partner sends it again: taken (the late INSERT may have committed meanwhile: then it is a duplicate), applied once.
+      const again = await web.clients.slick.post('/api/fulfillment/ship-events', event, { prefer: 'wait=10' });
+      expect([200, 202]).toContain(again.status);
+      const applied = await eventually(async () => {
+        const e = (await hub.clients.viewer.get(`/api/events/${event.eventId}`)).body;
+        return e.state === 'applied' ? e : undefined;
+      }, 'the event applied');
+      expect(applied.orderStatus).toBe(3500);
+      const [{ n }] = (await hub.web.pg`select count(*)::int as n from status_history where order_id = ${orderId} and to_status = 3500`) as unknown as [{ n: number }];
+      expect(n).toBe(1);
+    } finally {
+      await blocker.end();
+      await web.close();
     }
   });
 });

@@ -69,7 +69,9 @@ export async function acceptPartnerEvent(
   });
   deps.metrics.eventsReceived.inc({ kind: kind.name, result: stored.duplicate ? 'duplicate' : 'new' });
   const wait = preferWaitSeconds(req);
-  if (!stored.duplicate) {
+  // A duplicate still queued is enqueued again (its job id keeps one job): the first request may have
+  // been answered 503 before its INSERT committed, and so never enqueued it.
+  if (!stored.duplicate || stored.event.state === 'queued') {
     try {
       // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
       await withDeadline(
