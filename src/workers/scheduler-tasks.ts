@@ -11,9 +11,11 @@ import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 /**
  * Under load every commit notifies the relay; commits that arrive while it publishes are published
  * together this long after, instead of one relay transaction per commit (topic latency, not the
- * events' receipt → commit, pays it).
+ * events' receipt → commit, pays it). A change after a quiet spell is published at once. 50 ms, the
+ * old poll's interval: at 10 ms the relay's transactions were so small that the scheduler spent about
+ * twice the CPU per event (partner benchmark: 1.34 against 0.56 ms).
  */
-export const RELAY_KICK_GAP_MS = 10;
+export const RELAY_KICK_GAP_MS = 50;
 
 /**
  * The periodic work of the hub: publishing the outbox, re-creating lost jobs, probing partners'
