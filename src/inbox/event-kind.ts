@@ -6,7 +6,7 @@ import type { InboundEventRow, Source } from '../db/types.js';
 import type { Clock } from '../deps.js';
 import { impliedStepTimeFix, type LockedOrder, type TransitionPlan, type TransitionRecord, type TransitionResult } from '../orders/apply-transition.js';
 import type { StatusCode } from '../machines/order.machine.js';
-import type { OrderCallRequest } from '../partner-calls/schedule.js';
+import type { OrderCallRequest } from '../partner-calls/call-kind.js';
 
 /**
  * What an inbound event kind is, as data: where partners send it, who may, what its body must be, and

@@ -1,5 +1,5 @@
 import type { Metrics } from '../metrics.js';
-import type { OrderCallRequest } from '../partner-calls/schedule.js';
+import type { OrderCallRequest } from '../partner-calls/call-kind.js';
 
 /**
  * Counts the customer notifications the outbox relay found owed: each status reached owes one per

@@ -1,7 +1,7 @@
 import { and, desc, eq, sql } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import { incidents } from '../db/schema/index.js';
-import { callJobId, scheduleUnrecordedCall } from '../partner-calls/schedule.js';
+import { scheduleUnrecordedCall } from '../partner-calls/schedule.js';
 
 /**
  * Incidents: raised automatically, one open per cause, posted to INCIDENT_WEBHOOK_URL (as a queue job,
@@ -46,33 +46,6 @@ async function announceIncident(deps: HubDeps, incident: IncidentRow, action: 't
     // The incident is recorded in Postgres and listed by the API; only the page is lost.
     deps.logger.error({ err: (err as Error).message, incidentId: incident.id }, 'could not schedule the incident webhook');
   }
-}
-
-/**
- * Whether the trigger page of an incident is still to be delivered (its job waits, runs or waits to
- * retry). A page that was delivered, failed for good, or never scheduled holds nothing back.
- */
-export async function triggerPageInFlight(deps: Pick<HubDeps, 'queues'>, incidentId: string): Promise<boolean> {
-  const job = await deps.queues.partnerCalls.getJob(callJobId('incident.notify', { incidentId, action: 'trigger' }));
-  if (!job) return false;
-  return PAGE_IN_FLIGHT_STATES.has(await job.getState());
-}
-const PAGE_IN_FLIGHT_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
-
-/** The PagerDuty Events v2-like body posted to INCIDENT_WEBHOOK_URL. */
-export function incidentWebhookBody(incident: IncidentRow, action: 'trigger' | 'resolve') {
-  return {
-    event_action: action,
-    dedup_key: `fulfillment-hub:${incident.cause}:${incident.id}`,
-    payload: {
-      summary: incident.summary,
-      source: 'fulfillment-hub',
-      severity: incident.severity,
-      timestamp: (action === 'resolve' ? (incident.resolvedAt ?? new Date()) : incident.openedAt).toISOString(),
-      component: incident.cause.split(':')[0],
-      custom_details: { incidentId: incident.id, cause: incident.cause, ...incident.detail },
-    },
-  };
 }
 
 export async function listIncidents(deps: Pick<HubDeps, 'db'>, filter: { state?: 'open' | 'resolved'; limit: number }) {

@@ -126,3 +126,19 @@ export interface UnrecordedCallKind<N extends PartnerCallJobName> extends CallKi
 }
 
 export type CallKind<N extends PartnerCallJobName> = PerOrderCallKind<N> | UnrecordedCallKind<N>;
+
+/**
+ * A call the hub owes a partner about an order: its kind (a partner-call job name), the key that tells
+ * apart several calls of one kind for one order ('' when there is one), and the job's payload.
+ */
+export interface OrderCallRequest {
+  kind: PartnerCallJobName;
+  orderId: string;
+  key: string;
+  data: Record<string, unknown>;
+  /**
+   * The call's record was created just now, by the transaction that owed it: it never had a job, so
+   * its job is added without first looking for one (see enqueuePartnerCalls).
+   */
+  firstOwed?: boolean;
+}

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { STATUS } from '../machines/order.machine.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
-import type { OrderCallRequest } from './schedule.js';
+import type { OrderCallRequest } from './call-kind.js';
 
 /** Statuses the customer hears about (SPEC §4.1, §5.1), and the message template for each. */
 export const NOTIFIED_STATUSES: Readonly<Record<number, string>> = {

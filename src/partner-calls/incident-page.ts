@@ -1,12 +1,14 @@
 import { eq } from 'drizzle-orm';
 import { incidents } from '../db/schema/index.js';
+import type { HubDeps } from '../deps.js';
 import { CallNotDueError } from '../integrations/partner-http.js';
-import { incidentWebhookBody, triggerPageInFlight } from '../operations/incidents.js';
-import { partnerCallJobs } from '../queues/partner-calls.queue.js';
+import { partnerCallJobId, partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { UnrecordedCallKind } from './call-kind.js';
 
 /** How soon a resolve page held back by its incident's trigger page looks again. */
 const RESOLVE_PAGE_RECHECK_MS = 250;
+
+type IncidentRow = typeof incidents.$inferSelect;
 
 /** Pages the incident receiver about an incident opening (trigger) or resolving (resolve). */
 export const incidentPage: UnrecordedCallKind<'incident.notify'> = {
@@ -31,3 +33,33 @@ export const incidentPage: UnrecordedCallKind<'incident.notify'> = {
     return clients.incident.post(incidentWebhookBody(incident, data.action), { attempt, idempotencyKey });
   },
 };
+
+/**
+ * Whether the trigger page of an incident is still to be delivered (its job waits, runs or waits to
+ * retry). A page that was delivered, failed for good, or never scheduled holds nothing back.
+ */
+async function triggerPageInFlight(deps: Pick<HubDeps, 'queues'>, incidentId: string): Promise<boolean> {
+  // The id callJobId gives this page (its identity's key, the action, is never ''); callJobId itself
+  // is not imported, since it looks the kind up in the registry that imports this file.
+  const { subject, key } = incidentPage.identity({ incidentId, action: 'trigger' });
+  const job = await deps.queues.partnerCalls.getJob(partnerCallJobId('incident.notify', subject, key));
+  if (!job) return false;
+  return PAGE_IN_FLIGHT_STATES.has(await job.getState());
+}
+const PAGE_IN_FLIGHT_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+/** The PagerDuty Events v2-like body posted to INCIDENT_WEBHOOK_URL. */
+function incidentWebhookBody(incident: IncidentRow, action: 'trigger' | 'resolve') {
+  return {
+    event_action: action,
+    dedup_key: `fulfillment-hub:${incident.cause}:${incident.id}`,
+    payload: {
+      summary: incident.summary,
+      source: 'fulfillment-hub',
+      severity: incident.severity,
+      timestamp: (action === 'resolve' ? (incident.resolvedAt ?? new Date()) : incident.openedAt).toISOString(),
+      component: incident.cause.split(':')[0],
+      custom_details: { incidentId: incident.id, cause: incident.cause, ...incident.detail },
+    },
+  };
+}

@@ -8,7 +8,7 @@ import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import { settleTier, tierRecord } from '../tiers/tier-rules.js';
 import type { PerOrderCallKind } from './call-kind.js';
 import { confirmOrderCall } from './order-call-records.js';
-import type { OrderCallRequest } from './schedule.js';
+import type { OrderCallRequest } from './call-kind.js';
 
 /** The cause of a case opened when MAO would not take an order's "Shipped". */
 export const MAO_STATUS_CAUSE = 'mao_status_failed';

@@ -7,7 +7,7 @@ import { lockOrder, writeRecords, type LockedOrder, type TransitionRecord } from
 import { openIntervention } from '../orders/intervention-cases.js';
 import type { PartnerCallJobName } from '../queues/partner-calls.queue.js';
 import type { OrderCallRef } from './call-kind.js';
-import type { OrderCallRequest } from './schedule.js';
+import type { OrderCallRequest } from './call-kind.js';
 
 /**
  * The per-order record of each owed partner call (order_calls): pending until the partner took it

@@ -4,7 +4,7 @@ import type { TopicMessage } from '../orders/topic-messages.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
 import { confirmOrderCall } from './order-call-records.js';
-import type { OrderCallRequest } from './schedule.js';
+import type { OrderCallRequest } from './call-kind.js';
 
 /** The cause of a case opened when PMP would not assign a delivery partner. */
 export const PMP_ASSIGNMENT_CAUSE = 'pmp_assignment_failed';

@@ -5,23 +5,8 @@ import type { HubDeps } from '../deps.js';
 import { ensureJob } from '../queues/ensure-job.js';
 import { partnerCallJobId, partnerCallJobOptions, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
 import type { PartnerCallJobDataOf } from '../queues/partner-calls.queue.js';
+import type { OrderCallRequest } from './call-kind.js';
 import { callIdentity, callKinds } from './call-kinds.js';
-
-/**
- * A call the hub owes a partner about an order: its kind (a partner-call job name), the key that tells
- * apart several calls of one kind for one order ('' when there is one), and the job's payload.
- */
-export interface OrderCallRequest {
-  kind: PartnerCallJobName;
-  orderId: string;
-  key: string;
-  data: Record<string, unknown>;
-  /**
-   * The call's record was created just now, by the transaction that owed it: it never had a job, so
-   * its job is added without first looking for one (see enqueuePartnerCalls).
-   */
-  firstOwed?: boolean;
-}
 
 /**
  * The statement that records `calls` as owed (pending), in the transaction that decided them, so a

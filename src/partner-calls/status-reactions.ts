@@ -5,7 +5,7 @@ import { callKinds } from './call-kinds.js';
 import { customerNotificationCall } from './customer-notification.js';
 import { maoOrderStatusCall } from './mao-order-status.js';
 import { pmpAssignmentCall } from './pmp-assignment.js';
-import type { OrderCallRequest } from './schedule.js';
+import type { OrderCallRequest } from './call-kind.js';
 
 /**
  * The partner calls an order owes when it reaches a status — whoever moved it there (a partner's
