@@ -338,7 +338,10 @@ function openSse(baseUrl: string, onChange: (orderId: string, to: number, entryM
   let rejectConnected!: (err: Error) => void;
   const client: SseClient = {
     req: undefined as unknown as http.ClientRequest,
-    connected: new Promise<void>((res, rej) => ((resolveConnected = res), (rejectConnected = rej))),
+    connected: new Promise<void>((res, rej) => {
+      resolveConnected = res;
+      rejectConnected = rej;
+    }),
     ended: false,
     received: 0,
   };
@@ -353,8 +356,7 @@ function openSse(baseUrl: string, onChange: (orderId: string, to: number, entryM
     res.on('data', (chunk: string) => {
       const at = performance.now();
       buf += chunk;
-      let end: number;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
+      for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
         const msg = buf.slice(0, end);
         buf = buf.slice(end + 2);
         if (msg.startsWith(': connected')) resolveConnected();

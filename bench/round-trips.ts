@@ -59,7 +59,10 @@ const shortSql = (q: string) => q.replace(/\s+/g, ' ').trim().slice(0, 90);
 function tapPostgres(socket: object, data: Buffer): void {
   tally.pgWrites++;
   let conn = connections.get(socket);
-  if (!conn) connections.set(socket, (conn = { names: new Map(), bound: '(unknown)' }));
+  if (!conn) {
+    conn = { names: new Map(), bound: '(unknown)' };
+    connections.set(socket, conn);
+  }
   let executes = 0;
   let flush = false;
   let i = 0;
@@ -102,7 +105,7 @@ function tapRedis(socket: object, chunk: Buffer): void {
   for (;;) {
     if (i >= data.length) break;
     const head = line(i);
-    if (!head || head[0][0] !== '*') break;
+    if (head?.[0][0] !== '*') break;
     const n = Number(head[0].slice(1));
     let at = head[1];
     const args: string[] = [];
@@ -278,7 +281,7 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
 
       tally = newTally();
       let published = 0;
-      for (let n; (n = await relayOutboxOnce(web)) > 0; ) published += n;
+      for (let n = await relayOutboxOnce(web); n > 0; n = await relayOutboxOnce(web)) published += n;
       const relay = summarize(`outbox relay (${(published / events.length).toFixed(2)} messages/event)`, tally, events.length);
       return { total: events.length, parts: [intake, worker, relay] };
     };

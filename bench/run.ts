@@ -439,7 +439,10 @@ async function runPhase(run: ScenarioRun, rate: number): Promise<PhaseResult> {
   // mismatch work and events when intake and commits run at different rates (a growing backlog).
   const spanCpuBefore = cpuSnapshot(roots, run.database);
   const spanClientBefore = process.cpuUsage();
-  const snapAt = (perf: number, take: () => void) => new Promise<void>((resolve) => setTimeout(() => (take(), resolve()), Math.max(0, perf - performance.now())));
+  const snapAt = (perf: number, take: () => void) => new Promise<void>((resolve) => setTimeout(() => {
+        take();
+        resolve();
+      }, Math.max(0, perf - performance.now())));
   const snapshots = Promise.all([
     snapAt(windowStartPerf, () => {
       cpuBefore = cpuSnapshot(roots, run.database);

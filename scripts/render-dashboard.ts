@@ -30,7 +30,7 @@ const ROOT = new URL('..', import.meta.url);
 const UNIT = 30; // px per grid row unit
 const COLOURS = ['#73bf69', '#f2cc0c', '#5794f2', '#ff9830', '#b877d9', '#f2495c', '#8ab8ff', '#96d98d'];
 const KIND: Record<string, string> = { timeseries: 'time series', stat: 'stat', bargauge: 'bar gauge', table: 'table' };
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 const metricsOf = (p: Panel) => [...new Set((p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/\bhub_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''))))];
 
 function legend(format: string | undefined, labels: Record<string, string>): string {
@@ -81,7 +81,7 @@ function chart(series: Series[], threshold: number | undefined, unit: string | u
   const axis = `<text x="2" y="10" class="axis">${formatValue(yMax / 1.1, unit)}</text>`;
   const keys = series
     .slice(0, COLOURS.length)
-    .map((s, i) => `<span><i style="background:${COLOURS[i]}"></i>${escape(s.name)}</span>`)
+    .map((s, i) => `<span><i style="background:${COLOURS[i]}"></i>${escapeHtml(s.name)}</span>`)
     .join('');
   return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${line}${lines.join('')}${axis}</svg><div class="keys">${keys}${series.length > COLOURS.length ? `<span>+${series.length - COLOURS.length} more</span>` : ''}</div>`;
 }
@@ -93,13 +93,13 @@ function values(panel: Panel, series: Series[], unit: string | undefined, thresh
     .slice(0, 12);
   if (rows.length === 0) return '<div class="nodata">no data</div>';
   if (panel.type === 'stat') {
-    return `<div class="stats">${rows.map((r) => `<div class="stat"><b class="${threshold !== undefined && r.v >= threshold ? 'bad' : 'good'}">${formatValue(r.v, unit)}</b><span>${escape(r.name)}</span></div>`).join('')}</div>`;
+    return `<div class="stats">${rows.map((r) => `<div class="stat"><b class="${threshold !== undefined && r.v >= threshold ? 'bad' : 'good'}">${formatValue(r.v, unit)}</b><span>${escapeHtml(r.name)}</span></div>`).join('')}</div>`;
   }
   const max = Math.max(...rows.map((r) => (Number.isFinite(r.v) ? r.v : 0)), 1e-9);
   if (panel.type === 'bargauge') {
-    return `<div class="bars">${rows.map((r) => `<div class="bar"><span class="label">${escape(r.name)}</span><span class="track"><span style="width:${((Number.isFinite(r.v) ? r.v : 0) / max) * 100}%"></span></span><span class="num">${formatValue(r.v, unit)}</span></div>`).join('')}</div>`;
+    return `<div class="bars">${rows.map((r) => `<div class="bar"><span class="label">${escapeHtml(r.name)}</span><span class="track"><span style="width:${((Number.isFinite(r.v) ? r.v : 0) / max) * 100}%"></span></span><span class="num">${formatValue(r.v, unit)}</span></div>`).join('')}</div>`;
   }
-  return `<table>${rows.map((r) => `<tr><td>${escape(r.name)}</td><td class="num">${formatValue(r.v, unit)}</td></tr>`).join('')}</table>`;
+  return `<table>${rows.map((r) => `<tr><td>${escapeHtml(r.name)}</td><td class="num">${formatValue(r.v, unit)}</td></tr>`).join('')}</table>`;
 }
 
 export async function renderDashboard(options: { out: string; prometheus?: string; executablePath?: string; width?: number }): Promise<void> {
@@ -111,7 +111,7 @@ export async function renderDashboard(options: { out: string; prometheus?: strin
   for (const p of dashboard.panels) {
     const style = `grid-column: ${p.gridPos.x + 1} / span ${p.gridPos.w}; grid-row: ${p.gridPos.y + 1} / span ${p.gridPos.h};`;
     if (p.type === 'row') {
-      cells.push(`<div class="row" style="${style}">${escape(p.title)}</div>`);
+      cells.push(`<div class="row" style="${style}">${escapeHtml(p.title)}</div>`);
       continue;
     }
     const threshold = p.fieldConfig?.defaults?.thresholds?.steps?.find((s) => s.value !== null)?.value ?? undefined;
@@ -121,11 +121,11 @@ export async function renderDashboard(options: { out: string; prometheus?: strin
       const series = await evaluate(options.prometheus, p, now);
       body = p.type === 'timeseries' ? chart(series, threshold, unit, Math.round(colWidth * p.gridPos.w - 30), p.gridPos.h * UNIT - 80) : values(p, series, unit, threshold);
     } else {
-      const legends = (p.targets ?? []).map((t) => `<li>${escape(t.legendFormat || t.expr)}</li>`).join('');
+      const legends = (p.targets ?? []).map((t) => `<li>${escapeHtml(t.legendFormat || t.expr)}</li>`).join('');
       body = `<ul>${legends}</ul>`;
     }
     cells.push(`<div class="panel" style="${style}">
-      <div class="head"><span class="title">${escape(p.title)}</span><span class="kind">${KIND[p.type] ?? p.type}${threshold !== undefined ? ` · line at ${formatValue(threshold, unit)}` : ''}</span></div>
+      <div class="head"><span class="title">${escapeHtml(p.title)}</span><span class="kind">${KIND[p.type] ?? p.type}${threshold !== undefined ? ` · line at ${formatValue(threshold, unit)}` : ''}</span></div>
       <div class="body">${body}</div>
       <div class="metrics">${metricsOf(p).map((m) => `<code>${m}</code>`).join(' ')}</div>
     </div>`);
@@ -157,7 +157,7 @@ export async function renderDashboard(options: { out: string; prometheus?: strin
     .num { text-align: right; font-variant-numeric: tabular-nums; }
     table { width: 100%; border-collapse: collapse; } td { border-bottom: 1px solid #22252b; padding: 1px 2px; }
   </style></head><body>
-  <h1>${escape(dashboard.title)}</h1>
+  <h1>${escapeHtml(dashboard.title)}</h1>
   <div class="sub">${options.prometheus ? 'ops/grafana/dashboards/fulfillment-hub.json drawn from Prometheus: every panel’s queries evaluated, laid out where Grafana places them.' : 'Layout of ops/grafana/dashboards/fulfillment-hub.json: each box is a panel where Grafana places it, with its series and the hub metrics it reads.'}</div>
   <div class="grid">${cells.join('\n')}</div></body></html>`;
 

@@ -60,7 +60,10 @@ export async function onReservedConnection<T>(pool: postgres.Sql, body: (conn: p
     return await body(conn);
   } catch (err) {
     lost = connectionLost(err);
-    if (!lost) await conn.unsafe('rollback').catch((e: unknown) => void (lost = connectionLost(e)));
+    if (!lost)
+      await conn.unsafe('rollback').catch((e: unknown) => {
+        lost = connectionLost(e);
+      });
     throw err;
   } finally {
     if (!lost) conn.release();

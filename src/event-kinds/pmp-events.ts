@@ -85,7 +85,7 @@ function failedAttemptCase(order: LockedOrder, row: InboundEventRow, fact: PmpFa
 }
 
 /** The plan of an event that changes the order without moving its status. */
-function applied(order: LockedOrder, record: TransitionRecord, reason: string | null = null): EventPlan {
+function applied(record: TransitionRecord, reason: string | null = null): EventPlan {
   return { outcome: { state: 'applied', reason, orderStatus: record.order.status }, record, fixes: [], order: record.order, calls: [] };
 }
 
@@ -120,12 +120,12 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
         [deliveryMessage(order, row, fact, { partnerName: fact.partnerName ?? null })],
         clock,
       );
-      return applied(order, record);
+      return applied(record);
     }
 
     case 'delivery.update': {
       const delivery = { ...order.delivery, ...(fact.location ? { location: fact.location, locationAt: fact.occurredAt } : {}), ...(fact.tracking ? { pmpTracking: fact.tracking } : {}) };
-      return applied(order, planOrderChange(order, { delivery }, [deliveryMessage(order, row, fact)], clock));
+      return applied(planOrderChange(order, { delivery }, [deliveryMessage(order, row, fact)], clock));
     }
 
     case 'status':
@@ -178,7 +178,7 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
           courierAt: order.delivery.courierStatusAt ?? null,
         });
       }
-      return { ...applied(order, record), ...(transition.result.kind === 'moved' ? { moved: transition.result } : {}) };
+      return { ...applied(record), ...(transition.result.kind === 'moved' ? { moved: transition.result } : {}) };
     }
 
     case 'delivery.failed': {
@@ -209,7 +209,7 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
             ...planOrderChange(order, {}, [deliveryMessage(order, row, fact, { failureReason: fact.failureReason ?? null })], clock),
             cases: [failedAttemptCase(order, row, fact, order.deliveryAttempts)],
           };
-          return applied(order, record);
+          return applied(record);
         }
         // PMP reports a failure for an order already delivered: nothing moves, but a person must look.
         if (conflict && transition.result.kind === 'stale') {
@@ -218,7 +218,7 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
             failureReason: fact.failureReason ?? null,
             pmpEventId: row.eventId,
           });
-          return applied(order, record, DISCREPANCY.COURIER_PMP_CONFLICT);
+          return applied(record, DISCREPANCY.COURIER_PMP_CONFLICT);
         }
         return planFromTransition(order, transition, STATUS.DELIVERY_FAILED, row, occurredAt);
       }
@@ -227,7 +227,7 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
         ...transition.record,
         cases: [failedAttemptCase(order, row, fact, order.deliveryAttempts + 1)],
       };
-      return { ...applied(order, record), moved: transition.result };
+      return { ...applied(record), moved: transition.result };
     }
 
     case 'cod.collected': {
@@ -264,18 +264,18 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
         record = withDiscrepancy(record, DISCREPANCY.COLLECTED_BEFORE_DELIVERED, 3, { ...collected, orderStatus: order.status });
         record = { ...record, order: { ...record.order, tiers: { ...record.order.tiers, 3: { state: 'pending', detail: { ...tier3.detail, ...collected, relay: 'withheld' } } } } };
         record.tiers = [...(record.tiers ?? []), { orderId: order.orderId, tier: 3, state: 'pending', detail: { ...tier3.detail, ...collected, relay: 'withheld' } }];
-        return applied(order, record, DISCREPANCY.COLLECTED_BEFORE_DELIVERED);
+        return applied(record, DISCREPANCY.COLLECTED_BEFORE_DELIVERED);
       }
       if (amount !== expected) {
         record = withDiscrepancy(record, DISCREPANCY.COD_AMOUNT_MISMATCH, 3, { ...collected, expectedAmount: Number(expected) });
         record = settleTier(record, 3, 'failed', { ...collected, expectedAmount: Number(expected), relay: 'withheld' }, clock);
-        return applied(order, record, DISCREPANCY.COD_AMOUNT_MISMATCH);
+        return applied(record, DISCREPANCY.COD_AMOUNT_MISMATCH);
       }
       // The right amount after delivery: relayed to Slick (tier 3 is done when Slick confirms).
       const tiers = { ...record.order.tiers, 3: { state: 'pending' as const, detail: { ...tier3.detail, ...collected, relay: 'pending' } } };
       record = { ...record, order: { ...record.order, tiers }, tiers: [{ orderId: order.orderId, tier: 3, state: 'pending', detail: tiers[3].detail }] };
       return {
-        ...applied(order, record),
+        ...applied(record),
         calls: [{ kind: 'slick.cod-collected', orderId: order.orderId, key: '', data: { orderId: order.orderId, eventId: row.eventId } }],
       };
     }

@@ -47,9 +47,8 @@ export class EventOutcomeWaiters {
   wait(eventId: string, ms: number, isDone: () => Promise<boolean>): Promise<void> {
     return new Promise<void>((resolve) => {
       const registry = this.waiters;
-      let set = registry.get(eventId);
-      if (!set) registry.set(eventId, (set = new Set()));
-      const waiters = set;
+      const waiters = registry.get(eventId) ?? new Set();
+      registry.set(eventId, waiters);
       // The outcome may have been committed before we subscribed to it, or without an announcement
       // (a duplicate that waits on the first's job): look at the row now and then as well.
       const look = () => isDone().then((done) => (done ? finish() : undefined), () => {});

@@ -94,12 +94,18 @@ export function lockedInboxes(
     const orderId = String(c.order_id);
     if (c.what === 'tier') {
       let states = tiers.get(orderId);
-      if (!states) tiers.set(orderId, (states = {}));
+      if (!states) {
+        states = {};
+        tiers.set(orderId, states);
+      }
       states[Number(c.name)] = { state: c.state as TierState, detail: parseJson(c.detail) };
       continue;
     }
     let states = calls.get(orderId);
-    if (!states) calls.set(orderId, (states = {}));
+    if (!states) {
+      states = {};
+      calls.set(orderId, states);
+    }
     states[String(c.name)] = c.state as OrderCallState;
   }
   const inboxes = new Map<string, LockedInbox>();

@@ -231,7 +231,8 @@ export const PARTNER_KEEP_ALIVE_MARGIN_MS = 250;
  * attempt's deadline above bounds every phase and none of them may end an attempt before it.
  */
 export function partnerAgent(): Agent {
-  return (sharedAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 0 }, keepAliveTimeoutThreshold: PARTNER_KEEP_ALIVE_MARGIN_MS }));
+  sharedAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 0 }, keepAliveTimeoutThreshold: PARTNER_KEEP_ALIVE_MARGIN_MS });
+  return sharedAgent;
 }
 
 async function readResponse(res: Dispatcher.ResponseData) {

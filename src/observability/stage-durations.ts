@@ -51,7 +51,10 @@ export function registerStageDurations(deps: HubDeps, registry: Registry): void 
     registers: [registry],
     collect: async () => {
       try {
-        await (reading ??= read().finally(() => (reading = undefined)));
+        reading ??= read().finally(() => {
+          reading = undefined;
+        });
+        await reading;
       } catch (err) {
         deps.logger.warn({ err: (err as Error).message }, 'status stage durations not read; trying again at the next scrape');
       }

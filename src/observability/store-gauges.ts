@@ -170,7 +170,11 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
     (inFlight ??= (async () => {
       try {
         const stale = deps.clock.now() - businessReadAt >= deps.config.metricsBusinessRefreshMs;
-        await Promise.all([operational(), stale ? business().then(() => void (businessReadAt = deps.clock.now())) : undefined]);
+        await Promise.all([operational(), stale
+            ? business().then(() => {
+                businessReadAt = deps.clock.now();
+              })
+            : undefined]);
       } finally {
         inFlight = undefined;
       }

@@ -59,6 +59,12 @@ export interface SortKey {
 
 // ---- Query parameters -------------------------------------------------------------------------
 
+/** Whether `s` holds a C0 control character (U+0000–U+001F), which no name or reference has. */
+function hasControlCharacter(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
+  return false;
+}
+
 const instant = z.iso.datetime({ offset: true, message: 'an ISO 8601 instant, e.g. 2025-01-31T17:00:00Z' });
 const statusList = z
   .union([z.string(), z.array(z.string())])
@@ -86,7 +92,7 @@ const filterShape = {
     .trim()
     .min(1)
     .max(200)
-    .refine((s) => !/[\u0000-\u001f]/.test(s), 'no control characters')
+    .refine((s) => !hasControlCharacter(s), 'no control characters')
     .optional(),
 };
 

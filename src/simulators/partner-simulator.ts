@@ -202,7 +202,7 @@ function failureModeAppliesTo(mode: FailureMode, path: string): boolean {
   if (isAdminPath(path)) return false;
   // A health probe stays green during a simulated outage unless the test asks for it explicitly,
   // so "partner failing its calls" and "partner reported down" can be simulated separately.
-  if (isHealthPath(path)) return mode.paths !== undefined && mode.paths.startsWith(HEALTH_PATH) && path.startsWith(mode.paths);
+  if (isHealthPath(path)) return mode.paths?.startsWith(HEALTH_PATH) === true && path.startsWith(mode.paths);
   return mode.paths === undefined || path.startsWith(mode.paths);
 }
 

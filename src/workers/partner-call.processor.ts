@@ -63,7 +63,7 @@ async function runOrderCall(deps: HubDeps, kind: AnyPerOrderCallKind, attempt: O
   // A record is only ever owed for an order that exists, and orders are never deleted.
   if (!order) throw new UnrecoverableError(`order ${attempt.record.orderId} of a pending ${kind.name} call does not exist`);
   const call: OrderCallAttempt<PartnerCallJobData> = { ...attempt, order };
-  let result;
+  let result: unknown;
   try {
     result = await kind.run(call);
   } catch (err) {

@@ -71,7 +71,7 @@ async function orderStatus(orderId: string): Promise<number> {
   return (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.status;
 }
 
-async function wait(orderId: string, event: Record<string, unknown>) {
+async function sendAndWait(event: Record<string, unknown>) {
   const res = await hub.clients.slick.post('/api/fulfillment/ship-events', event, { prefer: 'wait=5' });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
 }
@@ -79,8 +79,8 @@ async function wait(orderId: string, event: Record<string, unknown>) {
 /** An order whose Slick ship confirmation failed for good (Slick answered 400): a case and a dead letter. */
 async function failedConfirmation(): Promise<string> {
   const orderId = await registerOrder(hub);
-  await wait(orderId, shipEvent(orderId, 'packed'));
-  await wait(orderId, shipEvent(orderId, 'shipped'));
+  await sendAndWait(shipEvent(orderId, 'packed'));
+  await sendAndWait(shipEvent(orderId, 'shipped'));
   await eventually(async () => (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.slickConfirmation === 'failed', `${orderId} confirmation failed`);
   return orderId;
 }
@@ -121,7 +121,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
 
     // Implied steps (3000 → 3600 skips 3500) and an admin override.
     markedOrder = await registerOrder(hub);
-    await wait(markedOrder, shipEvent(markedOrder, 'picked'));
+    await sendAndWait(shipEvent(markedOrder, 'picked'));
     const override = await hub.clients.admin.post(`/api/orders/${markedOrder}/override`, { status: 3000, reasonCode: 'picked_wrong_items', note: 'repick from shelf' });
     expect(override.status).toBe(200);
   }, 120_000);
@@ -204,7 +204,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await page.goto(`${hub.baseUrl}/ops/orders/${orderId}`);
     await overview.goto(`${hub.baseUrl}/ops`);
     await expect.poll(() => overview.locator('[data-live-state]').textContent(), POLL).toContain('Live');
-    await wait(orderId, shipEvent(orderId, 'picking'));
+    await sendAndWait(shipEvent(orderId, 'picking'));
     await expect.poll(() => page.locator('[data-order-status]').textContent(), POLL).toBe('3500 Picking');
     expect(await page.locator('[data-live-state]').textContent()).toContain('3000 Released → 3500 Picking');
     await expect.poll(() => overview.locator('[data-live-feed] li').filter({ hasText: orderId }).count(), POLL).toBe(1);

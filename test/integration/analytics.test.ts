@@ -436,9 +436,14 @@ describe('analytics of orders driven through the API', () => {
       const e = expected.get(key) ?? { orders: 0, delivered: 0, returned: 0, inDelivery: 0, failedAttempts: 0, finishedAttempts: [], ms: [] };
       e.orders++;
       e.failedAttempts += attempts;
-      if (status === 7500) (e.delivered++, e.finishedAttempts.push(attempts + 1), e.ms.push(3_600_000));
-      else if (status === 8500) (e.returned++, e.finishedAttempts.push(attempts));
-      else e.inDelivery++;
+      if (status === 7500) {
+        e.delivered++;
+        e.finishedAttempts.push(attempts + 1);
+        e.ms.push(3_600_000);
+      } else if (status === 8500) {
+        e.returned++;
+        e.finishedAttempts.push(attempts);
+      } else e.inDelivery++;
       expected.set(key, e);
     };
     add(orders.waiting!, 7000, 0);

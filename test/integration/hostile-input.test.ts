@@ -111,14 +111,14 @@ const nastyString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
 );
-const BAD_AMOUNTS = [-1, -0.5, -1e300, 1e300, 1_000_000.01, 1_000_001, 0.001, 12.345, 99999999999999999999] as const;
-const BAD_STATUSES = [-1, 0, 1.5, 1001, 7777, 1e300, -1e300, Number.MAX_SAFE_INTEGER + 2, 99999999999999999999] as const;
+const BAD_AMOUNTS = [-1, -0.5, -1e300, 1e300, 1_000_000.01, 1_000_001, 0.001, 12.345, 1e20] as const;
+const BAD_STATUSES = [-1, 0, 1.5, 1001, 7777, 1e300, -1e300, Number.MAX_SAFE_INTEGER + 2, 1e20] as const;
 /** A placeholder JSON.stringify keeps; replaced afterwards by the raw text of a deeply nested value (too deep to stringify here). */
 const DEEP = (depth: number, kind: 'array' | 'object') => `\u0001DEEP:${kind}:${depth}\u0001`;
 function expandDeep(raw: string): string {
   return raw.replace(/"\\u0001DEEP:(array|object):(\d+)\\u0001"/g, (_m, kind: string, depth: string) => {
     const n = Number(depth);
-    return kind === 'array' ? '['.repeat(n) + ']'.repeat(n) : '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+    return kind === 'array' ? '['.repeat(n) + ']'.repeat(n) : `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
   });
 }
 const deepValue = fc.tuple(fc.integer({ min: 100, max: 12_000 }), fc.constantFrom('array' as const, 'object' as const)).map(([d, k]) => DEEP(d, k));
@@ -385,7 +385,7 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
   const list: fc.Arbitrary<Defect>[] = [
     fc.oneof(
       fc.constant<Defect>({ kind: 'no-key' }),
-      fc.constantFrom('Bearer', 'Bearer ', 'Basic', 'Basic !!!', 'Basic ' + Buffer.from('user').toString('base64'), 'Token abc', 'bearer  x y', 'Bearer\tdev-admin-key', 'Basic Og==').map((header): Defect => ({ kind: 'no-key', header })),
+      fc.constantFrom('Bearer', 'Bearer ', 'Basic', 'Basic !!!', `Basic ${Buffer.from('user').toString('base64')}`, 'Token abc', 'bearer  x y', 'Bearer\tdev-admin-key', 'Basic Og==').map((header): Defect => ({ kind: 'no-key', header })),
     ),
     fc.oneof(
       fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 80 }),
@@ -452,7 +452,7 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
         fc
           .tuple(
             fc.constantFrom('missing', 'malformed', 'foreign-secret', 'stale', 'future', 'other-body' as const),
-            fc.constantFrom('t=,v1=', 't=abc,v1=00', 'v1=' + 'a'.repeat(64), 't=1', `t=${'9'.repeat(20)},v1=${'a'.repeat(64)}`, 'garbage', 't=1,v1=zz', `t=-5,v1=${'0'.repeat(64)}`, ',,,,=,=', 't=1 v1=2'),
+            fc.constantFrom('t=,v1=', 't=abc,v1=00', `v1=${'a'.repeat(64)}`, 't=1', `t=${'9'.repeat(20)},v1=${'a'.repeat(64)}`, 'garbage', 't=1,v1=zz', `t=-5,v1=${'0'.repeat(64)}`, ',,,,=,=', 't=1 v1=2'),
             fc.constantFrom(...ALL_ROLES),
             fc.integer({ min: SIGNATURE_TOLERANCE_SECONDS + 1, max: 10 * 365 * 86_400 }),
           )

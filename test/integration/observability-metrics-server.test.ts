@@ -52,7 +52,7 @@ describe('the metrics server', () => {
 });
 
 describe('counters fed by other metrics', () => {
-  const valueOf = async (metric: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> }, labels: Record<string, string>) =>
+  const valueIn = async (metric: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> }, labels: Record<string, string>) =>
     (await metric.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
 
   it('an event slower than 50 ms counts as an event SLA breach; one within does not', async () => {
@@ -60,8 +60,8 @@ describe('counters fed by other metrics', () => {
     m.eventReceiptToCommit.observe({ kind: 'ship-event', state: 'applied' }, 0.049);
     m.eventReceiptToCommit.observe({ kind: 'ship-event', state: 'applied' }, 0.051);
     m.eventReceiptToCommit.observe({ kind: 'courier-status', state: 'applied' }, 0.2);
-    expect(await valueOf(m.eventSlaBreaches, { kind: 'ship-event' })).toBe(1);
-    expect(await valueOf(m.eventSlaBreaches, { kind: 'courier-status' })).toBe(1);
+    expect(await valueIn(m.eventSlaBreaches, { kind: 'ship-event' })).toBe(1);
+    expect(await valueIn(m.eventSlaBreaches, { kind: 'courier-status' })).toBe(1);
   });
 
   it('a status read over 10 ms counts as a breach of its route; other routes and methods do not', async () => {
@@ -71,8 +71,8 @@ describe('counters fed by other metrics', () => {
     m.httpRequestDuration.observe({ method: 'GET', route: '/api/orders/:orderId/history', status: '200' }, STATUS_READ_SLA_SECONDS / 2);
     m.httpRequestDuration.observe({ method: 'POST', route: '/api/orders/:orderId/cancel', status: '200' }, over);
     m.httpRequestDuration.observe({ method: 'GET', route: '/api/orders', status: '200' }, over);
-    expect(await valueOf(m.statusReadSlaBreaches, { route: '/api/orders/:orderId' })).toBe(1);
-    expect(await valueOf(m.statusReadSlaBreaches, { route: '/api/orders/:orderId/history' })).toBe(0);
+    expect(await valueIn(m.statusReadSlaBreaches, { route: '/api/orders/:orderId' })).toBe(1);
+    expect(await valueIn(m.statusReadSlaBreaches, { route: '/api/orders/:orderId/history' })).toBe(0);
     const all = (await m.statusReadSlaBreaches.get()).values.reduce((a, v) => a + v.value, 0);
     expect(all).toBe(1);
     // A timer ends through observe too.
@@ -86,8 +86,8 @@ describe('counters fed by other metrics', () => {
     const call = (orderId: string, status: number) => ({ kind: 'notify.customer' as const, orderId, key: String(status), data: { orderId, status } });
     const pmp = { kind: 'pmp.assignment' as const, orderId: 'SO-1', key: '', data: { orderId: 'SO-1' } };
     countCustomerNotifications(m, [call('SO-1', 7300), call('SO-2', 7300), pmp], [call('SO-1', 7300), pmp]);
-    expect(await valueOf(m.customerNotifications, { status: '7300', result: 'owed' })).toBe(1);
-    expect(await valueOf(m.customerNotifications, { status: '7300', result: 'suppressed_duplicate' })).toBe(1);
+    expect(await valueIn(m.customerNotifications, { status: '7300', result: 'owed' })).toBe(1);
+    expect(await valueIn(m.customerNotifications, { status: '7300', result: 'suppressed_duplicate' })).toBe(1);
     expect((await m.customerNotifications.get()).values.reduce((a, v) => a + v.value, 0)).toBe(2);
   });
 });

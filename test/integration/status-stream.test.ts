@@ -37,8 +37,7 @@ async function listen(baseUrl: string, query: string, lastEventId?: string) {
     try {
       for await (const chunk of res.body) {
         buffer += chunk.toString();
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           const fields: Record<string, string> = {};

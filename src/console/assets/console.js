@@ -1,38 +1,38 @@
 // Live updates for the console: the hub's status stream (GET /ops/stream, the API's SSE passed
 // through with the signed-in key). The overview lists changes as they arrive; an order page shows its
 // own changes and the new status. No framework, no inline script (the CSP allows this file only).
-(function () {
+(() => {
   'use strict';
-  var body = document.body;
+  const body = document.body;
   if (!('liveOrder' in body.dataset) || typeof EventSource === 'undefined') return;
-  var orderId = body.dataset.liveOrder || '';
-  var locationId = body.dataset.liveLocation || '';
-  var state = document.querySelector('[data-live-state]');
-  var feed = document.querySelector('[data-live-feed]');
-  var statusCell = document.querySelector('[data-order-status]');
-  var params = new URLSearchParams();
+  const orderId = body.dataset.liveOrder || '';
+  const locationId = body.dataset.liveLocation || '';
+  const state = document.querySelector('[data-live-state]');
+  const feed = document.querySelector('[data-live-feed]');
+  const statusCell = document.querySelector('[data-order-status]');
+  const params = new URLSearchParams();
   if (orderId) params.set('orderId', orderId);
   if (locationId) params.set('locationId', locationId);
-  var query = params.toString();
-  var source = new EventSource('/ops/stream' + (query ? '?' + query : ''));
-  var NAMES = {
+  const query = params.toString();
+  const source = new EventSource(`/ops/stream${query ? `?${query}` : ''}`);
+  const NAMES = {
     1000: 'Created', 1500: 'Validated', 2000: 'Allocated', 3000: 'Released', 3500: 'Picking', 3600: 'Picked',
     3700: 'Packed', 7000: 'Fulfilled', 7100: 'Shipped', 7200: 'In Transit', 7300: 'Out for Delivery',
     7400: 'Delivery Failed', 7500: 'Delivered', 8500: 'Returned', 9000: 'Cancelled'
   };
-  function label(code) { return code === null || code === undefined ? '—' : code + ' ' + (NAMES[code] || ''); }
-  function say(text) { if (state) state.textContent = text; }
+  const label = (code) => (code === null || code === undefined ? '—' : `${code} ${NAMES[code] || ''}`);
+  const say = (text) => { if (state) state.textContent = text; };
 
-  source.addEventListener('open', function () { say(orderId ? '' : 'Live: changes appear here as they happen.'); });
-  source.addEventListener('error', function () { say('Live updates interrupted; reconnecting…'); });
-  source.addEventListener('status', function (event) {
-    var change;
-    try { change = JSON.parse(event.data); } catch (e) { return; }
-    var line = change.orderId + ': ' + label(change.from) + ' → ' + label(change.to) + ' at ' + String(change.at).replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  source.addEventListener('open', () => { say(orderId ? '' : 'Live: changes appear here as they happen.'); });
+  source.addEventListener('error', () => { say('Live updates interrupted; reconnecting…'); });
+  source.addEventListener('status', (event) => {
+    let change;
+    try { change = JSON.parse(event.data); } catch { return; }
+    const line = `${change.orderId}: ${label(change.from)} → ${label(change.to)} at ${String(change.at).replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`;
     if (feed) {
-      var item = document.createElement('li');
-      var link = document.createElement('a');
-      link.href = '/ops/orders/' + encodeURIComponent(change.orderId);
+      const item = document.createElement('li');
+      const link = document.createElement('a');
+      link.href = `/ops/orders/${encodeURIComponent(change.orderId)}`;
       link.textContent = line;
       item.appendChild(link);
       feed.insertBefore(item, feed.firstChild);
@@ -41,11 +41,11 @@
     if (orderId && change.orderId === orderId) {
       if (statusCell) {
         statusCell.textContent = '';
-        var strong = document.createElement('strong');
+        const strong = document.createElement('strong');
         strong.textContent = label(change.to);
         statusCell.appendChild(strong);
       }
-      say('Status changed live: ' + line + '. Reload the page for its history.');
+      say(`Status changed live: ${line}. Reload the page for its history.`);
     }
   });
 })();
