@@ -102,7 +102,13 @@ export function assertAlive(procs: Proc[]): void {
 
 /** Migrates and seeds an (empty, existing) database with the real `release`; throws with its log's tail if it fails. */
 export async function releaseDatabase(logDir: string, database: string, nodeArgs: string[] = []): Promise<void> {
-  const release = startProcess(logDir, 'release', 'src/db/release.ts', { DATABASE_URL: dbUrl(database), LOG_LEVEL: 'warn', NODE_ENV: 'development', API_CLIENTS: '' }, nodeArgs);
+  const release = startProcess(
+    logDir,
+    'release',
+    'src/db/release.ts',
+    { DATABASE_URL: dbUrl(database), LOG_LEVEL: 'warn', NODE_ENV: 'development', API_CLIENTS: '' },
+    nodeArgs,
+  );
   const code = await runToExit(release);
   if (code !== 0) throw new Error(`release failed (${code}):\n${tail(release.log)}`);
 }

@@ -26,7 +26,9 @@ const workerConnection = connectRedis(config.redisUrl, 'worker', 'naive-partner-
 const workers = startHubWorkers(deps, workerConnection);
 const tasks = startSchedulerTasks(deps);
 
-const kindByRoute = new Map<string, (typeof ALL_EVENT_KINDS)[number]>(ALL_EVENT_KINDS.flatMap((k) => (k.route ? [[`${k.route.method.toUpperCase()} ${k.route.path}`, k] as const] : [])));
+const kindByRoute = new Map<string, (typeof ALL_EVENT_KINDS)[number]>(
+  ALL_EVENT_KINDS.flatMap((k) => (k.route ? [[`${k.route.method.toUpperCase()} ${k.route.path}`, k] as const] : [])),
+);
 
 await serveReference(
   config.port,
@@ -39,7 +41,14 @@ await serveReference(
     const kind = kindByRoute.get(route);
     if (!kind) return [404, { error: { code: 'not_found', message: route } }];
     const body = JSON.parse(raw) as Record<string, unknown> & { eventId: string; orderId: string };
-    await insertEventOfKind(deps.pg, { kind: kind.name, source: kind.source, type: kind.partnerType(body as never), raw, eventId: body.eventId, orderId: body.orderId });
+    await insertEventOfKind(deps.pg, {
+      kind: kind.name,
+      source: kind.source,
+      type: kind.partnerType(body as never),
+      raw,
+      eventId: body.eventId,
+      orderId: body.orderId,
+    });
     const outcome = await applyInboundEvent(deps, body.eventId);
     return [200, { eventId: body.eventId, outcome }];
   },

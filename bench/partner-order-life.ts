@@ -15,7 +15,13 @@ import { partnerForOrder, PMP_ASSIGNMENTS_PATH, type PartnerSimulator, type Reco
 
 export type PartnerClientId = 'mao' | 'slick' | 'grab' | 'pmp';
 /** Sends one request as a partner; resolves once the hub accepted it (2xx), rejects when it gives up. */
-export type SendAsPartner = (clientId: PartnerClientId, method: 'POST' | 'PUT', route: string, body: Record<string, unknown>, isEvent: boolean) => Promise<void>;
+export type SendAsPartner = (
+  clientId: PartnerClientId,
+  method: 'POST' | 'PUT',
+  route: string,
+  body: Record<string, unknown>,
+  isEvent: boolean,
+) => Promise<void>;
 
 export const SHIP_EVENT_TYPES = ['picking', 'picked', 'packing', 'packed', 'shipped'] as const;
 export const COURIER_STATUSES = ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY'] as const;
@@ -41,8 +47,7 @@ export function listenForAssignments(pmp: PartnerSimulator, accept: (request: Re
     if (resolve) resolve();
     else assignedEarly.add(orderId);
   });
-  const pmpAssigned = (orderId: string) =>
-    assignedEarly.has(orderId) ? Promise.resolve() : new Promise<void>((resolve) => assigned.set(orderId, resolve));
+  const pmpAssigned = (orderId: string) => (assignedEarly.has(orderId) ? Promise.resolve() : new Promise<void>((resolve) => assigned.set(orderId, resolve)));
   return { pmpAssigned, stop };
 }
 
@@ -50,30 +55,61 @@ export function listenForAssignments(pmp: PartnerSimulator, accept: (request: Re
 export async function orderLife(n: number, orderId: string, send: SendAsPartner, pmpAssigned: (orderId: string) => Promise<void>): Promise<void> {
   const cod = isCod(n);
   const at = () => new Date().toISOString();
-  await send('mao', 'POST', '/api/orders', {
-    orderId,
-    shipFromLocationId: location(n),
-    customer: { id: `c-${n}`, name: `Customer ${n}`, phone: `+6680${String(n).padStart(7, '0')}` },
-    paymentMethod: cod ? 'COD' : 'PREPAID',
-    ...(cod ? { codAmount: COD_AMOUNT } : {}),
-    status: 3000,
-  }, false);
-  const trackingId = `GRB-${orderId}`;
-  for (const eventType of SHIP_EVENT_TYPES) {
-    await send('slick', 'POST', '/api/fulfillment/ship-events', {
-      eventId: `${orderId}-${eventType}`,
+  await send(
+    'mao',
+    'POST',
+    '/api/orders',
+    {
       orderId,
       shipFromLocationId: location(n),
-      eventType,
-      occurredAt: at(),
-      ...(eventType === 'shipped' ? { tracking: { trackingId, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } } : {}),
-    }, true);
+      customer: { id: `c-${n}`, name: `Customer ${n}`, phone: `+6680${String(n).padStart(7, '0')}` },
+      paymentMethod: cod ? 'COD' : 'PREPAID',
+      ...(cod ? { codAmount: COD_AMOUNT } : {}),
+      status: 3000,
+    },
+    false,
+  );
+  const trackingId = `GRB-${orderId}`;
+  for (const eventType of SHIP_EVENT_TYPES) {
+    await send(
+      'slick',
+      'POST',
+      '/api/fulfillment/ship-events',
+      {
+        eventId: `${orderId}-${eventType}`,
+        orderId,
+        shipFromLocationId: location(n),
+        eventType,
+        occurredAt: at(),
+        ...(eventType === 'shipped' ? { tracking: { trackingId, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } } : {}),
+      },
+      true,
+    );
   }
   await pmpAssigned(orderId);
   for (const status of COURIER_STATUSES) {
-    await send('grab', 'PUT', '/api/delivery/status', { eventId: `${orderId}-${status}`, orderId, trackingId, carrierCode: 'GRAB', status, occurredAt: at() }, true);
+    await send(
+      'grab',
+      'PUT',
+      '/api/delivery/status',
+      { eventId: `${orderId}-${status}`, orderId, trackingId, carrierCode: 'GRAB', status, occurredAt: at() },
+      true,
+    );
   }
   const partnerId = partnerForOrder(orderId).partnerId;
-  await send('pmp', 'POST', '/api/pmp/events', { eventId: `${orderId}-delivered`, orderId, partnerId, type: 'delivery.delivered', occurredAt: at(), location: { lat: 13.7563, lng: 100.5018 } }, true);
-  if (cod) await send('pmp', 'POST', '/api/pmp/events', { eventId: `${orderId}-cod`, orderId, partnerId, type: 'cod.collected', occurredAt: at(), amount: COD_AMOUNT }, true);
+  await send(
+    'pmp',
+    'POST',
+    '/api/pmp/events',
+    { eventId: `${orderId}-delivered`, orderId, partnerId, type: 'delivery.delivered', occurredAt: at(), location: { lat: 13.7563, lng: 100.5018 } },
+    true,
+  );
+  if (cod)
+    await send(
+      'pmp',
+      'POST',
+      '/api/pmp/events',
+      { eventId: `${orderId}-cod`, orderId, partnerId, type: 'cod.collected', occurredAt: at(), amount: COD_AMOUNT },
+      true,
+    );
 }

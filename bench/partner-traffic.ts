@@ -63,7 +63,9 @@ type Scenario = (typeof SCENARIOS)[number];
 const opts = {
   orders: numberFlag('orders', 400, 1),
   inflight: numberFlag('inflight', 50, 1),
-  scenarios: flag('scenarios', SCENARIOS.join(',')).split(',').map((s) => s.trim()) as Scenario[],
+  scenarios: flag('scenarios', SCENARIOS.join(','))
+    .split(',')
+    .map((s) => s.trim()) as Scenario[],
   workers: numberFlag('workers', 1, 1),
   concurrency: numberFlag('concurrency', Number(process.env.WORKER_CONCURRENCY ?? 16), 1),
   quiet: numberFlag('quiet', 60, 1),
@@ -89,14 +91,20 @@ const cleanup = cleanupOnce(
   () => [
     ['stop processes', () => stopProcesses([...running])],
     ['stop simulators', async () => sims?.close()],
-    ['drop databases', async () => {
-      for (const d of [...databases]) await admin.unsafe(`drop database if exists "${d}" with (force)`);
-    }],
+    [
+      'drop databases',
+      async () => {
+        for (const d of [...databases]) await admin.unsafe(`drop database if exists "${d}" with (force)`);
+      },
+    ],
     ['delete Redis keys', () => deleteRedisKeys(redis, `${redisPrefix}*`)],
-    ['close connections', async () => {
-      await admin.end({ timeout: 5 });
-      redis.disconnect();
-    }],
+    [
+      'close connections',
+      async () => {
+        await admin.end({ timeout: 5 });
+        redis.disconnect();
+      },
+    ],
   ],
   (signal) => `\n${signal}: stopping processes, dropping ${[...databases].join(', ') || 'no databases'}, deleting ${redisPrefix}* keys…`,
 );
@@ -175,11 +183,16 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     procs.push(startProcess(`${scenario}-server`, 'bench/naive-partner-server.ts', env));
   }
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`${scenario} to answer`, 60_000, async () => {
-    const res = await request(`${baseUrl}${scenario === 'hub' ? '/api/health/ready' : '/'}`).catch(() => undefined);
-    await res?.body.dump();
-    return res?.statusCode === 200;
-  }, procs);
+  await waitFor(
+    `${scenario} to answer`,
+    60_000,
+    async () => {
+      const res = await request(`${baseUrl}${scenario === 'hub' ? '/api/health/ready' : '/'}`).catch(() => undefined);
+      await res?.body.dump();
+      return res?.statusCode === 200;
+    },
+    procs,
+  );
   const sql = postgres(dbUrl(database), { max: 4, onnotice: () => {} });
 
   const { pmpAssigned, stop: stopListening } = listenForAssignments(sims.pmp);
@@ -267,7 +280,9 @@ async function runScenario(scenario: Scenario): Promise<Result> {
            max(extract(epoch from processed_at - received_at) * 1000)::float8 as max,
            min(received_at) as first, max(processed_at) as last
       from inbound_events where order_id like ${`${scenario}-o%`}`;
-  const stateRows = await sql<{ state: string; n: number }[]>`select state, count(*)::int as n from inbound_events where order_id like ${`${scenario}-o%`} group by state`;
+  const stateRows = await sql<
+    { state: string; n: number }[]
+  >`select state, count(*)::int as n from inbound_events where order_id like ${`${scenario}-o%`} group by state`;
   const byType = await sql<{ type: string; n: number; p50: number; p99: number }[]>`
     select type, count(*)::int as n,
            percentile_cont(0.5) within group (order by extract(epoch from processed_at - received_at) * 1000) as p50,
@@ -328,7 +343,9 @@ async function runScenario(scenario: Scenario): Promise<Result> {
 const fmt = (v: number | null, d = 1) => (v === null || !Number.isFinite(v) ? '—' : v.toFixed(d));
 
 try {
-  console.log(`partner traffic: ${opts.orders} orders, ${opts.inflight} in flight, ${opts.workers} worker process(es), WORKER_CONCURRENCY ${opts.concurrency}, INTAKE_MAX_BACKLOG ${opts.maxBacklog || 'default'}; node ${process.version}, ${os.cpus().length} cores`);
+  console.log(
+    `partner traffic: ${opts.orders} orders, ${opts.inflight} in flight, ${opts.workers} worker process(es), WORKER_CONCURRENCY ${opts.concurrency}, INTAKE_MAX_BACKLOG ${opts.maxBacklog || 'default'}; node ${process.version}, ${os.cpus().length} cores`,
+  );
   await admin.unsafe(`create database "${baseDb}"`);
   databases.add(baseDb);
   await releaseDatabase(logDir, baseDb, nodeArgs());
@@ -355,7 +372,9 @@ ${cpuRows.join('\n')}
 ${hub && naive ? `\nhub ÷ naive processed/s: ${(hub.processedPerS / naive.processedPerS).toFixed(2)}×` : ''}`;
   console.log(`\n${table}\n`);
   for (const r of results) {
-    console.log(`${r.scenario}: states ${JSON.stringify(r.states)}, ${r.wallS.toFixed(1)} s; receipt→commit p50/p99 by type: ${r.byType.map((t) => `${t.type} ${fmt(t.p50)}/${fmt(t.p99)}`).join(', ')}`);
+    console.log(
+      `${r.scenario}: states ${JSON.stringify(r.states)}, ${r.wallS.toFixed(1)} s; receipt→commit p50/p99 by type: ${r.byType.map((t) => `${t.type} ${fmt(t.p50)}/${fmt(t.p99)}`).join(', ')}`,
+    );
   }
   if (opts.write) {
     const file = path.join(ROOT, 'bench', 'partner-results.md');

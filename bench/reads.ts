@@ -51,7 +51,20 @@ import { machineTicks } from './cpu.js';
 
 // ───────────────────────────── configuration ─────────────────────────────
 
-const FLAGS = ['orders', 'duration', 'warmup', 'read-rate', 'event-rate', 'side-rate', 'search-walks', 'pages', 'sse-clients', 'change-rate', 'connections', 'no-write'];
+const FLAGS = [
+  'orders',
+  'duration',
+  'warmup',
+  'read-rate',
+  'event-rate',
+  'side-rate',
+  'search-walks',
+  'pages',
+  'sse-clients',
+  'change-rate',
+  'connections',
+  'no-write',
+];
 for (const a of process.argv.slice(2)) {
   if (!FLAGS.some((f) => a === `--${f}` || a.startsWith(`--${f}=`))) {
     console.error(`unknown argument ${a}\nflags: ${FLAGS.map((f) => `--${f}`).join(' ')}`);
@@ -102,10 +115,13 @@ const cleanup = cleanupOnce(
     ['close the bench connection', async () => sql?.end({ timeout: 5 })],
     ['drop the database', async () => dbCreated && admin.unsafe(`drop database if exists "${database}" with (force)`)],
     ['delete Redis keys', () => deleteRedisKeys(redis, `${redisPrefix}*`)],
-    ['close connections', async () => {
-      await admin.end({ timeout: 5 });
-      redis.disconnect();
-    }],
+    [
+      'close connections',
+      async () => {
+        await admin.end({ timeout: 5 });
+        redis.disconnect();
+      },
+    ],
   ],
   (signal) => `\n${signal}: stopping processes, dropping ${database}, deleting ${redisPrefix}* keys…`,
 );
@@ -255,9 +271,20 @@ function shipLoad(
   out.done = openLoop(rate, total, (i, intended) => {
     const { n, type } = plan[i]!;
     const orderId = moverId(n);
-    const body = JSON.stringify({ eventId: `${tag}-${i}`, orderId, shipFromLocationId: moverLocation(n), eventType: type, occurredAt: new Date().toISOString() });
+    const body = JSON.stringify({
+      eventId: `${tag}-${i}`,
+      orderId,
+      shipFromLocationId: moverLocation(n),
+      eventType: type,
+      occurredAt: new Date().toISOString(),
+    });
     const p = pool
-      .request({ path: SHIP_PATH, method: 'POST', headers: { authorization: `Bearer ${slick.key}`, 'content-type': 'application/json', 'x-signature': signatureHeader(slick.secret!, body) }, body })
+      .request({
+        path: SHIP_PATH,
+        method: 'POST',
+        headers: { authorization: `Bearer ${slick.key}`, 'content-type': 'application/json', 'x-signature': signatureHeader(slick.secret!, body) },
+        body,
+      })
       .then(
         async (res) => {
           await res.body.dump();
@@ -424,8 +451,16 @@ try {
   const [size] = await sql<{ orders: string; history: string; db: string }[]>`
     select pg_size_pretty(pg_total_relation_size('orders')) as orders, pg_size_pretty(pg_total_relation_size('status_history')) as history,
            pg_size_pretty(pg_database_size(current_database())) as db`;
-  console.log(`\nfill took ${(fillInsertMs / 1000).toFixed(1)} s (+ vacuum analyze: ${(fillMs / 1000).toFixed(1)} s in all); orders ${size!.orders}, history ${size!.history}, database ${size!.db}`);
-  rows.push({ phase: 'fill', what: `${opts.orders.toLocaleString('en')} orders + ${(opts.orders * 5).toLocaleString('en')} history rows (set-based INSERT … SELECT, indexes in place)`, result: `${(fillInsertMs / 1000).toFixed(1)} s (+ ${((fillMs - fillInsertMs) / 1000).toFixed(1)} s vacuum analyze); database ${size!.db}`, target: '–', met: '–' });
+  console.log(
+    `\nfill took ${(fillInsertMs / 1000).toFixed(1)} s (+ vacuum analyze: ${(fillMs / 1000).toFixed(1)} s in all); orders ${size!.orders}, history ${size!.history}, database ${size!.db}`,
+  );
+  rows.push({
+    phase: 'fill',
+    what: `${opts.orders.toLocaleString('en')} orders + ${(opts.orders * 5).toLocaleString('en')} history rows (set-based INSERT … SELECT, indexes in place)`,
+    result: `${(fillInsertMs / 1000).toFixed(1)} s (+ ${((fillMs - fillInsertMs) / 1000).toFixed(1)} s vacuum analyze); database ${size!.db}`,
+    target: '–',
+    met: '–',
+  });
 
   // The real processes, configured as bench/run.ts configures its hub scenario.
   const port = await freePort();
@@ -449,11 +484,16 @@ try {
   const web = startProcess('web', 'src/api/main.ts', env);
   const procs = [web, startProcess('worker', 'src/workers/main.ts', env), startProcess('scheduler', 'src/workers/scheduler.main.ts', env)];
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`web to answer on ${baseUrl}/api/health/ready`, 60_000, async () => {
-    const res = await request(`${baseUrl}/api/health/ready`);
-    await res.body.dump();
-    return res.statusCode === 200;
-  }, procs);
+  await waitFor(
+    `web to answer on ${baseUrl}/api/health/ready`,
+    60_000,
+    async () => {
+      const res = await request(`${baseUrl}/api/health/ready`);
+      await res.body.dump();
+      return res.statusCode === 200;
+    },
+    procs,
+  );
   const webPid = web.child.pid!;
   const pool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
   const shipPool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
@@ -463,10 +503,15 @@ try {
     const probe = shipLoad(shipPool, 4, 1, movers - 1, `${redisPrefix}-probe`, () => (probed = true));
     await probe.done;
     if (!probed) throw new Error('the probe ship event was not accepted');
-    await waitFor('the probe events to be applied', 60_000, async () => {
-      const [r] = await sql!<{ n: number }[]>`select count(*)::int as n from inbound_events where state = 'queued'`;
-      return r!.n === 0;
-    }, procs);
+    await waitFor(
+      'the probe events to be applied',
+      60_000,
+      async () => {
+        const [r] = await sql!<{ n: number }[]>`select count(*)::int as n from inbound_events where state = 'queued'`;
+        return r!.n === 0;
+      },
+      procs,
+    );
     for (const p of ['', '/history', '/events', '/tiers']) {
       const r = await getJson(baseUrl, `/api/orders/${readId(1)}${p}`);
       if (r.status !== 200) throw new Error(`GET /api/orders/${readId(1)}${p} answered ${r.status}: ${JSON.stringify(r.body)}`);
@@ -476,11 +521,16 @@ try {
   /** Waits for the pipeline to be idle (no queued inbound event, no unpublished outbox row), so phases do not overlap. */
   const drain = async (after: string) => {
     const t = performance.now();
-    await waitFor(`the backlog after ${after} to be worked off`, 600_000, async () => {
-      const [r] = await sql!<{ q: number; o: number }[]>`
+    await waitFor(
+      `the backlog after ${after} to be worked off`,
+      600_000,
+      async () => {
+        const [r] = await sql!<{ q: number; o: number }[]>`
         select (select count(*)::int from inbound_events where state = 'queued') as q, (select count(*)::int from outbox where published_at is null) as o`;
-      return r!.q === 0 && r!.o === 0;
-    }, procs);
+        return r!.q === 0 && r!.o === 0;
+      },
+      procs,
+    );
     const s = (performance.now() - t) / 1000;
     console.log(`  backlog after ${after} worked off in ${s.toFixed(1)} s`);
     if (s > 1) notes.push(`- after ${after} the worker and relay needed ${s.toFixed(1)} s more to work off the backlog; the next phase started after it`);
@@ -489,7 +539,13 @@ try {
   const readRow = (phase: string, what: string, r: ReadResult | undefined, rate: number) => {
     if (!r) return;
     console.log(`  ${what}: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms (${r.n} requests, ${r.non2xx + r.errors} failed)`);
-    rows.push({ phase, what: `${what} at ${rate}/s (${r.n} measured${r.non2xx + r.errors ? `, ${r.non2xx + r.errors} not 200` : ''})`, result: `p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)} / max ${fmt(r.max)} ms`, target: 'p99 < 10 ms', met: verdict(r.p99 < 10 && r.non2xx + r.errors === 0) });
+    rows.push({
+      phase,
+      what: `${what} at ${rate}/s (${r.n} measured${r.non2xx + r.errors ? `, ${r.non2xx + r.errors} not 200` : ''})`,
+      result: `p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)} / max ${fmt(r.max)} ms`,
+      target: 'p99 < 10 ms',
+      met: verdict(r.p99 < 10 && r.non2xx + r.errors === 0),
+    });
   };
 
   // Like bench/run.ts's --settle: wait up to 90 s for the machine to be quiet (our idle processes included).
@@ -514,7 +570,9 @@ try {
   readRow('A0', 'GET /api/orders/{id}/history, no ingestion', hist0, opts.sideRate);
 
   // ── phase A: reads by id while ship events are ingested ──
-  console.log(`A: GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`);
+  console.log(
+    `A: GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`,
+  );
   const mA0 = machineTicks();
   const loadA = shipLoad(shipPool, opts.eventRate, opts.warmup + opts.duration, 0, `${redisPrefix}-a`);
   const [byId, hist, evs, tiers] = await Promise.all([
@@ -533,7 +591,13 @@ try {
   readRow('A', 'GET /api/orders/{id}/events (orders being moved)', evs, opts.sideRate);
   readRow('A', 'GET /api/orders/{id}/tiers', tiers, opts.sideRate);
   console.log(`  ship events meanwhile: ${shipA.n} answered, HTTP p99 ${fmt(shipA.p99)} ms, ${loadA.non2xx + loadA.errors} failed`);
-  rows.push({ phase: 'A', what: `ship events ingested meanwhile at ${opts.eventRate}/s (${shipA.n} answered${loadA.non2xx + loadA.errors ? `, ${loadA.non2xx + loadA.errors} failed` : ''})`, result: `HTTP p50 ${fmt(shipA.p50)} / p99 ${fmt(shipA.p99)} ms; machine CPU busy ${fmt(busyA, 2)} of ${os.cpus().length} cores during A`, target: '–', met: '–' });
+  rows.push({
+    phase: 'A',
+    what: `ship events ingested meanwhile at ${opts.eventRate}/s (${shipA.n} answered${loadA.non2xx + loadA.errors ? `, ${loadA.non2xx + loadA.errors} failed` : ''})`,
+    result: `HTTP p50 ${fmt(shipA.p50)} / p99 ${fmt(shipA.p99)} ms; machine CPU busy ${fmt(busyA, 2)} of ${os.cpus().length} cores during A`,
+    target: '–',
+    met: '–',
+  });
 
   await drain('phase A');
 
@@ -564,8 +628,16 @@ try {
     const f = stats(first);
     const l = stats(later);
     const what = withStatus ? 'GET /api/orders?locationId=…&status=…&limit=50' : 'GET /api/orders?locationId=…&limit=50';
-    console.log(`  ${what}: ${all.n} pages (${rowsSeen} rows), p50 ${fmt(all.p50)} ms, p99 ${fmt(all.p99)} ms, max ${fmt(all.max)} ms; first pages p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)}; ${failed} failed`);
-    rows.push({ phase: 'B', what: `${what}, ${opts.searchWalks} walks × up to ${opts.pages} pages by nextCursor (${all.n} pages${failed ? `, ${failed} failed` : ''}; one at a time)`, result: `p50 ${fmt(all.p50)} / p99 ${fmt(all.p99)} / max ${fmt(all.max)} ms (first page p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)})`, target: 'p99 ≤ 50 ms', met: verdict(all.p99 <= 50 && failed === 0) });
+    console.log(
+      `  ${what}: ${all.n} pages (${rowsSeen} rows), p50 ${fmt(all.p50)} ms, p99 ${fmt(all.p99)} ms, max ${fmt(all.max)} ms; first pages p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)}; ${failed} failed`,
+    );
+    rows.push({
+      phase: 'B',
+      what: `${what}, ${opts.searchWalks} walks × up to ${opts.pages} pages by nextCursor (${all.n} pages${failed ? `, ${failed} failed` : ''}; one at a time)`,
+      result: `p50 ${fmt(all.p50)} / p99 ${fmt(all.p99)} / max ${fmt(all.max)} ms (first page p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)})`,
+      target: 'p99 ≤ 50 ms',
+      met: verdict(all.p99 <= 50 && failed === 0),
+    });
   }
 
   // ── phase C: one full CSV export ──
@@ -573,7 +645,11 @@ try {
   await sleep(1000);
   const rssC = sampleRss(webPid);
   const tC = performance.now();
-  const exp = await request(`${baseUrl}/api/orders/export?format=csv`, { headers: { authorization: `Bearer ${viewer.key}` }, bodyTimeout: 0, headersTimeout: 0 });
+  const exp = await request(`${baseUrl}/api/orders/export?format=csv`, {
+    headers: { authorization: `Bearer ${viewer.key}` },
+    bodyTimeout: 0,
+    headersTimeout: 0,
+  });
   let lines = 0;
   let bytes = 0;
   for await (const chunk of exp.body as AsyncIterable<Buffer>) {
@@ -585,14 +661,30 @@ try {
   const exportRows = Math.max(0, lines - 1);
   const growthMb = mb(rC.peak - rC.start);
   const expectedRows = opts.orders + movers;
-  console.log(`  ${exp.statusCode}: ${exportRows} rows (expected ${expectedRows}), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${(exportMs / 1000).toFixed(1)} s = ${fmt(exportRows / (exportMs / 1000), 0)} rows/s; web RSS ${fmt(mb(rC.start), 0)} → peak ${fmt(mb(rC.peak), 0)} MB (+${fmt(growthMb)} MB)`);
-  rows.push({ phase: 'C', what: `GET /api/orders/export?format=csv, all orders (${exportRows.toLocaleString('en')} rows of ${expectedRows.toLocaleString('en')}, ${(bytes / 2 ** 20).toFixed(0)} MiB${exp.statusCode !== 200 ? `, status ${exp.statusCode}` : ''})`, result: `${(exportMs / 1000).toFixed(1)} s, ${fmt(exportRows / (exportMs / 1000), 0)} rows/s`, target: '–', met: '–' });
-  rows.push({ phase: 'C', what: 'web peak RSS growth during the export (VmRSS every 100 ms)', result: `${fmt(mb(rC.start), 0)} → ${fmt(mb(rC.peak), 0)} MB: +${fmt(growthMb)} MB`, target: '≤ 50 MB', met: verdict(growthMb <= 50 && exportRows === expectedRows) });
+  console.log(
+    `  ${exp.statusCode}: ${exportRows} rows (expected ${expectedRows}), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${(exportMs / 1000).toFixed(1)} s = ${fmt(exportRows / (exportMs / 1000), 0)} rows/s; web RSS ${fmt(mb(rC.start), 0)} → peak ${fmt(mb(rC.peak), 0)} MB (+${fmt(growthMb)} MB)`,
+  );
+  rows.push({
+    phase: 'C',
+    what: `GET /api/orders/export?format=csv, all orders (${exportRows.toLocaleString('en')} rows of ${expectedRows.toLocaleString('en')}, ${(bytes / 2 ** 20).toFixed(0)} MiB${exp.statusCode !== 200 ? `, status ${exp.statusCode}` : ''})`,
+    result: `${(exportMs / 1000).toFixed(1)} s, ${fmt(exportRows / (exportMs / 1000), 0)} rows/s`,
+    target: '–',
+    met: '–',
+  });
+  rows.push({
+    phase: 'C',
+    what: 'web peak RSS growth during the export (VmRSS every 100 ms)',
+    result: `${fmt(mb(rC.start), 0)} → ${fmt(mb(rC.peak), 0)} MB: +${fmt(growthMb)} MB`,
+    target: '≤ 50 MB',
+    met: verdict(growthMb <= 50 && exportRows === expectedRows),
+  });
 
   await drain('phase C');
 
   // ── phase D: SSE clients while status changes are produced ──
-  console.log(`D: ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (about ${opts.changeRate} status changes/s), ${opts.warmup} s + ${opts.duration} s…`);
+  console.log(
+    `D: ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (about ${opts.changeRate} status changes/s), ${opts.warmup} s + ${opts.duration} s…`,
+  );
   const acked = new Map<string, number>(); // `${orderId}:${to}` → when the ship event's 2xx came back
   const fromAck: number[] = [];
   const fromEntry: number[] = [];
@@ -645,12 +737,39 @@ try {
       `ship 2xx → client p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms (${ack.n} matched, ${unmatched} unmatched); topic entry id → client p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} ms; web RSS ${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)})`,
   );
   const shipD = stats(loadD.http);
-  rows.push({ phase: 'D', what: `${opts.sseClients} GET /api/stream clients; ship events at ${eventRateD}/s → ${fmt(changesPerS, 0)} status changes/s written (load took ${fmt(loadMsD / 1000 + opts.warmup)} s); ${dropped} clients dropped; ship HTTP p99 ${fmt(shipD.p99)} ms`, result: `${receivedTotal.toLocaleString('en')} messages received (${fmt(perClientPerS, 0)}/s per client)`, target: '–', met: '–' });
-  rows.push({ phase: 'D', what: `change → client: ship event's 2xx answer → client received that order's change (${ack.n.toLocaleString('en')} deliveries; ${unmatched} not matched)`, result: `p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms`, target: 'p99 ≤ 100 ms', met: verdict(ack.p99 <= 100 && dropped === 0) });
-  rows.push({ phase: 'D', what: 'change → client: topic entry id timestamp (XADD time) → client received', result: `p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} / max ${fmt(ent.max)} ms`, target: '–', met: '–' });
+  rows.push({
+    phase: 'D',
+    what: `${opts.sseClients} GET /api/stream clients; ship events at ${eventRateD}/s → ${fmt(changesPerS, 0)} status changes/s written (load took ${fmt(loadMsD / 1000 + opts.warmup)} s); ${dropped} clients dropped; ship HTTP p99 ${fmt(shipD.p99)} ms`,
+    result: `${receivedTotal.toLocaleString('en')} messages received (${fmt(perClientPerS, 0)}/s per client)`,
+    target: '–',
+    met: '–',
+  });
+  rows.push({
+    phase: 'D',
+    what: `change → client: ship event's 2xx answer → client received that order's change (${ack.n.toLocaleString('en')} deliveries; ${unmatched} not matched)`,
+    result: `p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms`,
+    target: 'p99 ≤ 100 ms',
+    met: verdict(ack.p99 <= 100 && dropped === 0),
+  });
+  rows.push({
+    phase: 'D',
+    what: 'change → client: topic entry id timestamp (XADD time) → client received',
+    result: `p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} / max ${fmt(ent.max)} ms`,
+    target: '–',
+    met: '–',
+  });
   const rssGrowth = mb(rD.end - rD.start);
-  rows.push({ phase: 'D', what: 'web RSS, clients connected → end of load + 3 s', result: `${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)} MB)`, target: 'flat', met: verdict(Math.abs(rssGrowth) <= 20) });
-  if (unmatched) notes.push(`- phase D: ${unmatched} deliveries did not match an answered ship event (order id + target status), e.g. a change whose 2xx had not come back yet; they are left out of the ship→client figure`);
+  rows.push({
+    phase: 'D',
+    what: 'web RSS, clients connected → end of load + 3 s',
+    result: `${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)} MB)`,
+    target: 'flat',
+    met: verdict(Math.abs(rssGrowth) <= 20),
+  });
+  if (unmatched)
+    notes.push(
+      `- phase D: ${unmatched} deliveries did not match an answered ship event (order id + target status), e.g. a change whose 2xx had not come back yet; they are left out of the ship→client figure`,
+    );
 
   await pool.close();
   await shipPool.close();
@@ -664,7 +783,10 @@ try {
     const md = `# Reads benchmark results
 
 - date: ${started.toISOString()}
-- machine: ${os.cpus().length} × ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}
+- machine: ${os.cpus().length} × ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}
 - node ${process.version}; ${pgVersion.split(' on ')[0]}
 - command: \`npm run bench:reads -- ${process.argv.slice(2).join(' ')}\`
 - one \`web\`, one \`worker\`, one \`scheduler\` (partner base URLs empty: no partner calls); the HTTP and SSE clients run in the bench process on the same machine

@@ -153,7 +153,9 @@ proto._writeGeneric = function (this: net.Socket, writev: boolean, data: unknown
   const port = this.remotePort;
   if (port === pgPort || port === redisPort) {
     const chunks = writev
-      ? (data as Array<{ chunk: Buffer | string; encoding: BufferEncoding }>).map((c) => (typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk))
+      ? (data as Array<{ chunk: Buffer | string; encoding: BufferEncoding }>).map((c) =>
+          typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk,
+        )
       : [typeof data === 'string' ? Buffer.from(data, encoding as BufferEncoding) : (data as Buffer)];
     const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     try {
@@ -172,7 +174,12 @@ export interface RoundTripReport {
   events: number;
   /** `shipped` and everything it causes, per shipped event. */
   shipped?: RoundTripReport['parts'][number];
-  parts: Array<{ part: string; perEvent: { pgRoundTrips: number; pgDescribeRoundTrips: number; pgStatements: number; redisRoundTrips: number; redisCommands: number }; statements: Array<[string, number]>; commands: Array<[string, number]> }>;
+  parts: Array<{
+    part: string;
+    perEvent: { pgRoundTrips: number; pgDescribeRoundTrips: number; pgStatements: number; redisRoundTrips: number; redisCommands: number };
+    statements: Array<[string, number]>;
+    commands: Array<[string, number]>;
+  }>;
 }
 
 function summarize(part: string, t: Tally, per: number): RoundTripReport['parts'][number] {
@@ -180,7 +187,13 @@ function summarize(part: string, t: Tally, per: number): RoundTripReport['parts'
   const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [commandName(k), v / per] as [string, number]);
   return {
     part,
-    perEvent: { pgRoundTrips: t.pgWrites / per, pgDescribeRoundTrips: t.pgDescribeWrites / per, pgStatements: sum(t.pgStatements) / per, redisRoundTrips: t.redisWrites / per, redisCommands: sum(t.redisCommands) / per },
+    perEvent: {
+      pgRoundTrips: t.pgWrites / per,
+      pgDescribeRoundTrips: t.pgDescribeWrites / per,
+      pgStatements: sum(t.pgStatements) / per,
+      redisRoundTrips: t.redisWrites / per,
+      redisCommands: sum(t.redisCommands) / per,
+    },
     statements: sorted(t.pgStatements),
     commands: sorted(t.redisCommands),
   };
@@ -256,14 +269,24 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     const round = async (tag: string, count: number) => {
       const ids = Array.from({ length: count }, (_, n) => `rt-${tag}-o${n}`);
       for (const [n, orderId] of ids.entries()) {
-        await registerOrder(seed.db, { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 }, { clientId: 'mao', source: 'mao' });
+        await registerOrder(
+          seed.db,
+          { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 },
+          { clientId: 'mao', source: 'mao' },
+        );
       }
       while ((await relayOutboxOnce(web)) > 0); // the registrations' messages are not the events'
       const events = TYPES.flatMap((type) => ids.map((orderId, n) => ({ orderId, n, type })));
 
       tally = newTally();
       for (const [i, e] of events.entries()) {
-        const res = await client.post('/api/fulfillment/ship-events', { eventId: `rt-${tag}-${i}`, orderId: e.orderId, shipFromLocationId: loc(e.n), eventType: e.type, occurredAt: new Date().toISOString() });
+        const res = await client.post('/api/fulfillment/ship-events', {
+          eventId: `rt-${tag}-${i}`,
+          orderId: e.orderId,
+          shipFromLocationId: loc(e.n),
+          eventType: e.type,
+          occurredAt: new Date().toISOString(),
+        });
         if (res.status !== 202) throw new Error(`intake answered ${res.status}: ${JSON.stringify(res.body)}`);
       }
       const intake = summarize('intake (web)', tally, events.length);
@@ -296,13 +319,23 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     const shippedRound = async (tag: string, count: number) => {
       const ids = Array.from({ length: count }, (_, n) => `rt-${tag}-o${n}`);
       for (const [n, orderId] of ids.entries()) {
-        await registerOrder(seed.db, { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 }, { clientId: 'mao', source: 'mao' });
+        await registerOrder(
+          seed.db,
+          { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 },
+          { clientId: 'mao', source: 'mao' },
+        );
       }
       const workers = startHubWorkers(workerDeps, connection);
       let sent = 0;
       for (const type of TYPES) {
         for (const [n, orderId] of ids.entries()) {
-          await client.post('/api/fulfillment/ship-events', { eventId: `rt-${tag}-${type}-${n}`, orderId, shipFromLocationId: loc(n), eventType: type, occurredAt: new Date().toISOString() });
+          await client.post('/api/fulfillment/ship-events', {
+            eventId: `rt-${tag}-${type}-${n}`,
+            orderId,
+            shipFromLocationId: loc(n),
+            eventType: type,
+            occurredAt: new Date().toISOString(),
+          });
           sent++;
         }
       }
@@ -348,7 +381,10 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     // Warm-up round (not reported): connections open and prepare their statements, as in a process
     // that has been running for a while.
     await round('warm', 50);
-    const { total, parts: [intake, worker, relay] } = await round('count', orders);
+    const {
+      total,
+      parts: [intake, worker, relay],
+    } = await round('count', orders);
     await shippedRound('swarm', 20);
     const shipped = await shippedRound('ship', Math.max(20, Math.round(orders / 2)));
     await seed.close();
@@ -365,16 +401,27 @@ export function roundTripMarkdown(r: RoundTripReport): string {
   const lines = [
     `| part | Postgres round trips | … of which describe-only | Postgres statements | Redis round trips | Redis commands |`,
     `|---|---:|---:|---:|---:|---:|`,
-    ...r.parts.map((p) => `| ${p.part} | ${f(p.perEvent.pgRoundTrips)} | ${f(p.perEvent.pgDescribeRoundTrips)} | ${f(p.perEvent.pgStatements)} | ${f(p.perEvent.redisRoundTrips)} | ${f(p.perEvent.redisCommands)} |`),
+    ...r.parts.map(
+      (p) =>
+        `| ${p.part} | ${f(p.perEvent.pgRoundTrips)} | ${f(p.perEvent.pgDescribeRoundTrips)} | ${f(p.perEvent.pgStatements)} | ${f(p.perEvent.redisRoundTrips)} | ${f(p.perEvent.redisCommands)} |`,
+    ),
   ];
   const total = r.parts.reduce(
-    (a, p) => ({ pg: a.pg + p.perEvent.pgRoundTrips, pd: a.pd + p.perEvent.pgDescribeRoundTrips, st: a.st + p.perEvent.pgStatements, rr: a.rr + p.perEvent.redisRoundTrips, rc: a.rc + p.perEvent.redisCommands }),
+    (a, p) => ({
+      pg: a.pg + p.perEvent.pgRoundTrips,
+      pd: a.pd + p.perEvent.pgDescribeRoundTrips,
+      st: a.st + p.perEvent.pgStatements,
+      rr: a.rr + p.perEvent.redisRoundTrips,
+      rc: a.rc + p.perEvent.redisCommands,
+    }),
     { pg: 0, pd: 0, st: 0, rr: 0, rc: 0 },
   );
   lines.push(`| **total** | **${f(total.pg)}** | **${f(total.pd)}** | **${f(total.st)}** | **${f(total.rr)}** | **${f(total.rc)}** |`);
   if (r.shipped) {
     const p = r.shipped.perEvent;
-    lines.push(`| ${r.shipped.part}, per shipped event | ${f(p.pgRoundTrips)} | ${f(p.pgDescribeRoundTrips)} | ${f(p.pgStatements)} | ${f(p.redisRoundTrips)} | ${f(p.redisCommands)} |`);
+    lines.push(
+      `| ${r.shipped.part}, per shipped event | ${f(p.pgRoundTrips)} | ${f(p.pgDescribeRoundTrips)} | ${f(p.pgStatements)} | ${f(p.redisRoundTrips)} | ${f(p.redisCommands)} |`,
+    );
   }
   for (const p of [...r.parts, ...(r.shipped ? [r.shipped] : [])]) {
     lines.push('', `${p.part}, per event:`, '');

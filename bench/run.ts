@@ -78,8 +78,12 @@ if (process.argv.includes('--traffic=partner')) {
 }
 
 for (const a of process.argv.slice(2)) {
-  if (!/^--(duration|warmup|rates|scenarios|workers|concurrency|connections|drain|settle|backlog-wait|stop-at-saturation|no-write|no-round-trips)(=|$)/.test(a)) {
-    console.error(`unknown argument ${a}\nflags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 --concurrency=16 --connections=256 --drain=10 --settle=30 --backlog-wait=300 --stop-at-saturation --no-write --no-round-trips`);
+  if (
+    !/^--(duration|warmup|rates|scenarios|workers|concurrency|connections|drain|settle|backlog-wait|stop-at-saturation|no-write|no-round-trips)(=|$)/.test(a)
+  ) {
+    console.error(
+      `unknown argument ${a}\nflags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 --concurrency=16 --connections=256 --drain=10 --settle=30 --backlog-wait=300 --stop-at-saturation --no-write --no-round-trips`,
+    );
     process.exit(2);
   }
 }
@@ -135,14 +139,20 @@ async function dropDatabase(name: string): Promise<void> {
 const cleanup = cleanupOnce(
   () => [
     ['stop processes', () => stopProcesses([...running])],
-    ['drop databases', async () => {
-      for (const d of [...databases]) await dropDatabase(d);
-    }],
+    [
+      'drop databases',
+      async () => {
+        for (const d of [...databases]) await dropDatabase(d);
+      },
+    ],
     ['delete Redis keys', () => deleteRedisKeys(redis, `${redisPrefix}*`)],
-    ['close connections', async () => {
-      await admin.end({ timeout: 5 });
-      redis.disconnect();
-    }],
+    [
+      'close connections',
+      async () => {
+        await admin.end({ timeout: 5 });
+        redis.disconnect();
+      },
+    ],
   ],
   (signal) => `\n${signal}: stopping processes, dropping ${[...databases].join(', ') || 'no databases'}, deleting ${redisPrefix}* keys…`,
 );
@@ -240,11 +250,16 @@ async function startScenario(scenario: Scenario): Promise<ScenarioRun> {
     many(1, 'server', 'bench/naive-server.ts');
   }
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`${scenario} to answer on ${baseUrl}${healthPath}`, 60_000, async () => {
-    const res = await request(`${baseUrl}${healthPath}`);
-    await res.body.dump();
-    return res.statusCode === 200;
-  }, procs);
+  await waitFor(
+    `${scenario} to answer on ${baseUrl}${healthPath}`,
+    60_000,
+    async () => {
+      const res = await request(`${baseUrl}${healthPath}`);
+      await res.body.dump();
+      return res.statusCode === 200;
+    },
+    procs,
+  );
 
   const handle = connectDatabase(dbUrl(database), { max: 16 });
   const sql = handle.sql;
@@ -283,7 +298,13 @@ async function startScenario(scenario: Scenario): Promise<ScenarioRun> {
   const pool = new Pool(baseUrl, { connections: 8 });
   await Promise.all(
     probeIds.map(async (orderId, i) => {
-      const body = JSON.stringify({ eventId: `${orderId}-e`, orderId, shipFromLocationId: location(i), eventType: 'picking', occurredAt: new Date().toISOString() });
+      const body = JSON.stringify({
+        eventId: `${orderId}-e`,
+        orderId,
+        shipFromLocationId: location(i),
+        eventType: 'picking',
+        occurredAt: new Date().toISOString(),
+      });
       const res = await pool.request({
         path: SHIP_PATH,
         method: 'POST',
@@ -295,10 +316,15 @@ async function startScenario(scenario: Scenario): Promise<ScenarioRun> {
     }),
   );
   await pool.close();
-  await waitFor(`${scenario}: probe events to be applied`, 60_000, async () => {
-    const [r] = await sql<{ n: number }[]>`select count(*)::int as n from inbound_events where event_id like ${`${scenario}-probe-%`} and state = 'applied'`;
-    return r!.n === probeIds.length;
-  }, procs);
+  await waitFor(
+    `${scenario}: probe events to be applied`,
+    60_000,
+    async () => {
+      const [r] = await sql<{ n: number }[]>`select count(*)::int as n from inbound_events where event_id like ${`${scenario}-probe-%`} and state = 'applied'`;
+      return r!.n === probeIds.length;
+    },
+    procs,
+  );
   await sleep(1000);
   return run;
 }
@@ -398,10 +424,15 @@ async function runPhase(run: ScenarioRun, rate: number): Promise<PhaseResult> {
   process.stdout.write(`  ${scenario} @ ${rate}/s: registering ${orderCount} orders… `);
   await run.registerOrders(orderIds);
   if (run.hasRelay) {
-    await waitFor('the outbox relay to publish the registrations', 120_000, async () => {
-      const [r] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
-      return r!.n === 0;
-    }, run.procs);
+    await waitFor(
+      'the outbox relay to publish the registrations',
+      120_000,
+      async () => {
+        const [r] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
+        return r!.n === 0;
+      },
+      run.procs,
+    );
   }
   await sql`analyze`;
   await sql`checkpoint`.catch(() => {}); // needs superuser; only evens out the starting point
@@ -439,10 +470,16 @@ async function runPhase(run: ScenarioRun, rate: number): Promise<PhaseResult> {
   // mismatch work and events when intake and commits run at different rates (a growing backlog).
   const spanCpuBefore = cpuSnapshot(roots, run.database);
   const spanClientBefore = process.cpuUsage();
-  const snapAt = (perf: number, take: () => void) => new Promise<void>((resolve) => setTimeout(() => {
-        take();
-        resolve();
-      }, Math.max(0, perf - performance.now())));
+  const snapAt = (perf: number, take: () => void) =>
+    new Promise<void>((resolve) =>
+      setTimeout(
+        () => {
+          take();
+          resolve();
+        },
+        Math.max(0, perf - performance.now()),
+      ),
+    );
   const snapshots = Promise.all([
     snapAt(windowStartPerf, () => {
       cpuBefore = cpuSnapshot(roots, run.database);
@@ -548,7 +585,18 @@ async function runPhase(run: ScenarioRun, rate: number): Promise<PhaseResult> {
 
   const pattern = `${scenario}-${rate}-m-%`;
   const [rc] = await sql<
-    { total: number; committed: number; p50: number | null; p99: number | null; max: number | null; applied: number; ignored: number; rejected: number; failed: number; queued: number }[]
+    {
+      total: number;
+      committed: number;
+      p50: number | null;
+      p99: number | null;
+      max: number | null;
+      applied: number;
+      ignored: number;
+      rejected: number;
+      failed: number;
+      queued: number;
+    }[]
   >`
     select count(*)::int as total,
            count(processed_at)::int as committed,
@@ -645,7 +693,17 @@ function details(results: PhaseResult[]): string {
     ') | app CPU when idle (cores) | other load before / during | max send lag | status codes |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|';
   const rows = results.map((r) => {
     const s = r.states;
-    return `| ${r.scenario} | ${r.rate} | ${r.sent} | ${r.committed} | ${s.applied} / ${s.ignored} / ${s.rejected} / ${s.failed} / ${s.queued} | ${fmt(r.httpMax)} ms | ${fmt(r.rcMax)} ms | ${r.drainMs === null ? `> ${opts.drain} s` : `${r.drainMs} ms`} | ${r.topicLagP99 === null ? '–' : `${fmt(r.topicLagP99)} ms`} | ${Object.entries(r.cpuByProcess).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')} | ${fmt(r.cpuMsPerEvent.client, 2)} | ${fmt(r.cpuBusy, 2)} | ${fmt(r.idleApp, 3)} | ${fmt(r.otherBusyBefore, 2)} / ${fmt(r.otherBusy, 2)} | ${fmt(r.generatorLagMaxMs)} ms | ${Object.entries(r.statusCodes).map(([k, v]) => `${k}: ${v}`).join(', ')} |`;
+    return `| ${r.scenario} | ${r.rate} | ${r.sent} | ${r.committed} | ${s.applied} / ${s.ignored} / ${s.rejected} / ${s.failed} / ${s.queued} | ${fmt(r.httpMax)} ms | ${fmt(r.rcMax)} ms | ${r.drainMs === null ? `> ${opts.drain} s` : `${r.drainMs} ms`} | ${r.topicLagP99 === null ? '–' : `${fmt(r.topicLagP99)} ms`} | ${Object.entries(
+      r.cpuByProcess,
+    )
+      .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+      .join(
+        ', ',
+      )} | ${fmt(r.cpuMsPerEvent.client, 2)} | ${fmt(r.cpuBusy, 2)} | ${fmt(r.idleApp, 3)} | ${fmt(r.otherBusyBefore, 2)} / ${fmt(r.otherBusy, 2)} | ${fmt(r.generatorLagMaxMs)} ms | ${Object.entries(
+      r.statusCodes,
+    )
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')} |`;
   });
   return [head, ...rows].join('\n');
 }
@@ -770,7 +828,10 @@ try {
   if (roundTrips) console.log(`\nRound trips per ship event (hub code, counted at the sockets):\n\n${roundTrips}`);
 
   if (opts.write && results.length) {
-    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    const load = os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
     const md = `# Benchmark results
 
 - date: ${started.toISOString()}
@@ -790,7 +851,9 @@ ${verdicts.join('\n')}
 
 ${det}
 
-${roundTrips ? `## Round trips per ship event
+${
+  roundTrips
+    ? `## Round trips per ship event
 
 Counted by \`bench/round-trips.ts\`: the hub's own intake, worker and outbox relay code in one process,
 ${'`'}picking → picked → packing → packed${'`'} for 100 orders, every socket write to Postgres and Redis decoded.
@@ -800,7 +863,9 @@ for every parameterised statement that is not prepared.
 
 ${roundTrips}
 
-` : ''}## How to read it
+`
+    : ''
+}## How to read it
 
 - **hub**: the real \`web\` (1 process), \`worker\` (${opts.workers}) and \`scheduler\` (1, outbox relay + sweeper), signed ship events
   (Bearer key + HMAC over each request's raw body). **stripped**: no auth or validation, one INSERT + one BullMQ

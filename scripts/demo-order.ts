@@ -322,7 +322,9 @@ for (const t of [...tiers.tiers].sort((a, b) => a.tier - b.tier)) {
 }
 console.log(`Discrepancies: ${tiers.discrepancies.length === 0 ? 'none' : ''}`);
 for (const d of tiers.discrepancies) {
-  console.log(`  ${pad(d.code, 26)} tier ${d.tier ?? '—'}  opened ${d.openedAt}  ${d.resolvedAt ? `resolved ${d.resolvedAt}` : 'open'}  ${JSON.stringify(d.detail)}`);
+  console.log(
+    `  ${pad(d.code, 26)} tier ${d.tier ?? '—'}  opened ${d.openedAt}  ${d.resolvedAt ? `resolved ${d.resolvedAt}` : 'open'}  ${JSON.stringify(d.detail)}`,
+  );
 }
 
 // 8. History.

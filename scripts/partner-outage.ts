@@ -54,7 +54,11 @@ try {
     const orderId = `SO-OUTAGE-${Date.now()}-${i}`;
     await mao.post('/api/orders', { orderId, shipFromLocationId: 'STORE-012', customer: { id: `C-${i}` }, paymentMethod: 'PREPAID', status: 3000 });
     const now = new Date().toISOString();
-    await slick.post('/api/fulfillment/ship-events', { eventId: `${orderId}-packed`, orderId, shipFromLocationId: 'STORE-012', eventType: 'packed', occurredAt: now }, { prefer: 'wait=5' });
+    await slick.post(
+      '/api/fulfillment/ship-events',
+      { eventId: `${orderId}-packed`, orderId, shipFromLocationId: 'STORE-012', eventType: 'packed', occurredAt: now },
+      { prefer: 'wait=5' },
+    );
     await slick.post('/api/fulfillment/ship-events', {
       eventId: `${orderId}-shipped`,
       orderId,
@@ -77,7 +81,10 @@ try {
     return list.find((i) => i.cause === 'circuit_open:slick');
   });
   say(`incident opened: ${incident.summary}`);
-  const waiting = await fetch(SCHEDULER_METRICS_URL).then((r) => r.text(), () => '');
+  const waiting = await fetch(SCHEDULER_METRICS_URL).then(
+    (r) => r.text(),
+    () => '',
+  );
   const delayed = /hub_queue_jobs\{[^}]*queue="partner-calls",state="delayed"[^}]*\} (\d+)/.exec(waiting)?.[1];
   say(`confirmations waiting for the breaker (delayed jobs): ${delayed ?? '?'}; none failed, none dead-lettered`);
 

@@ -31,10 +31,17 @@ const UNIT = 30; // px per grid row unit
 const COLOURS = ['#73bf69', '#f2cc0c', '#5794f2', '#ff9830', '#b877d9', '#f2495c', '#8ab8ff', '#96d98d'];
 const KIND: Record<string, string> = { timeseries: 'time series', stat: 'stat', bargauge: 'bar gauge', table: 'table' };
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const metricsOf = (p: Panel) => [...new Set((p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/\bhub_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''))))];
+const metricsOf = (p: Panel) => [
+  ...new Set((p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/\bhub_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')))),
+];
 
 function legend(format: string | undefined, labels: Record<string, string>): string {
-  if (!format) return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ') || 'value';
+  if (!format)
+    return (
+      Object.entries(labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || 'value'
+    );
   return format.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, k: string) => labels[k] ?? '');
 }
 
@@ -56,7 +63,9 @@ async function evaluate(prometheus: string, panel: Panel, now: number): Promise<
         ? new URLSearchParams({ query: expr, start: String(now - 600), end: String(now), step: '5' })
         : new URLSearchParams({ query: expr, time: String(now) });
     const res = await fetch(`${prometheus}/api/v1/${panel.type === 'timeseries' ? 'query_range' : 'query'}?${params}`);
-    const body = (await res.json()) as { data?: { result: Array<{ metric: Record<string, string>; values?: Array<[number, string]>; value?: [number, string] }> } };
+    const body = (await res.json()) as {
+      data?: { result: Array<{ metric: Record<string, string>; values?: Array<[number, string]>; value?: [number, string] }> };
+    };
     for (const r of body.data?.result ?? []) {
       const points = (r.values ?? (r.value ? [r.value] : [])).map(([ts, v]) => [ts, Number(v)] as [number, number]);
       out.push({ name: legend(t.legendFormat, r.metric), points });
@@ -74,7 +83,10 @@ function chart(series: Series[], threshold: number | undefined, unit: string | u
   const px = (x: number) => ((x - x0) / Math.max(1, x1 - x0)) * w;
   const py = (y: number) => h - (y / yMax) * h;
   const lines = series.slice(0, COLOURS.length).map((s, i) => {
-    const d = s.points.filter((p) => Number.isFinite(p[1])).map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(' ');
+    const d = s.points
+      .filter((p) => Number.isFinite(p[1]))
+      .map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`)
+      .join(' ');
     return `<polyline fill="none" stroke="${COLOURS[i]}" stroke-width="1.5" points="${d}"/>`;
   });
   const line = threshold !== undefined ? `<line x1="0" x2="${w}" y1="${py(threshold)}" y2="${py(threshold)}" stroke="#f2495c" stroke-dasharray="4 3"/>` : '';
@@ -119,7 +131,10 @@ export async function renderDashboard(options: { out: string; prometheus?: strin
     let body: string;
     if (options.prometheus) {
       const series = await evaluate(options.prometheus, p, now);
-      body = p.type === 'timeseries' ? chart(series, threshold, unit, Math.round(colWidth * p.gridPos.w - 30), p.gridPos.h * UNIT - 80) : values(p, series, unit, threshold);
+      body =
+        p.type === 'timeseries'
+          ? chart(series, threshold, unit, Math.round(colWidth * p.gridPos.w - 30), p.gridPos.h * UNIT - 80)
+          : values(p, series, unit, threshold);
     } else {
       const legends = (p.targets ?? []).map((t) => `<li>${escapeHtml(t.legendFormat || t.expr)}</li>`).join('');
       body = `<ul>${legends}</ul>`;
@@ -127,7 +142,9 @@ export async function renderDashboard(options: { out: string; prometheus?: strin
     cells.push(`<div class="panel" style="${style}">
       <div class="head"><span class="title">${escapeHtml(p.title)}</span><span class="kind">${KIND[p.type] ?? p.type}${threshold !== undefined ? ` · line at ${formatValue(threshold, unit)}` : ''}</span></div>
       <div class="body">${body}</div>
-      <div class="metrics">${metricsOf(p).map((m) => `<code>${m}</code>`).join(' ')}</div>
+      <div class="metrics">${metricsOf(p)
+        .map((m) => `<code>${m}</code>`)
+        .join(' ')}</div>
     </div>`);
   }
   const rows = Math.max(...dashboard.panels.map((p) => p.gridPos.y + p.gridPos.h));
@@ -161,7 +178,10 @@ export async function renderDashboard(options: { out: string; prometheus?: strin
   <div class="sub">${options.prometheus ? 'ops/grafana/dashboards/fulfillment-hub.json drawn from Prometheus: every panel’s queries evaluated, laid out where Grafana places them.' : 'Layout of ops/grafana/dashboards/fulfillment-hub.json: each box is a panel where Grafana places it, with its series and the hub metrics it reads.'}</div>
   <div class="grid">${cells.join('\n')}</div></body></html>`;
 
-  const browser = await chromium.launch({ executablePath: options.executablePath ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const browser = await chromium.launch({
+    executablePath: options.executablePath ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   try {
     const page = await browser.newPage({ viewport: { width, height: 900 }, deviceScaleFactor: 1 });
     await page.setContent(html, { waitUntil: 'load' });

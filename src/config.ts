@@ -5,15 +5,7 @@ import { z } from 'zod';
  * a bad value stops start-up with a message naming the variable.
  */
 
-export const ROLES = [
-  'partner:slick',
-  'partner:grab',
-  'partner:pmp',
-  'partner:mao',
-  'viewer',
-  'operator',
-  'admin',
-] as const;
+export const ROLES = ['partner:slick', 'partner:grab', 'partner:pmp', 'partner:mao', 'viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 const apiClientSchema = z
@@ -90,31 +82,41 @@ export const DEFAULT_RATE_LIMITS: Record<Role, RateLimit> = {
   operator: { points: 1000, durationSeconds: 1 },
   admin: { points: 1000, durationSeconds: 1 },
 };
-const rateLimitList = z
-  .string()
-  .transform((s, ctx) => {
-    const limits: Partial<Record<Role, RateLimit>> = {};
-    for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
-      const eq = part.indexOf('=');
-      const role = part.slice(0, eq).trim();
-      const rate = rateSchema.safeParse(part.slice(eq + 1));
-      if (eq < 0 || !(ROLES as readonly string[]).includes(role) || !rate.success) {
-        ctx.addIssue({ code: 'custom', message: `"${part}" is not role=points/seconds with a role of ${ROLES.join(', ')}` });
-        return z.NEVER;
-      }
-      limits[role as Role] = rate.data;
+const rateLimitList = z.string().transform((s, ctx) => {
+  const limits: Partial<Record<Role, RateLimit>> = {};
+  for (const part of s
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const role = part.slice(0, eq).trim();
+    const rate = rateSchema.safeParse(part.slice(eq + 1));
+    if (eq < 0 || !(ROLES as readonly string[]).includes(role) || !rate.success) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not role=points/seconds with a role of ${ROLES.join(', ')}` });
+      return z.NEVER;
     }
-    return limits;
-  });
+    limits[role as Role] = rate.data;
+  }
+  return limits;
+});
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   PORT: int(0, 65535).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/fulfillment_hub'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a redis:// URL').default('redis://127.0.0.1:6379'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/fulfillment_hub'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'a redis:// URL')
+    .default('redis://127.0.0.1:6379'),
   /** Prefix of every Redis key the hub owns (queues, breakers); the topic stream is named separately. */
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('hub'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/)
+    .default('hub'),
   TOPIC_STREAM: z.string().min(1).default('order.fulfillment.v1'),
   API_CLIENTS: z.string().optional(),
 
@@ -273,7 +275,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mao: { name: 'mao', baseUrl: e.MAO_BASE_URL, token: e.MAO_API_TOKEN, timeoutMs: e.MAO_TIMEOUT_MS, retryDelaysMs: e.MAO_RETRY_DELAYS_MS },
     grab: { name: 'grab', baseUrl: e.GRAB_BASE_URL, token: e.GRAB_API_TOKEN, timeoutMs: e.GRAB_TIMEOUT_MS, retryDelaysMs: e.GRAB_RETRY_DELAYS_MS },
     notify: { name: 'notify', baseUrl: e.NOTIFY_WEBHOOK_URL, token: undefined, timeoutMs: e.NOTIFY_TIMEOUT_MS, retryDelaysMs: e.NOTIFY_RETRY_DELAYS_MS },
-    incident: { name: 'incident', baseUrl: e.INCIDENT_WEBHOOK_URL, token: undefined, timeoutMs: e.INCIDENT_TIMEOUT_MS, retryDelaysMs: e.INCIDENT_RETRY_DELAYS_MS },
+    incident: {
+      name: 'incident',
+      baseUrl: e.INCIDENT_WEBHOOK_URL,
+      token: undefined,
+      timeoutMs: e.INCIDENT_TIMEOUT_MS,
+      retryDelaysMs: e.INCIDENT_RETRY_DELAYS_MS,
+    },
   };
 
   return Object.freeze({

@@ -48,12 +48,18 @@ const FROM_BEFORE_TO = { message: 'from must be before to', path: ['from'] };
 
 const locationId = z.string().min(1).max(64);
 
-export const statusSummaryQuery = z.object({ ...windowFields, locationId: locationId.optional() }).strict().refine(fromBeforeTo, FROM_BEFORE_TO);
+export const statusSummaryQuery = z
+  .object({ ...windowFields, locationId: locationId.optional() })
+  .strict()
+  .refine(fromBeforeTo, FROM_BEFORE_TO);
 export const deliveryQuery = z
   .object({ ...windowFields, groupBy: z.enum(['partner', 'location', 'carrier']) })
   .strict()
   .refine(fromBeforeTo, FROM_BEFORE_TO);
-export const flowQuery = z.object({ ...windowFields, locationId: locationId.optional() }).strict().refine(fromBeforeTo, FROM_BEFORE_TO);
+export const flowQuery = z
+  .object({ ...windowFields, locationId: locationId.optional() })
+  .strict()
+  .refine(fromBeforeTo, FROM_BEFORE_TO);
 export const errorsQuery = z.object(windowFields).strict().refine(fromBeforeTo, FROM_BEFORE_TO);
 
 export type StatusSummaryQuery = z.infer<typeof statusSummaryQuery>;

@@ -121,4 +121,3 @@ function adminOnly(directory: ApiClientDirectory) {
     next();
   };
 }
-

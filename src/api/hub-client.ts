@@ -18,12 +18,7 @@ export class HubClient {
     readonly client: Pick<ApiClientConfig, 'key' | 'secret'>,
   ) {}
 
-  async send<T = any>(
-    method: 'GET' | 'POST' | 'PUT',
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<HubResponse<T>> {
+  async send<T = any>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HubResponse<T>> {
     const raw = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const h: Record<string, string> = { authorization: `Bearer ${this.client.key}`, ...headers };
     if (raw !== undefined) {

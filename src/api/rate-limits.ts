@@ -49,29 +49,33 @@ export function createRateLimits(deps: HubDeps): RateLimits {
       const limit = config.rateLimits[role];
       return [
         role,
-        withDeadline(new RateLimiterRedis({
-          storeClient: redis,
-          keyPrefix: `${prefix}:client:${role}`,
-          points: limit.points,
-          duration: limit.durationSeconds,
-          // Over budget: refused from memory for the rest of the window.
-          inMemoryBlockOnConsumed: limit.points + 1,
-          inMemoryBlockDuration: limit.durationSeconds,
-          insuranceLimiter: new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }),
-        })),
+        withDeadline(
+          new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `${prefix}:client:${role}`,
+            points: limit.points,
+            duration: limit.durationSeconds,
+            // Over budget: refused from memory for the rest of the window.
+            inMemoryBlockOnConsumed: limit.points + 1,
+            inMemoryBlockDuration: limit.durationSeconds,
+            insuranceLimiter: new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }),
+          }),
+        ),
       ];
     }),
   ) as Record<Role, RLWrapperTimeouts>;
 
   const failures = config.failedAuthLimit;
-  const failedAuth = withDeadline(new RateLimiterRedis({
-    storeClient: redis,
-    keyPrefix: `${prefix}:failed-auth`,
-    points: failures.points,
-    duration: failures.durationSeconds,
-    blockDuration: failures.durationSeconds,
-    insuranceLimiter: new RateLimiterMemory({ points: failures.points, duration: failures.durationSeconds, blockDuration: failures.durationSeconds }),
-  }));
+  const failedAuth = withDeadline(
+    new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix: `${prefix}:failed-auth`,
+      points: failures.points,
+      duration: failures.durationSeconds,
+      blockDuration: failures.durationSeconds,
+      insuranceLimiter: new RateLimiterMemory({ points: failures.points, duration: failures.durationSeconds, blockDuration: failures.durationSeconds }),
+    }),
+  );
   /** Address → until when (ms) this process refuses it. */
   const blocked = new Map<string, number>();
   const block = (address: string, ms: number) => {
@@ -124,9 +128,15 @@ export function createRateLimits(deps: HubDeps): RateLimits {
 }
 
 function rateLimited(msBeforeNext: number, limit: RateLimit): AppError {
-  return new AppError('rate_limited', `more than ${limit.points} requests in ${limit.durationSeconds} s from this client`, 429, { limit: limit.points, windowSeconds: limit.durationSeconds }, {
-    retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)),
-  });
+  return new AppError(
+    'rate_limited',
+    `more than ${limit.points} requests in ${limit.durationSeconds} s from this client`,
+    429,
+    { limit: limit.points, windowSeconds: limit.durationSeconds },
+    {
+      retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)),
+    },
+  );
 }
 
 function tooManyFailures(msBeforeNext: number, limit: RateLimit): AppError {

@@ -11,12 +11,7 @@ export function signatureHeader(secret: string, rawBody: string | Buffer, unixSe
 
 export type SignatureCheck = { ok: true } | { ok: false; reason: string };
 
-export function verifySignature(
-  secret: string,
-  rawBody: Buffer,
-  header: string | undefined,
-  nowSeconds = Math.floor(Date.now() / 1000),
-): SignatureCheck {
+export function verifySignature(secret: string, rawBody: Buffer, header: string | undefined, nowSeconds = Math.floor(Date.now() / 1000)): SignatureCheck {
   if (!header) return { ok: false, reason: 'X-Signature header is missing' };
   const parts = new Map<string, string>();
   for (const piece of header.split(',')) {

@@ -103,7 +103,9 @@ export class StatusStream {
     }
     while (!this.stopped) {
       try {
-        const answer = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.topic, this.lastSeen)) as Array<[string, Array<[string, string[]]>]> | null;
+        const answer = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.topic, this.lastSeen)) as Array<
+          [string, Array<[string, string[]]>]
+        > | null;
         if (!answer) continue;
         for (const [, entries] of answer) {
           for (const [id, raw] of entries) {
@@ -141,7 +143,10 @@ export class StatusStream {
     client.lastId = change.id;
     client.res.write(`id: ${change.id}\nevent: status\ndata: ${JSON.stringify(change.data)}\n\n`);
     if (!replaying && client.res.writableLength > MAX_BUFFERED_BYTES) {
-      this.logger.warn({ lastEventId: change.id, buffered: client.res.writableLength }, 'status stream client too slow; dropped (it may resume by Last-Event-ID)');
+      this.logger.warn(
+        { lastEventId: change.id, buffered: client.res.writableLength },
+        'status stream client too slow; dropped (it may resume by Last-Event-ID)',
+      );
       this.drop(client);
     }
   }
@@ -193,15 +198,16 @@ export class StatusStream {
           if (page.length < REPLAY_PAGE || !this.clients.has(client)) break;
           // The next page only once this one is on its way: a long replay holds at most a page in
           // memory, at the pace the client reads (its live changes wait, bounded, in `pending`).
-          if (res.writableNeedDrain) await new Promise<void>((resolve) => {
-            const done = () => {
-              res.off('drain', done);
-              res.off('close', done);
-              resolve();
-            };
-            res.on('drain', done);
-            res.on('close', done);
-          });
+          if (res.writableNeedDrain)
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                res.off('drain', done);
+                res.off('close', done);
+                resolve();
+              };
+              res.on('drain', done);
+              res.on('close', done);
+            });
         }
       } catch (err) {
         // Going on live would leave a silent gap: end it, and the client resumes with its Last-Event-ID.

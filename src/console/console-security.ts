@@ -64,7 +64,12 @@ export function consoleAuth(directory: ApiClientDirectory) {
     const client = key ? directory.findByKey(key) : undefined;
     if (!client) {
       res.setHeader('www-authenticate', `Basic realm="${CONSOLE_REALM}", charset="UTF-8"`);
-      return next(new AuthenticationError(basic ? 'unknown key' : 'sign in with your viewer, operator or admin key as the password', basic ? 'invalid_credentials' : 'missing_credentials'));
+      return next(
+        new AuthenticationError(
+          basic ? 'unknown key' : 'sign in with your viewer, operator or admin key as the password',
+          basic ? 'invalid_credentials' : 'missing_credentials',
+        ),
+      );
     }
     if (!READERS.includes(client.role)) return next(new ForbiddenError(`the console is for viewers, operators and admins, not ${client.role}`));
     res.locals.consoleUser = { id: client.id, role: client.role, key, csrfToken: csrfTokenOf(key) } satisfies ConsoleUser;

@@ -83,18 +83,32 @@ export function consoleRoutes(deps: HubDeps): Router {
       api.get(`/api/analytics/errors${queryString({ from: since })}`),
     ]);
     const user = userOf(res);
-    send(res, 200, page({
-      title: 'Overview',
-      user,
-      current: '/ops',
-      notice: one(req.query.notice),
-      live: {},
-      body: overviewBody(user, { summary, integrations: health.integrations, incidents: incidents.incidents, cases: cases.interventions, deadLetters: dlq.deadLetters, errors: errors.rows }),
-    }));
+    send(
+      res,
+      200,
+      page({
+        title: 'Overview',
+        user,
+        current: '/ops',
+        notice: one(req.query.notice),
+        live: {},
+        body: overviewBody(user, {
+          summary,
+          integrations: health.integrations,
+          incidents: incidents.incidents,
+          cases: cases.interventions,
+          deadLetters: dlq.deadLetters,
+          errors: errors.rows,
+        }),
+      }),
+    );
   });
 
   const searchForm = (q: Request['query']): SearchForm => ({
-    status: many(q.status).flatMap((s) => s.split(',')).map(Number).filter(Number.isInteger),
+    status: many(q.status)
+      .flatMap((s) => s.split(','))
+      .map(Number)
+      .filter(Number.isInteger),
     locationId: one(q.locationId),
     from: one(q.from),
     to: one(q.to),
@@ -102,7 +116,13 @@ export function consoleRoutes(deps: HubDeps): Router {
     limit: one(q.limit),
     cursor: one(q.cursor),
   });
-  const apiFilters = (f: SearchForm) => ({ status: f.status.length ? f.status.join(',') : undefined, locationId: f.locationId, from: asInstant(f.from), to: asInstant(f.to), q: f.q });
+  const apiFilters = (f: SearchForm) => ({
+    status: f.status.length ? f.status.join(',') : undefined,
+    locationId: f.locationId,
+    from: asInstant(f.from),
+    to: asInstant(f.to),
+    q: f.q,
+  });
 
   router.get('/orders', async (req, res) => {
     const api = apiOf(req, res);
@@ -117,7 +137,17 @@ export function consoleRoutes(deps: HubDeps): Router {
     ]);
     const user = userOf(res);
     const refused = (result as { refused?: AppError }).refused;
-    send(res, refused ? 400 : 200, page({ title: 'Orders', user, current: '/ops/orders', notice: one(req.query.notice), body: ordersBody(user, form, locations.locations, refused ? undefined : result, req.originalUrl, refused) }));
+    send(
+      res,
+      refused ? 400 : 200,
+      page({
+        title: 'Orders',
+        user,
+        current: '/ops/orders',
+        notice: one(req.query.notice),
+        body: ordersBody(user, form, locations.locations, refused ? undefined : result, req.originalUrl, refused),
+      }),
+    );
   });
 
   router.get('/orders/export', async (req, res) => {
@@ -143,20 +173,32 @@ export function consoleRoutes(deps: HubDeps): Router {
       api.get(`/api/interventions${queryString({ orderId: req.params.orderId, limit: '100' })}`),
     ]);
     const user = userOf(res);
-    send(res, 200, page({
-      title: `Order ${order.orderId}`,
-      user,
-      current: '/ops/orders',
-      notice: one(req.query.notice),
-      live: { orderId: order.orderId },
-      body: orderBody(user, { order, history: history.history, events: events.events, calls: calls.partnerCalls, tiers, cases: cases.interventions }, `/ops/orders/${id}`),
-    }));
+    send(
+      res,
+      200,
+      page({
+        title: `Order ${order.orderId}`,
+        user,
+        current: '/ops/orders',
+        notice: one(req.query.notice),
+        live: { orderId: order.orderId },
+        body: orderBody(
+          user,
+          { order, history: history.history, events: events.events, calls: calls.partnerCalls, tiers, cases: cases.interventions },
+          `/ops/orders/${id}`,
+        ),
+      }),
+    );
   });
 
   router.get('/dead-letters', async (req, res) => {
     const letters = await apiOf(req, res).get('/api/dlq?limit=200');
     const user = userOf(res);
-    send(res, 200, page({ title: 'Dead letters', user, current: '/ops/dead-letters', notice: one(req.query.notice), body: deadLettersBody(user, letters.deadLetters) }));
+    send(
+      res,
+      200,
+      page({ title: 'Dead letters', user, current: '/ops/dead-letters', notice: one(req.query.notice), body: deadLettersBody(user, letters.deadLetters) }),
+    );
   });
 
   /** Live updates: the API's SSE stream, passed through with the signed-in key (EventSource cannot send a Bearer header). */
@@ -164,7 +206,13 @@ export function consoleRoutes(deps: HubDeps): Router {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     const lastId = req.header('last-event-id');
-    const upstream = await apiOf(req, res).raw('GET', `/api/stream${queryString({ orderId: one(req.query.orderId), locationId: one(req.query.locationId) })}`, undefined, lastId ? { 'last-event-id': lastId } : {}, abort.signal);
+    const upstream = await apiOf(req, res).raw(
+      'GET',
+      `/api/stream${queryString({ orderId: one(req.query.orderId), locationId: one(req.query.locationId) })}`,
+      undefined,
+      lastId ? { 'last-event-id': lastId } : {},
+      abort.signal,
+    );
     if (upstream.statusCode !== 200) {
       upstream.body.resume();
       res.status(upstream.statusCode).end();
@@ -178,7 +226,12 @@ export function consoleRoutes(deps: HubDeps): Router {
   });
 
   // ---- Actions: each one API call, then back to the page it came from --------------------------
-  const action = (path: string, notice: string, call: (api: ConsoleApi, req: Request, body: Record<string, unknown>) => Promise<unknown>, fallback: (req: Request) => string) => {
+  const action = (
+    path: string,
+    notice: string,
+    call: (api: ConsoleApi, req: Request, body: Record<string, unknown>) => Promise<unknown>,
+    fallback: (req: Request) => string,
+  ) => {
     router.post(path, requireSameOrigin, async (req, res) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const back = returnPath(body, fallback(req));
@@ -191,10 +244,46 @@ export function consoleRoutes(deps: HubDeps): Router {
   const text = (v: unknown) => one(v);
   const note = (v: unknown) => one(v)?.trim() || undefined;
 
-  action('/orders/bulk-status', 'bulk-moved', (api, _req, b) => api.post('/api/orders/bulk-status', { orderIds: many(b.orderIds), status: Number(b.status), reasonCode: text(b.reasonCode), note: note(b.note) }), () => '/ops/orders');
-  action('/orders/:orderId/status', 'moved', (api, req, b) => api.post(`/api/orders/${encodeURIComponent(String(req.params.orderId))}/status`, { status: Number(b.status), reasonCode: text(b.reasonCode), note: note(b.note) }), orderPath);
-  action('/orders/:orderId/override', 'overridden', (api, req, b) => api.post(`/api/orders/${encodeURIComponent(String(req.params.orderId))}/override`, { status: Number(b.status), reasonCode: text(b.reasonCode), note: note(b.note) }), orderPath);
-  action('/orders/:orderId/partner', 'assigned', (api, req, b) => api.post(`/api/orders/${encodeURIComponent(String(req.params.orderId))}/partner`, { partnerId: text(b.partnerId), partnerName: text(b.partnerName), reason: text(b.reason) }), orderPath);
+  action(
+    '/orders/bulk-status',
+    'bulk-moved',
+    (api, _req, b) =>
+      api.post('/api/orders/bulk-status', { orderIds: many(b.orderIds), status: Number(b.status), reasonCode: text(b.reasonCode), note: note(b.note) }),
+    () => '/ops/orders',
+  );
+  action(
+    '/orders/:orderId/status',
+    'moved',
+    (api, req, b) =>
+      api.post(`/api/orders/${encodeURIComponent(String(req.params.orderId))}/status`, {
+        status: Number(b.status),
+        reasonCode: text(b.reasonCode),
+        note: note(b.note),
+      }),
+    orderPath,
+  );
+  action(
+    '/orders/:orderId/override',
+    'overridden',
+    (api, req, b) =>
+      api.post(`/api/orders/${encodeURIComponent(String(req.params.orderId))}/override`, {
+        status: Number(b.status),
+        reasonCode: text(b.reasonCode),
+        note: note(b.note),
+      }),
+    orderPath,
+  );
+  action(
+    '/orders/:orderId/partner',
+    'assigned',
+    (api, req, b) =>
+      api.post(`/api/orders/${encodeURIComponent(String(req.params.orderId))}/partner`, {
+        partnerId: text(b.partnerId),
+        partnerName: text(b.partnerName),
+        reason: text(b.reason),
+      }),
+    orderPath,
+  );
   action(
     '/cases/:id/resolve',
     'resolved',
@@ -205,7 +294,12 @@ export function consoleRoutes(deps: HubDeps): Router {
     },
     () => '/ops',
   );
-  action('/dead-letters/:id/retry', 'retried', (api, req) => api.post(`/api/dlq/${encodeURIComponent(String(req.params.id))}/retry`), () => '/ops/dead-letters');
+  action(
+    '/dead-letters/:id/retry',
+    'retried',
+    (api, req) => api.post(`/api/dlq/${encodeURIComponent(String(req.params.id))}/retry`),
+    () => '/ops/dead-letters',
+  );
 
   router.use((req: Request, _res: Response, next: NextFunction) => next(new AppError('not_found', `no console page ${req.path}`, 404)));
   // Console errors are pages for people; the API's errors arrive here as the API answered them.
@@ -215,7 +309,18 @@ export function consoleRoutes(deps: HubDeps): Router {
     if (err instanceof AppError) {
       // The API's own answer (a refusal, or 503 while Postgres or Redis is down), shown as it said it.
       if (err.httpStatus >= 500) deps.logger.warn({ code: err.code, path: req.originalUrl }, 'console: the API answered an error');
-      return send(res, err.httpStatus, errorPage(user, err.httpStatus, err.code, err.message, err.details, (res.locals.back as string | undefined) ?? (req.method === 'GET' ? undefined : '/ops')));
+      return send(
+        res,
+        err.httpStatus,
+        errorPage(
+          user,
+          err.httpStatus,
+          err.code,
+          err.message,
+          err.details,
+          (res.locals.back as string | undefined) ?? (req.method === 'GET' ? undefined : '/ops'),
+        ),
+      );
     }
     deps.logger.error({ err, path: req.originalUrl }, 'console page failed');
     send(res, 502, errorPage(user, 502, 'console_error', 'The page could not be built; try again.', undefined, '/ops'));

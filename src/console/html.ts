@@ -34,7 +34,10 @@ export function when(iso: string | number | null | undefined): Html {
   if (iso === null || iso === undefined || iso === '') return html`<span class="muted">—</span>`;
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return html`${String(iso)}`;
-  const text = date.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC');
+  const text = date
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, ' UTC');
   return html`<time datetime="${date.toISOString()}">${text}</time>`;
 }
 

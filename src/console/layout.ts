@@ -32,7 +32,14 @@ const NAV: Array<[string, string]> = [
   ['/ops/dead-letters', 'Dead letters'],
 ];
 
-export function page(opts: { title: string; user: ConsoleUser | undefined; current?: string; notice?: string | undefined; body: Html; live?: { orderId?: string; locationId?: string } }): string {
+export function page(opts: {
+  title: string;
+  user: ConsoleUser | undefined;
+  current?: string;
+  notice?: string | undefined;
+  body: Html;
+  live?: { orderId?: string; locationId?: string };
+}): string {
   const { user } = opts;
   const notice = opts.notice && Object.hasOwn(NOTICES, opts.notice) ? NOTICES[opts.notice] : undefined;
   const live = opts.live;

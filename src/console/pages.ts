@@ -170,7 +170,14 @@ export interface SearchForm {
   cursor?: string | undefined;
 }
 
-export function ordersBody(user: ConsoleUser, form: SearchForm, locations: Json[], page: Json | undefined, returnTo: string, refused?: { message: string; details?: unknown }): Html {
+export function ordersBody(
+  user: ConsoleUser,
+  form: SearchForm,
+  locations: Json[],
+  page: Json | undefined,
+  returnTo: string,
+  refused?: { message: string; details?: unknown },
+): Html {
   const filters = { status: form.status.map(String), locationId: form.locationId, from: form.from, to: form.to, q: form.q };
   const exportHref = `/ops/orders/export${queryString(filters)}`;
   const operate = canOperate(user);

@@ -34,7 +34,10 @@ export const courierStatusSchema = z
     carrierCode: z.string().min(1).max(32),
     status: z.enum(COURIER_STATUSES),
     occurredAt: isoInstant.refine(notTooFarInFuture, 'occurredAt is more than 5 minutes in the future'),
-    location: z.object({ lat: z.number().min(-90).max(90), lng: z.number().min(-180).max(180) }).strict().optional(),
+    location: z
+      .object({ lat: z.number().min(-90).max(90), lng: z.number().min(-180).max(180) })
+      .strict()
+      .optional(),
     failureReason: z.string().min(1).max(500).optional(),
     rescheduledFor: isoInstant.optional(),
     proofOfDelivery: z
@@ -42,7 +45,10 @@ export const courierStatusSchema = z
       .strict()
       .optional(),
     // Kept in the event log; cash collection is confirmed through PMP (tier 3).
-    cod: z.object({ amount: z.number().nonnegative().max(1_000_000), collected: z.boolean() }).strict().optional(),
+    cod: z
+      .object({ amount: z.number().nonnegative().max(1_000_000), collected: z.boolean() })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((e) => e.status !== 'RESCHEDULED' || e.rescheduledFor !== undefined, {

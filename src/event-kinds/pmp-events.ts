@@ -27,7 +27,10 @@ export const pmpEventSchema = z
     occurredAt: isoInstant.refine(notTooFarInFuture, 'occurredAt is more than 5 minutes in the future'),
     partnerName: z.string().min(1).max(200).optional(),
     location: location.optional(),
-    tracking: z.object({ trackingId: z.string().min(1).max(128), carrierCode: z.string().min(1).max(32) }).strict().optional(),
+    tracking: z
+      .object({ trackingId: z.string().min(1).max(128), carrierCode: z.string().min(1).max(32) })
+      .strict()
+      .optional(),
     failureReason: z.string().min(1).max(500).optional(),
     amount: z.number().nonnegative().max(1_000_000).multipleOf(0.01).optional(),
   })
@@ -81,7 +84,11 @@ function deliveryMessage(order: LockedOrder, row: InboundEventRow, fact: PmpFact
 
 /** The case a failed attempt reported by PMP opens for a person (SPEC §5.2: escalated). */
 function failedAttemptCase(order: LockedOrder, row: InboundEventRow, fact: PmpFact, attempt: number) {
-  return { orderId: order.orderId, cause: 'pmp_delivery_failed', detail: { eventId: row.eventId, partnerId: fact.partnerId, failureReason: fact.failureReason ?? null, attempt } };
+  return {
+    orderId: order.orderId,
+    cause: 'pmp_delivery_failed',
+    detail: { eventId: row.eventId, partnerId: fact.partnerId, failureReason: fact.failureReason ?? null, attempt },
+  };
 }
 
 /** The plan of an event that changes the order without moving its status. */
@@ -102,7 +109,10 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
   // (PMP reporting the very failure the order is at is not late: it is escalated below.)
   const lastFailure = order.delivery?.lastFailure;
   const sameFailure =
-    fact.type === 'delivery.failed' && order.status === STATUS.DELIVERY_FAILED && lastFailure !== undefined && occurredAt.getTime() === Date.parse(lastFailure.occurredAt);
+    fact.type === 'delivery.failed' &&
+    order.status === STATUS.DELIVERY_FAILED &&
+    lastFailure !== undefined &&
+    occurredAt.getTime() === Date.parse(lastFailure.occurredAt);
   if ((fact.type === 'status' || fact.type === 'delivery.failed') && !sameFailure && occurredAt.getTime() <= latestDeliveryNewsAt(order)) {
     return planFromTransition(order, { result: { kind: 'stale', order } }, fact.type === 'status' ? fact.status! : STATUS.DELIVERY_FAILED, row, occurredAt);
   }
@@ -124,7 +134,11 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
     }
 
     case 'delivery.update': {
-      const delivery = { ...order.delivery, ...(fact.location ? { location: fact.location, locationAt: fact.occurredAt } : {}), ...(fact.tracking ? { pmpTracking: fact.tracking } : {}) };
+      const delivery = {
+        ...order.delivery,
+        ...(fact.location ? { location: fact.location, locationAt: fact.occurredAt } : {}),
+        ...(fact.tracking ? { pmpTracking: fact.tracking } : {}),
+      };
       return applied(planOrderChange(order, { delivery }, [deliveryMessage(order, row, fact)], clock));
     }
 
@@ -167,7 +181,9 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
       if (transition.result.kind === 'invalid') return unchangedPlan(order, 'rejected', 'invalid_transition');
       const tier1 = tierOf(order, 1);
       if (transition.result.kind === 'stale' && (tier1.state !== 'pending' || tier1.detail.ready === true)) return unchangedPlan(order, 'ignored', 'stale');
-      let record = transition.record ?? planOrderChange(order, { delivery: { ...order.delivery, pmpDeliveredAt: fact.occurredAt } }, [deliveryMessage(order, row, fact)], clock);
+      let record =
+        transition.record ??
+        planOrderChange(order, { delivery: { ...order.delivery, pmpDeliveredAt: fact.occurredAt } }, [deliveryMessage(order, row, fact)], clock);
       record = settleTier(record, 1, 'done', { deliveredAt: fact.occurredAt, partnerId: fact.partnerId, eventId: row.eventId }, clock);
       // The courier's last word was a failed attempt: PMP and the courier disagree.
       if (order.delivery?.courierStatus === 'FAILED') {
@@ -244,7 +260,14 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
         type: 'cod.collected' as const,
         orderId: order.orderId,
         occurredAt,
-        payload: { orderId: order.orderId, eventId: row.eventId, partnerId: fact.partnerId, amount: Number(amount), expectedAmount: Number(expected), relayed: !withheld },
+        payload: {
+          orderId: order.orderId,
+          eventId: row.eventId,
+          partnerId: fact.partnerId,
+          amount: Number(amount),
+          expectedAmount: Number(expected),
+          relayed: !withheld,
+        },
       };
       let record: TransitionRecord = {
         ...planOrderChange(order, {}, [message], clock),
@@ -262,8 +285,14 @@ export function planPmpFact(order: LockedOrder, fact: PmpFact, row: InboundEvent
       const collected = { collectedAt: fact.occurredAt, amount: Number(amount), partnerId: fact.partnerId, eventId: row.eventId };
       if (!delivered) {
         record = withDiscrepancy(record, DISCREPANCY.COLLECTED_BEFORE_DELIVERED, 3, { ...collected, orderStatus: order.status });
-        record = { ...record, order: { ...record.order, tiers: { ...record.order.tiers, 3: { state: 'pending', detail: { ...tier3.detail, ...collected, relay: 'withheld' } } } } };
-        record.tiers = [...(record.tiers ?? []), { orderId: order.orderId, tier: 3, state: 'pending', detail: { ...tier3.detail, ...collected, relay: 'withheld' } }];
+        record = {
+          ...record,
+          order: { ...record.order, tiers: { ...record.order.tiers, 3: { state: 'pending', detail: { ...tier3.detail, ...collected, relay: 'withheld' } } } },
+        };
+        record.tiers = [
+          ...(record.tiers ?? []),
+          { orderId: order.orderId, tier: 3, state: 'pending', detail: { ...tier3.detail, ...collected, relay: 'withheld' } },
+        ];
         return applied(record, DISCREPANCY.COLLECTED_BEFORE_DELIVERED);
       }
       if (amount !== expected) {

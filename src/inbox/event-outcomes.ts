@@ -51,7 +51,11 @@ export class EventOutcomeWaiters {
       registry.set(eventId, waiters);
       // The outcome may have been committed before we subscribed to it, or without an announcement
       // (a duplicate that waits on the first's job): look at the row now and then as well.
-      const look = () => isDone().then((done) => (done ? finish() : undefined), () => {});
+      const look = () =>
+        isDone().then(
+          (done) => (done ? finish() : undefined),
+          () => {},
+        );
       const poll = setInterval(look, WAITER_POLL_MS);
       const deadline = setTimeout(() => finish(), ms);
       function finish() {

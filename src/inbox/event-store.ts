@@ -72,7 +72,11 @@ export async function storeInboundEvents(pg: postgres.Sql, inputs: readonly NewI
     const others = inputs.filter((i) => !receivedAt.has(i.eventId)).map((i) => i.eventId);
     const existing = others.length
       ? new Map(
-          (await pg.unsafe(`select ${selectList('e', EVENT_COLUMNS)} from inbound_events e where e.event_id = any($1::text[])`, [others] as never[], { prepare: true }))
+          (
+            await pg.unsafe(`select ${selectList('e', EVENT_COLUMNS)} from inbound_events e where e.event_id = any($1::text[])`, [others] as never[], {
+              prepare: true,
+            })
+          )
             .map((r) => fromRow<InboundEventRow>(r, 'e', EVENT_COLUMNS))
             .map((e) => [e.eventId, e]),
         )

@@ -124,9 +124,11 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
   // (earlier events of the same order) may have waiters of their own.
   const requested = new Set(eventIds);
   if (batch.length > 0 && (requests.some((r) => r.announce) || batch.some((b) => !requested.has(b.row.eventId)))) {
-    await announceOutcomes(deps.redis, deps.config.redisPrefix, batch.map((b) => b.row.eventId)).catch((err: unknown) =>
-      deps.logger.warn({ eventIds, err }, 'could not announce event outcomes; waiters read them at their deadline'),
-    );
+    await announceOutcomes(
+      deps.redis,
+      deps.config.redisPrefix,
+      batch.map((b) => b.row.eventId),
+    ).catch((err: unknown) => deps.logger.warn({ eventIds, err }, 'could not announce event outcomes; waiters read them at their deadline'));
   }
 
   const results = new Map<string, InboundEventResult>();

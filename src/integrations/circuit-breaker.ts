@@ -17,9 +17,7 @@ import type { Clock } from '../deps.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
-export type Admission =
-  | { allowed: true; probe: boolean; lease: string }
-  | { allowed: false; state: BreakerState; retryAt: number };
+export type Admission = { allowed: true; probe: boolean; lease: string } | { allowed: false; state: BreakerState; retryAt: number };
 
 export interface BreakerChange {
   from: BreakerState;
@@ -156,10 +154,7 @@ export class CircuitBreaker {
 
   async snapshot(): Promise<BreakerSnapshot> {
     const [stateKey, inflightKey] = this.keys();
-    const [fields, inFlight] = await Promise.all([
-      this.redis.hgetall(stateKey),
-      this.redis.zcount(inflightKey, this.clock.now(), '+inf'),
-    ]);
+    const [fields, inFlight] = await Promise.all([this.redis.hgetall(stateKey), this.redis.zcount(inflightKey, this.clock.now(), '+inf')]);
     const stored = (fields.state as BreakerState | undefined) ?? 'closed';
     const openUntil = Number(fields.openUntil ?? 0);
     // An open period that has run out is half-open: the next call is the probe.
@@ -181,10 +176,16 @@ export function createCircuitBreakers(
   clock: Clock,
 ): Record<IntegrationName, CircuitBreaker> {
   const make = (name: IntegrationName) =>
-    new CircuitBreaker(redis, config.redisPrefix, name, {
-      threshold: config.circuitFailureThreshold,
-      openMs: config.circuitOpenMs,
-      leaseMs: config.integrations[name].timeoutMs + 5_000,
-    }, clock);
+    new CircuitBreaker(
+      redis,
+      config.redisPrefix,
+      name,
+      {
+        threshold: config.circuitFailureThreshold,
+        openMs: config.circuitOpenMs,
+        leaseMs: config.integrations[name].timeoutMs + 5_000,
+      },
+      clock,
+    );
   return { slick: make('slick'), pmp: make('pmp'), mao: make('mao'), grab: make('grab'), notify: make('notify'), incident: make('incident') };
 }

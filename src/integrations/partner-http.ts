@@ -291,7 +291,11 @@ function readAnswer<Answer>(integration: string, schema: z.ZodType<Answer> | und
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
-  throw new NonRetriableIntegrationError(integration, `${integration} answered ${status} with a body the hub cannot use (${issues}): ${summarise(body)}`, status);
+  throw new NonRetriableIntegrationError(
+    integration,
+    `${integration} answered ${status} with a body the hub cannot use (${issues}): ${summarise(body)}`,
+    status,
+  );
 }
 
 function classifyError(integration: string, err: unknown): RetriableIntegrationError | NonRetriableIntegrationError {

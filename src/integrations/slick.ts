@@ -51,7 +51,10 @@ export class SlickClient {
       orderId: event.orderId,
       attempt: options.attempt,
       idempotencyKey: options.idempotencyKey,
-      answer: slickAcceptedSchema.refine((a) => a.orderId === event.orderId, { message: `the acceptance is for another order, not ${event.orderId}`, path: ['orderId'] }),
+      answer: slickAcceptedSchema.refine((a) => a.orderId === event.orderId, {
+        message: `the acceptance is for another order, not ${event.orderId}`,
+        path: ['orderId'],
+      }),
     });
   }
 

@@ -73,8 +73,21 @@ const DELIVERY_PHASE: readonly StatusCode[] = [7000, 7100, 7200, 7300, 7400, 750
 
 /** Ordering of progress used to call a partner event stale: 7400 sits between 7300 and 7500. */
 const PROGRESS_RANK: Record<StatusCode, number> = {
-  1000: 0, 1500: 1, 2000: 2, 3000: 3, 3500: 4, 3600: 5, 3700: 6, 7000: 7,
-  7100: 8, 7200: 9, 7300: 10, 7400: 11, 7500: 12, 8500: 13, 9000: 14,
+  1000: 0,
+  1500: 1,
+  2000: 2,
+  3000: 3,
+  3500: 4,
+  3600: 5,
+  3700: 6,
+  7000: 7,
+  7100: 8,
+  7200: 9,
+  7300: 10,
+  7400: 11,
+  7500: 12,
+  8500: 13,
+  9000: 14,
 };
 
 export type SubStep = 'packing';
@@ -85,10 +98,7 @@ export interface Step {
   implied: boolean;
 }
 
-export type Decision =
-  | { kind: 'moved'; steps: Step[]; subStep: SubStep | null }
-  | { kind: 'stale' }
-  | { kind: 'invalid'; reason: string };
+export type Decision = { kind: 'moved'; steps: Step[]; subStep: SubStep | null } | { kind: 'stale' } | { kind: 'invalid'; reason: string };
 
 export type OrderEvent =
   /** A fulfillment-side event (picking, picked, packing, packed) or Slick's shipment confirmation (7000). */
@@ -154,9 +164,7 @@ function decide(from: StatusCode, subStep: SubStep | null, event: OrderEvent): D
       const wantSubStep = event.type === 'SHIP_EVENT' ? (event.subStep ?? null) : null;
       if (event.to === from) {
         // Only the packing sub-step moves an order without changing its status.
-        return wantSubStep !== null && subStep === null
-          ? { kind: 'moved', steps: [], subStep: wantSubStep }
-          : { kind: 'stale' };
+        return wantSubStep !== null && subStep === null ? { kind: 'moved', steps: [], subStep: wantSubStep } : { kind: 'stale' };
       }
       const path = partnerPath(from, event.to);
       if (path) return { kind: 'moved', steps: asSteps(path), subStep: wantSubStep };

@@ -119,8 +119,14 @@ export const DASHBOARD_ROWS: RowSpec[] = [
         width: 6,
         threshold: 0.01,
         queries: [
-          q(`histogram_quantile(0.5, sum by (le) (rate(hub_http_request_duration_seconds_bucket{method="GET",route=~"/api/orders/:orderId.*|/api/events/:eventId"}[${RATE}])))`, 'p50'),
-          q(`histogram_quantile(0.99, sum by (le) (rate(hub_http_request_duration_seconds_bucket{method="GET",route=~"/api/orders/:orderId.*|/api/events/:eventId"}[${RATE}])))`, 'p99'),
+          q(
+            `histogram_quantile(0.5, sum by (le) (rate(hub_http_request_duration_seconds_bucket{method="GET",route=~"/api/orders/:orderId.*|/api/events/:eventId"}[${RATE}])))`,
+            'p50',
+          ),
+          q(
+            `histogram_quantile(0.99, sum by (le) (rate(hub_http_request_duration_seconds_bucket{method="GET",route=~"/api/orders/:orderId.*|/api/events/:eventId"}[${RATE}])))`,
+            'p99',
+          ),
         ],
       },
       {
@@ -158,7 +164,12 @@ export const DASHBOARD_ROWS: RowSpec[] = [
         type: 'timeseries',
         unit: 'ops',
         width: 8,
-        queries: [q(`sum by (integration, outcome) (rate(hub_partner_call_duration_seconds_count{outcome!="success"}[${RATE}])) or on() vector(0)`, '{{integration}} {{outcome}}')],
+        queries: [
+          q(
+            `sum by (integration, outcome) (rate(hub_partner_call_duration_seconds_count{outcome!="success"}[${RATE}])) or on() vector(0)`,
+            '{{integration}} {{outcome}}',
+          ),
+        ],
       },
       {
         title: 'Call latency p50 / p99',
@@ -181,7 +192,7 @@ export const DASHBOARD_ROWS: RowSpec[] = [
       },
       {
         title: 'Health probe (1 up, 0 down)',
-        description: "The last /health probe of each partner (scheduler).",
+        description: 'The last /health probe of each partner (scheduler).',
         type: 'stat',
         width: 12,
         queries: [q('max by (integration) (hub_integration_up)', '{{integration}}')],
@@ -331,7 +342,8 @@ export const DASHBOARD_ROWS: RowSpec[] = [
       },
       {
         title: 'Customer notifications/h',
-        description: 'Owed once per order and status (then sent), suppressed when the status was already notified; sent = the notification webhook answered 200.',
+        description:
+          'Owed once per order and status (then sent), suppressed when the status was already notified; sent = the notification webhook answered 200.',
         type: 'timeseries',
         width: 12,
         queries: [
@@ -443,6 +455,8 @@ function panelJson(p: PanelSpec, id: number, gridPos: { h: number; w: number; x:
 }
 
 /** Every query of a dashboard JSON (as committed), for checks. */
-export function dashboardQueries(dashboard: { panels?: Array<{ title?: string; targets?: Array<{ expr?: string }> }> }): Array<{ panel: string; expr: string }> {
+export function dashboardQueries(dashboard: {
+  panels?: Array<{ title?: string; targets?: Array<{ expr?: string }> }>;
+}): Array<{ panel: string; expr: string }> {
   return (dashboard.panels ?? []).flatMap((p) => (p.targets ?? []).filter((t) => t.expr).map((t) => ({ panel: p.title ?? '', expr: t.expr! })));
 }

@@ -16,7 +16,12 @@ export interface MetricsServer {
  * explicitly that is taken stops start-up; the default port taken (a second worker on one host) falls
  * back to any free port, with a warning naming it.
  */
-export async function startMetricsServer(registry: Registry, setting: { port: number; explicit: boolean }, logger: Logger, host?: string): Promise<MetricsServer> {
+export async function startMetricsServer(
+  registry: Registry,
+  setting: { port: number; explicit: boolean },
+  logger: Logger,
+  host?: string,
+): Promise<MetricsServer> {
   try {
     return await listen(registry, setting.port, logger, host);
   } catch (err) {

@@ -19,7 +19,8 @@ export function initialiseSchedulerSeries(metrics: Metrics): void {
   for (const kind of ['inbound-event', ...Object.keys(callKinds)]) metrics.eventsSwept.labels({ kind }).inc(0);
   for (const outcome of ['ok', 'failed']) metrics.reconciliationRuns.labels({ outcome }).inc(0);
   for (const finding of ['new', 'known', 'unknown', 'failed']) metrics.reconciliationFindings.labels({ finding }).inc(0);
-  for (const result of ['owed', 'suppressed_duplicate']) for (const status of notifiedStatuses()) metrics.customerNotifications.labels({ status, result }).inc(0);
+  for (const result of ['owed', 'suppressed_duplicate'])
+    for (const status of notifiedStatuses()) metrics.customerNotifications.labels({ status, result }).inc(0);
 }
 
 /** The statuses that owe the customer a notification. */

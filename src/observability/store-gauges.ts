@@ -22,7 +22,11 @@ const BREAKER_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 const INCIDENT_SEVERITIES = ['critical', 'error', 'warning'] as const;
 /** Every cause a case can have: each call kind's, each discrepancy code, and PMP's failed delivery. */
 export const INTERVENTION_CAUSES: readonly string[] = [
-  ...new Set([...Object.values(callKinds).flatMap((k) => ('intervention' in k && k.intervention ? [k.intervention.cause] : [])), ...DISCREPANCY_CODES, 'pmp_delivery_failed']),
+  ...new Set([
+    ...Object.values(callKinds).flatMap((k) => ('intervention' in k && k.intervention ? [k.intervention.cause] : [])),
+    ...DISCREPANCY_CODES,
+    'pmp_delivery_failed',
+  ]),
 ];
 const DELIVERY_OUTCOMES = ['delivered', 'returned', 'in_delivery'] as const;
 const TIER_STATES = ['pending', 'done', 'failed', 'not_applicable'] as const;
@@ -41,7 +45,12 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
   };
 
   const queueJobs = new Gauge({ name: 'hub_queue_jobs', help: 'Jobs per queue and state (from Redis)', labelNames: ['queue', 'state'] as const, registers });
-  const deadLetters = new Gauge({ name: 'hub_dead_letter_jobs', help: 'Jobs in the dead-letter queue (failed set) per queue (from Redis)', labelNames: ['queue'] as const, registers });
+  const deadLetters = new Gauge({
+    name: 'hub_dead_letter_jobs',
+    help: 'Jobs in the dead-letter queue (failed set) per queue (from Redis)',
+    labelNames: ['queue'] as const,
+    registers,
+  });
   new Gauge({
     name: 'hub_dead_letter_alert_threshold',
     help: 'DLQ_ALERT_THRESHOLD: dead letters above this raise an incident and the DeadLettersAboveThreshold alert',
@@ -52,12 +61,31 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
     help: 'EVENT_SLA_MS in seconds: an accepted event still queued longer is waiting past its SLA',
     registers,
   }).set(deps.config.eventSlaMs / 1000);
-  const circuitState = new Gauge({ name: 'hub_circuit_state', help: 'Circuit breaker state per integration: 0 closed, 1 half-open, 2 open (from Redis)', labelNames: ['integration'] as const, registers });
+  const circuitState = new Gauge({
+    name: 'hub_circuit_state',
+    help: 'Circuit breaker state per integration: 0 closed, 1 half-open, 2 open (from Redis)',
+    labelNames: ['integration'] as const,
+    registers,
+  });
   const openIncidents = new Gauge({ name: 'hub_open_incidents', help: 'Incidents currently open, by severity', labelNames: ['severity'] as const, registers });
-  const openInterventions = new Gauge({ name: 'hub_open_interventions', help: 'Manual-intervention cases currently open, by cause', labelNames: ['cause'] as const, registers });
+  const openInterventions = new Gauge({
+    name: 'hub_open_interventions',
+    help: 'Manual-intervention cases currently open, by cause',
+    labelNames: ['cause'] as const,
+    registers,
+  });
   const waitingPastSla = new Gauge({ name: 'hub_events_waiting_past_sla', help: 'Accepted events still queued longer than EVENT_SLA_MS', registers });
-  const oldestQueued = new Gauge({ name: 'hub_oldest_queued_event_age_seconds', help: 'Age of the oldest accepted event not yet applied (0 when none waits)', registers });
-  const openDiscrepancies = new Gauge({ name: 'hub_tier_discrepancies_open', help: 'Delivery discrepancies not yet resolved, by code', labelNames: ['code'] as const, registers });
+  const oldestQueued = new Gauge({
+    name: 'hub_oldest_queued_event_age_seconds',
+    help: 'Age of the oldest accepted event not yet applied (0 when none waits)',
+    registers,
+  });
+  const openDiscrepancies = new Gauge({
+    name: 'hub_tier_discrepancies_open',
+    help: 'Delivery discrepancies not yet resolved, by code',
+    labelNames: ['code'] as const,
+    registers,
+  });
 
   const operational = async () => {
     await Promise.all([
@@ -75,7 +103,13 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
       ),
       settle('postgres operational', async () => {
         const cutoff = new Date(deps.clock.now() - deps.config.eventSlaMs).toISOString();
-        const [row] = await deps.db.execute<{ incidents: Record<string, number> | null; cases: Record<string, number> | null; discrepancies: Record<string, number> | null; late: number; oldest: string | null }>(sql`
+        const [row] = await deps.db.execute<{
+          incidents: Record<string, number> | null;
+          cases: Record<string, number> | null;
+          discrepancies: Record<string, number> | null;
+          late: number;
+          oldest: string | null;
+        }>(sql`
           select (select jsonb_object_agg(severity, n) from (select severity, count(*)::int n from incidents where state = 'open' group by severity) s) as incidents,
                  (select jsonb_object_agg(cause, n) from (select cause, count(*)::int n from interventions where state = 'open' group by cause) c) as cases,
                  (select jsonb_object_agg(code, n) from (select code, count(*)::int n from order_discrepancies where resolved_at is null group by code) d) as discrepancies,
@@ -92,7 +126,12 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
     ]);
   };
 
-  const ordersByStatus = new Gauge({ name: 'hub_orders', help: 'Orders per current status and store location', labelNames: ['status', 'location'] as const, registers });
+  const ordersByStatus = new Gauge({
+    name: 'hub_orders',
+    help: 'Orders per current status and store location',
+    labelNames: ['status', 'location'] as const,
+    registers,
+  });
   const oldestInStatus = new Gauge({
     name: 'hub_orders_oldest_in_status_seconds',
     help: 'How long the order changed longest ago has been in each non-terminal status (where orders pile up)',
@@ -111,10 +150,30 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
     labelNames: ['partner', 'carrier'] as const,
     registers,
   });
-  const tiers = new Gauge({ name: 'hub_order_tiers', help: 'Delivery tiers per tier (1 PMP→OMS delivered, 2 Slick→MAO shipped, 3 PMP→Slick collected) and state', labelNames: ['tier', 'state'] as const, registers });
-  const codOrders = new Gauge({ name: 'hub_cod_orders', help: 'Cash-on-delivery ledger entries per relay state to Slick (awaiting_collection: nothing collected yet)', labelNames: ['relay'] as const, registers });
-  const codCollected = new Gauge({ name: 'hub_cod_collected_amount', help: 'Cash collected on delivery, as PMP reported it, per relay state (in the order currency)', labelNames: ['relay'] as const, registers });
-  const codExpected = new Gauge({ name: 'hub_cod_expected_amount', help: 'Cash expected on delivery, per relay state (in the order currency)', labelNames: ['relay'] as const, registers });
+  const tiers = new Gauge({
+    name: 'hub_order_tiers',
+    help: 'Delivery tiers per tier (1 PMP→OMS delivered, 2 Slick→MAO shipped, 3 PMP→Slick collected) and state',
+    labelNames: ['tier', 'state'] as const,
+    registers,
+  });
+  const codOrders = new Gauge({
+    name: 'hub_cod_orders',
+    help: 'Cash-on-delivery ledger entries per relay state to Slick (awaiting_collection: nothing collected yet)',
+    labelNames: ['relay'] as const,
+    registers,
+  });
+  const codCollected = new Gauge({
+    name: 'hub_cod_collected_amount',
+    help: 'Cash collected on delivery, as PMP reported it, per relay state (in the order currency)',
+    labelNames: ['relay'] as const,
+    registers,
+  });
+  const codExpected = new Gauge({
+    name: 'hub_cod_expected_amount',
+    help: 'Cash expected on delivery, per relay state (in the order currency)',
+    labelNames: ['relay'] as const,
+    registers,
+  });
 
   const terminal = new Set([7500, 8500, 9000]);
   const business = async () => {
@@ -137,7 +196,8 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
       ]);
       ordersByStatus.reset();
       for (const r of orders) ordersByStatus.set({ status: String(r.status), location: r.location }, r.n);
-      for (const r of inStatus) oldestInStatus.set({ status: String(r.status) }, r.oldest ? Math.max(0, (deps.clock.now() - new Date(r.oldest).getTime()) / 1000) : 0);
+      for (const r of inStatus)
+        oldestInStatus.set({ status: String(r.status) }, r.oldest ? Math.max(0, (deps.clock.now() - new Date(r.oldest).getTime()) / 1000) : 0);
       deliveries.reset();
       failedAttempts.reset();
       const attempts = new Map<string, { partner: string; carrier: string; n: number }>();
@@ -150,10 +210,13 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
       }
       // Every pair seen has all three outcomes, so a success rate never divides by a missing series.
       for (const a of attempts.values()) {
-        for (const outcome of DELIVERY_OUTCOMES) if (!delivery.some((r) => r.partner === a.partner && r.carrier === a.carrier && r.outcome === outcome)) deliveries.set({ partner: a.partner, carrier: a.carrier, outcome }, 0);
+        for (const outcome of DELIVERY_OUTCOMES)
+          if (!delivery.some((r) => r.partner === a.partner && r.carrier === a.carrier && r.outcome === outcome))
+            deliveries.set({ partner: a.partner, carrier: a.carrier, outcome }, 0);
         failedAttempts.set({ partner: a.partner, carrier: a.carrier }, a.n);
       }
-      for (const tier of [1, 2, 3]) for (const state of TIER_STATES) tiers.set({ tier: String(tier), state }, tierRows.find((r) => r.tier === tier && r.state === state)?.n ?? 0);
+      for (const tier of [1, 2, 3])
+        for (const state of TIER_STATES) tiers.set({ tier: String(tier), state }, tierRows.find((r) => r.tier === tier && r.state === state)?.n ?? 0);
       for (const relay of COD_RELAY_STATES) {
         const r = cod.find((c) => c.relay === relay);
         codOrders.set({ relay }, r?.n ?? 0);
@@ -170,18 +233,37 @@ export function registerStoreGauges(deps: HubDeps, registry: Registry): void {
     (inFlight ??= (async () => {
       try {
         const stale = deps.clock.now() - businessReadAt >= deps.config.metricsBusinessRefreshMs;
-        await Promise.all([operational(), stale
+        await Promise.all([
+          operational(),
+          stale
             ? business().then(() => {
                 businessReadAt = deps.clock.now();
               })
-            : undefined]);
+            : undefined,
+        ]);
       } finally {
         inFlight = undefined;
       }
     })());
   // prom-client calls collect() of each gauge before reading it; one of them starting the shared read is enough.
   (queueJobs as unknown as { collect: () => Promise<void> }).collect = refresh;
-  for (const g of [deadLetters, circuitState, openIncidents, openInterventions, waitingPastSla, oldestQueued, openDiscrepancies, ordersByStatus, oldestInStatus, deliveries, failedAttempts, tiers, codOrders, codCollected, codExpected]) {
+  for (const g of [
+    deadLetters,
+    circuitState,
+    openIncidents,
+    openInterventions,
+    waitingPastSla,
+    oldestQueued,
+    openDiscrepancies,
+    ordersByStatus,
+    oldestInStatus,
+    deliveries,
+    failedAttempts,
+    tiers,
+    codOrders,
+    codCollected,
+    codExpected,
+  ]) {
     (g as unknown as { collect: () => Promise<void> }).collect = refresh;
   }
 }

@@ -31,7 +31,10 @@ export function deadLetterView(queue: string, job: Job) {
 
 export async function listDeadLetters(deps: HubDeps, limit: number) {
   const lists = await Promise.all(queuesOf(deps).map(async (q) => (await q.getFailed(0, limit - 1)).map((job) => deadLetterView(q.name, job))));
-  return lists.flat().sort((a, b) => (b.failedAt ?? '').localeCompare(a.failedAt ?? '')).slice(0, limit);
+  return lists
+    .flat()
+    .sort((a, b) => (b.failedAt ?? '').localeCompare(a.failedAt ?? ''))
+    .slice(0, limit);
 }
 
 export async function deadLetterCount(deps: HubDeps): Promise<Record<string, number>> {

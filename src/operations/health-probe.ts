@@ -23,7 +23,13 @@ export async function probeIntegrations(deps: HubDeps): Promise<void> {
       } catch (err) {
         status = (err as { status?: number | null }).status ?? null;
       }
-      await recordHealthSample(deps.redis, deps.config.redisPrefix, name, { at: deps.clock.now(), kind: 'probe', ok, latencyMs: deps.clock.now() - started, status });
+      await recordHealthSample(deps.redis, deps.config.redisPrefix, name, {
+        at: deps.clock.now(),
+        kind: 'probe',
+        ok,
+        latencyMs: deps.clock.now() - started,
+        status,
+      });
       deps.metrics.integrationUp.set({ integration: name }, ok ? 1 : 0);
     }),
   );

@@ -29,7 +29,11 @@ export async function recordHealthSample(redis: Redis, prefix: string, integrati
 }
 
 /** Several samples in one round trip (one MULTI: per integration one LPUSH of its samples, in order, and one LTRIM). */
-export async function recordHealthSamples(redis: Redis, prefix: string, samples: ReadonlyArray<{ integration: IntegrationName; sample: HealthSample }>): Promise<void> {
+export async function recordHealthSamples(
+  redis: Redis,
+  prefix: string,
+  samples: ReadonlyArray<{ integration: IntegrationName; sample: HealthSample }>,
+): Promise<void> {
   const byIntegration = new Map<IntegrationName, string[]>();
   for (const { integration, sample } of samples) {
     const list = byIntegration.get(integration) ?? [];

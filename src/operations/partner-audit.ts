@@ -85,7 +85,10 @@ export function auditPartnerCalls(deps: HubDeps): PartnerCallObserver {
     const responseBody = redact(record.responseBody, secrets);
     const url = redact(record.url, secrets) as string;
     const error = record.error ? (redact(record.error, secrets) as string) : null;
-    deps.metrics.partnerCalls.observe({ integration: record.integration, operation: record.operation, outcome: record.errorClass ?? 'success' }, record.latencyMs / 1000);
+    deps.metrics.partnerCalls.observe(
+      { integration: record.integration, operation: record.operation, outcome: record.errorClass ?? 'success' },
+      record.latencyMs / 1000,
+    );
     deps.logger.info(
       {
         orderId: record.orderId,

@@ -11,10 +11,7 @@ import type { Tx } from '../db/types.js';
  */
 
 /** At most one open case per order and cause; opening it again only refreshes its detail. */
-export async function openIntervention(
-  tx: Tx | Database,
-  input: { orderId: string; cause: string; detail: Record<string, unknown> },
-): Promise<void> {
+export async function openIntervention(tx: Tx | Database, input: { orderId: string; cause: string; detail: Record<string, unknown> }): Promise<void> {
   await tx
     .insert(interventions)
     .values({ orderId: input.orderId, cause: input.cause, detail: input.detail })

@@ -18,14 +18,8 @@ import { isDiscrepancyCause, resolveDiscrepancy } from '../tiers/discrepancies.j
  * are listed, shown and resolved by people.
  */
 
-export async function listInterventions(
-  db: Database,
-  filter: { state?: InterventionState; orderId?: string; limit: number },
-): Promise<InterventionRow[]> {
-  const where = and(
-    filter.state ? eq(interventions.state, filter.state) : undefined,
-    filter.orderId ? eq(interventions.orderId, filter.orderId) : undefined,
-  );
+export async function listInterventions(db: Database, filter: { state?: InterventionState; orderId?: string; limit: number }): Promise<InterventionRow[]> {
+  const where = and(filter.state ? eq(interventions.state, filter.state) : undefined, filter.orderId ? eq(interventions.orderId, filter.orderId) : undefined);
   return db.select().from(interventions).where(where).orderBy(desc(interventions.createdAt)).limit(filter.limit);
 }
 

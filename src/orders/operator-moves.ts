@@ -100,7 +100,10 @@ export async function moveStatus(deps: HubDeps, orderId: string, input: StatusMo
     return moved;
   });
   countTransition(deps.metrics, result, OPERATOR_SOURCE);
-  deps.logger.info({ orderId, from: result.kind === 'moved' ? result.from : undefined, to: input.status, reasonCode: input.reasonCode, by: actor.clientId }, 'status moved by operator');
+  deps.logger.info(
+    { orderId, from: result.kind === 'moved' ? result.from : undefined, to: input.status, reasonCode: input.reasonCode, by: actor.clientId },
+    'status moved by operator',
+  );
   return getOrder(deps.db, orderId);
 }
 
@@ -123,7 +126,10 @@ export async function overrideStatus(deps: HubDeps, orderId: string, input: Stat
     return moved;
   });
   countTransition(deps.metrics, result, OPERATOR_SOURCE);
-  deps.logger.info({ orderId, from: result.kind === 'moved' ? result.from : undefined, to: input.status, reasonCode: input.reasonCode, by: actor.clientId }, 'status overridden');
+  deps.logger.info(
+    { orderId, from: result.kind === 'moved' ? result.from : undefined, to: input.status, reasonCode: input.reasonCode, by: actor.clientId },
+    'status overridden',
+  );
   return getOrder(deps.db, orderId);
 }
 
@@ -189,12 +195,7 @@ export async function moveStatusInBulk(deps: HubDeps, input: BulkStatusMove, act
  */
 async function lockOrders(tx: Tx, orderIds: readonly string[]): Promise<Map<string, LockedOrder>> {
   const ids = sql.param([...orderIds]);
-  const rows = await tx
-    .select()
-    .from(orders)
-    .where(sql`${orders.orderId} = any(${ids}::text[])`)
-    .orderBy(asc(orders.orderId))
-    .for('update');
+  const rows = await tx.select().from(orders).where(sql`${orders.orderId} = any(${ids}::text[])`).orderBy(asc(orders.orderId)).for('update');
   const [calls, tiers] = await Promise.all([
     tx
       .select({ orderId: orderCalls.orderId, kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state })

@@ -96,7 +96,15 @@ export async function registerOrder(db: Database, input: NewOrder, actor: Actor)
           type: 'status.changed',
           orderId: input.orderId,
           occurredAt: now,
-          payload: { orderId: input.orderId, locationId: input.shipFromLocationId, from: null, to: input.status, source: actor.source, actor: actor.clientId, at: now.toISOString() },
+          payload: {
+            orderId: input.orderId,
+            locationId: input.shipFromLocationId,
+            from: null,
+            to: input.status,
+            source: actor.source,
+            actor: actor.clientId,
+            at: now.toISOString(),
+          },
         },
       ]),
     ]);
@@ -110,13 +118,18 @@ export async function cancelOrder(deps: HubDeps, orderId: string, input: z.infer
     const order = await lockOrder(tx, orderId);
     if (!order) throw new NotFoundError('order', orderId);
     if (order.status === STATUS.CANCELLED) return { order };
-    const result = await applyTransition(tx, order, {
-      event: { type: 'OPERATOR_MOVE', to: STATUS.CANCELLED },
-      actor: actor.clientId,
-      source: actor.source,
-      reasonCode: input.reasonCode,
-      note: input.note ?? null,
-    }, deps.clock);
+    const result = await applyTransition(
+      tx,
+      order,
+      {
+        event: { type: 'OPERATOR_MOVE', to: STATUS.CANCELLED },
+        actor: actor.clientId,
+        source: actor.source,
+        reasonCode: input.reasonCode,
+        note: input.note ?? null,
+      },
+      deps.clock,
+    );
     if (result.kind !== 'moved') {
       throw new TransitionError('invalid_transition', `order ${orderId} at ${order.status} cannot be cancelled (only before 7000)`, {
         orderId,

@@ -66,21 +66,19 @@ function hasControlCharacter(s: string): boolean {
 }
 
 const instant = z.iso.datetime({ offset: true, message: 'an ISO 8601 instant, e.g. 2025-01-31T17:00:00Z' });
-const statusList = z
-  .union([z.string(), z.array(z.string())])
-  .transform((v, ctx) => {
-    const parts = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
-    const codes: StatusCode[] = [];
-    for (const p of parts) {
-      const n = /^\d{4}$/.test(p) ? Number(p) : NaN;
-      if (!isStatusCode(n)) {
-        ctx.addIssue({ code: 'custom', message: `unknown status ${JSON.stringify(p)}` });
-        return z.NEVER;
-      }
-      if (!codes.includes(n)) codes.push(n);
+const statusList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const parts = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
+  const codes: StatusCode[] = [];
+  for (const p of parts) {
+    const n = /^\d{4}$/.test(p) ? Number(p) : NaN;
+    if (!isStatusCode(n)) {
+      ctx.addIssue({ code: 'custom', message: `unknown status ${JSON.stringify(p)}` });
+      return z.NEVER;
     }
-    return codes;
-  });
+    if (!codes.includes(n)) codes.push(n);
+  }
+  return codes;
+});
 
 const filterShape = {
   status: statusList.optional(),
@@ -100,7 +98,10 @@ const filterShape = {
 export const searchQuerySchema = z
   .object({
     ...filterShape,
-    limit: z.string().regex(/^\d{1,4}$/, `a whole number from 1 to ${SEARCH_MAX_LIMIT}`).optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,4}$/, `a whole number from 1 to ${SEARCH_MAX_LIMIT}`)
+      .optional(),
     cursor: z.string().max(400).optional(),
   })
   .strict();
@@ -201,11 +202,7 @@ class StatementBuilder {
  * bound would look selective to a planner without statistics, and mislead it), joined by `and`;
  * `true` when there are none.
  */
-function conditions(
-  b: StatementBuilder,
-  f: OrderFilters & { after?: SortKey | undefined },
-  opts: { statuses: boolean; on?: Columns },
-): string {
+function conditions(b: StatementBuilder, f: OrderFilters & { after?: SortKey | undefined }, opts: { statuses: boolean; on?: Columns }): string {
   const col = opts.on ?? ORDERS_O;
   const c: string[] = [];
   if (f.from) c.push(`${col.updatedAt} >= ${b.param(f.from.toISOString())}::timestamptz`);

@@ -34,7 +34,12 @@ export type PartnerAssignment = z.infer<typeof partnerAssignmentSchema>;
 export function planPartnerAssignment(order: LockedOrder, input: PartnerAssignment, actor: { clientId: string }, clock: Clock): TransitionRecord {
   const now = new Date(clock.now());
   const partner = { partnerId: input.partnerId, partnerName: input.partnerName };
-  const change = planOrderChange(order, partner, [partnerAssignedMessage(order.orderId, partner, { source: 'operator', actor: actor.clientId, reason: input.reason }, now)], clock);
+  const change = planOrderChange(
+    order,
+    partner,
+    [partnerAssignedMessage(order.orderId, partner, { source: 'operator', actor: actor.clientId, reason: input.reason }, now)],
+    clock,
+  );
   const row: HistoryRow = {
     orderId: order.orderId,
     seq: order.historySeq + 1,
@@ -63,12 +68,17 @@ export async function assignPartnerByHand(deps: HubDeps, orderId: string, input:
       throw new TransitionError('invalid_transition', `order ${orderId} is cancelled; it has no delivery to assign`, { orderId, status: order.status });
     }
     await writeRecords(tx, [planPartnerAssignment(order, input, actor, deps.clock)]);
-    await settleOrderCallByHand(tx, { kind: PMP_ASSIGNMENT_CALL, orderId, key: '' }, { orderId }, {
-      cause: PMP_ASSIGNMENT_CAUSE,
-      note: 'assigned by hand',
-      resolvedBy: actor.clientId,
-      resolution: PARTNER_ASSIGNED_REASON,
-    });
+    await settleOrderCallByHand(
+      tx,
+      { kind: PMP_ASSIGNMENT_CALL, orderId, key: '' },
+      { orderId },
+      {
+        cause: PMP_ASSIGNMENT_CAUSE,
+        note: 'assigned by hand',
+        resolvedBy: actor.clientId,
+        resolution: PARTNER_ASSIGNED_REASON,
+      },
+    );
   });
   deps.logger.info({ orderId, partnerId: input.partnerId, by: actor.clientId }, 'delivery partner assigned by hand');
   return getOrder(deps.db, orderId);

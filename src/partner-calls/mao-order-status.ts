@@ -28,7 +28,13 @@ export async function reachedFulfilledAt(db: Pick<Database, 'select'>, orderId: 
   const [row] = await db
     .select({ occurredAt: statusHistory.occurredAt, recordedAt: statusHistory.recordedAt })
     .from(statusHistory)
-    .where(and(eq(statusHistory.orderId, orderId), eq(statusHistory.toStatus, STATUS.FULFILLED), sql`${statusHistory.fromStatus} is distinct from ${STATUS.FULFILLED}`))
+    .where(
+      and(
+        eq(statusHistory.orderId, orderId),
+        eq(statusHistory.toStatus, STATUS.FULFILLED),
+        sql`${statusHistory.fromStatus} is distinct from ${STATUS.FULFILLED}`,
+      ),
+    )
     .orderBy(asc(statusHistory.seq))
     .limit(1);
   return row ? (row.occurredAt ?? row.recordedAt) : undefined;
@@ -61,7 +67,13 @@ export const maoOrderStatus: PerOrderCallKind<'mao.order-status'> = {
       const locked = await lockOrder(tx, data.orderId);
       // Settled meanwhile (another run of the same call got there first): nothing left to record.
       if (!locked || callState(locked, record.kind, record.key) !== 'pending') return false;
-      const change = settleTier(tierRecord(locked, deps.clock), 2, 'done', { trackingId: update.trackingId, carrierCode: update.carrierCode, shippedAt: occurredAt }, deps.clock);
+      const change = settleTier(
+        tierRecord(locked, deps.clock),
+        2,
+        'done',
+        { trackingId: update.trackingId, carrierCode: update.carrierCode, shippedAt: occurredAt },
+        deps.clock,
+      );
       await writeRecords(tx, [change]);
       await confirmOrderCall(tx, record, { cause: MAO_STATUS_CAUSE, note: `MAO took SHIPPED on attempt ${attempt}` });
       return true;

@@ -23,10 +23,7 @@ const refIs = (ref: OrderCallRef) => and(eq(orderCalls.orderId, ref.orderId), eq
 
 /** The state of every call owed about an order, keyed `<kind>:<key>` (as LockedOrder.calls is). */
 export async function orderCallStates(db: Db, orderId: string): Promise<Record<string, OrderCallState>> {
-  const rows = await db
-    .select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state })
-    .from(orderCalls)
-    .where(eq(orderCalls.orderId, orderId));
+  const rows = await db.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId));
   return Object.fromEntries(rows.map((r) => [`${r.kind}:${r.key}`, r.state]));
 }
 
@@ -41,7 +38,11 @@ export async function readOrderCallWithOrder(db: Db, ref: OrderCallRef): Promise
  * kind for the order is still failed — closes the open cases its failure opened. One statement, so
  * it can run inside the transaction that acted on the partner's answer; a second run changes nothing.
  */
-export async function confirmOrderCall(db: Db, ref: OrderCallRef, caseToClose: { cause: string; note: string }): Promise<{ confirmed: boolean; casesClosed: number }> {
+export async function confirmOrderCall(
+  db: Db,
+  ref: OrderCallRef,
+  caseToClose: { cause: string; note: string },
+): Promise<{ confirmed: boolean; casesClosed: number }> {
   const [row] = await db.execute<{ confirmed: number; closed: number }>(sql`
     with confirmed as (
       update order_calls set state = 'confirmed', attempts = attempts + 1, last_error = null, updated_at = now()

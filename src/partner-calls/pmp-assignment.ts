@@ -82,7 +82,12 @@ export const pmpAssignment: PerOrderCallKind<'pmp.assignment'> = {
         return 'kept' as const;
       }
       const partner = { partnerId: answer.partnerId, partnerName: answer.partnerName };
-      const change = planOrderChange(locked, partner, [partnerAssignedMessage(locked.orderId, partner, { source: 'pmp', actor: 'pmp' }, new Date(deps.clock.now()))], deps.clock);
+      const change = planOrderChange(
+        locked,
+        partner,
+        [partnerAssignedMessage(locked.orderId, partner, { source: 'pmp', actor: 'pmp' }, new Date(deps.clock.now()))],
+        deps.clock,
+      );
       await writeRecords(tx, [change]);
       await confirmOrderCall(tx, record, { cause: PMP_ASSIGNMENT_CAUSE, note: `PMP assigned ${answer.partnerId} on attempt ${attempt}` });
       return 'assigned' as const;

@@ -53,11 +53,14 @@ export function orderCallJobId(call: Pick<OrderCallRequest, 'kind' | 'orderId' |
  */
 export function ensureOrderCallJob(deps: HubDeps, call: OrderCallRequest): Promise<boolean> {
   const jobId = orderCallJobId(call);
-  return ensureJob(deps.queues.partnerCalls as unknown as Queue, jobId, () =>
-    deps.queues.partnerCalls.add(call.kind, call.data as never, {
-      ...partnerCallJobOptions(deps.config.integrations[callKinds[call.kind].integration]),
-      jobId,
-    }),
+  return ensureJob(
+    deps.queues.partnerCalls as unknown as Queue,
+    jobId,
+    () =>
+      deps.queues.partnerCalls.add(call.kind, call.data as never, {
+        ...partnerCallJobOptions(deps.config.integrations[callKinds[call.kind].integration]),
+        jobId,
+      }),
     call.data,
   );
 }

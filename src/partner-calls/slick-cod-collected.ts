@@ -95,7 +95,8 @@ export const slickCodCollected: PerOrderCallKind<'slick.cod-collected'> = {
       await confirmOrderCall(tx, record, { cause: SLICK_COD_COLLECTED_CAUSE, note: `Slick took the collection on attempt ${attempt}` });
       return true;
     });
-    if (settled) deps.logger.info({ orderId: data.orderId, eventId: data.eventId, confirmationId: answer.confirmationId, attempt }, 'Slick took the COD collection');
+    if (settled)
+      deps.logger.info({ orderId: data.orderId, eventId: data.eventId, confirmationId: answer.confirmationId, attempt }, 'Slick took the COD collection');
     return 'settled';
   },
 

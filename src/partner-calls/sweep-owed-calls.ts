@@ -37,11 +37,15 @@ async function sweepOne(deps: HubDeps, row: OrderCallRow): Promise<boolean> {
   const parsed = kind.data.safeParse(row.data);
   if (!parsed.success) {
     const error = `the stored call data is not a ${kind.name} job: ${z.prettifyError(parsed.error)}`;
-    await failOrderCall(deps.db, { kind: kind.name, orderId: row.orderId, key: row.key }, {
-      cause: kind.intervention.cause,
-      error,
-      detail: { errorClass: 'non_retriable', status: null },
-    });
+    await failOrderCall(
+      deps.db,
+      { kind: kind.name, orderId: row.orderId, key: row.key },
+      {
+        cause: kind.intervention.cause,
+        error,
+        detail: { errorClass: 'non_retriable', status: null },
+      },
+    );
     deps.logger.warn({ ...ids, err: error }, 'owed partner call cannot be scheduled; intervention opened');
     return false;
   }

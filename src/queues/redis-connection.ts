@@ -9,8 +9,6 @@ import { Redis, type RedisOptions } from 'ioredis';
  */
 export function connectRedis(url: string, role: 'web' | 'worker' | 'subscriber', name: string): Redis {
   const options: RedisOptions =
-    role === 'web'
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: name }
-      : { maxRetriesPerRequest: null, connectionName: name };
+    role === 'web' ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: name } : { maxRetriesPerRequest: null, connectionName: name };
   return new Redis(url, options);
 }

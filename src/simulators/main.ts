@@ -71,7 +71,10 @@ async function main(): Promise<void> {
     }
     if (name === 'pmp') {
       sims.pmp.onSent((sent) => {
-        logger.info({ simulator: name, sent: sent.type, orderId: sent.orderId, eventId: sent.eventId, httpStatus: sent.httpStatus, error: sent.error }, 'PMP event sent');
+        logger.info(
+          { simulator: name, sent: sent.type, orderId: sent.orderId, eventId: sent.eventId, httpStatus: sent.httpStatus, error: sent.error },
+          'PMP event sent',
+        );
       });
     }
   }

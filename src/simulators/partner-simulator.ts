@@ -159,10 +159,7 @@ export function badRequest(error: string, details?: string[]): SimResponse {
 }
 
 /** Parses a body with a schema; on failure gives the 400 answer to send instead. */
-export function parseWith<T>(
-  schema: z.ZodType<T>,
-  body: unknown,
-): { ok: true; value: T } | { ok: false; response: SimResponse } {
+export function parseWith<T>(schema: z.ZodType<T>, body: unknown): { ok: true; value: T } | { ok: false; response: SimResponse } {
   const result = schema.safeParse(body);
   if (result.success) return { ok: true, value: result.data };
   return { ok: false, response: badRequest('invalid_body', describeIssues(result.error)) };
@@ -395,10 +392,7 @@ export async function startPartnerSimulator(options: PartnerSimulatorOptions): P
     for (const waiter of [...waiters]) waiter.onRecorded();
   }
 
-  const routes = compileRoutes([
-    ...options.routes,
-    { method: 'GET', path: HEALTH_PATH, handle: () => ({ status: 200, body: { status: 'ok' } }) },
-  ]);
+  const routes = compileRoutes([...options.routes, { method: 'GET', path: HEALTH_PATH, handle: () => ({ status: 200, body: { status: 'ok' } }) }]);
 
   const adminRoutes = compileRoutes<AdminRoute['handle']>([
     ...(options.adminRoutes ?? []),

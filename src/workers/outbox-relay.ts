@@ -93,7 +93,11 @@ export function wakeOnOutboxWrites(deps: HubDeps, relay: PeriodicTask): { stop()
   let stopped = false;
   let unlisten: (() => Promise<void>) | undefined;
   const listening = deps.pg
-    .listen(OUTBOX_CHANNEL, () => relay.kick(), () => relay.kick())
+    .listen(
+      OUTBOX_CHANNEL,
+      () => relay.kick(),
+      () => relay.kick(),
+    )
     .then((l) => {
       unlisten = l.unlisten;
       if (stopped) return l.unlisten();

@@ -56,7 +56,12 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   };
 }
 
-async function runOrderCall(deps: HubDeps, kind: AnyPerOrderCallKind, attempt: Omit<OrderCallAttempt<PartnerCallJobData>, 'order'>, secrets: string[]): Promise<void> {
+async function runOrderCall(
+  deps: HubDeps,
+  kind: AnyPerOrderCallKind,
+  attempt: Omit<OrderCallAttempt<PartnerCallJobData>, 'order'>,
+  secrets: string[],
+): Promise<void> {
   const { record, order } = await readOrderCallWithOrder(deps.db, attempt.record);
   // Confirmed or failed already, or never owed: a late or repeated job has nothing to do.
   if (record?.state !== 'pending') return;
@@ -71,7 +76,10 @@ async function runOrderCall(deps: HubDeps, kind: AnyPerOrderCallKind, attempt: O
     if (err instanceof CallNotDueError) throw err;
     await recordFailure(deps, kind, call, err, secrets).catch((recordErr: unknown) =>
       // The record stays pending, so the sweeper comes back to this call; the job's own failure stands.
-      deps.logger.error({ orderId: call.record.orderId, callKind: kind.name, callKey: call.record.key, err: (recordErr as Error).message }, 'could not record a failed partner call'),
+      deps.logger.error(
+        { orderId: call.record.orderId, callKind: kind.name, callKey: call.record.key, err: (recordErr as Error).message },
+        'could not record a failed partner call',
+      ),
     );
     throw err;
   }

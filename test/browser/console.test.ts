@@ -18,7 +18,15 @@ import { eventually, REPO_ROOT, registerOrder, shipEvent, startTestHub, type Tes
  * README's screenshots to docs/.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 /** Polls with a deadline that holds on a busy shared machine (the default is 1 s). */
 const POLL = { timeout: 15_000, interval: 50 };
 const KEYS = Object.fromEntries(DEVELOPMENT_CLIENTS.map((c) => [c.id, c.key!])) as Record<'viewer' | 'operator' | 'admin', string>;
@@ -39,7 +47,10 @@ const roleContexts = new Map<string, BrowserContext>();
 async function signedIn(role: 'viewer' | 'operator' | 'admin'): Promise<Page> {
   let context = roleContexts.get(role);
   if (!context) {
-    context = await browser.newContext({ httpCredentials: { username: role, password: KEYS[role], origin: hub.baseUrl }, viewport: { width: 1360, height: 900 } });
+    context = await browser.newContext({
+      httpCredentials: { username: role, password: KEYS[role], origin: hub.baseUrl },
+      viewport: { width: 1360, height: 900 },
+    });
     contexts.push(context);
     roleContexts.set(role, context);
   }
@@ -50,7 +61,13 @@ async function signedIn(role: 'viewer' | 'operator' | 'admin'): Promise<Page> {
 async function refusedWrites(): Promise<number> {
   const metric = await hub.web.metrics.registry.getSingleMetric('hub_http_request_duration_seconds')!.get();
   return metric.values
-    .filter((v) => (v as { metricName?: string }).metricName === 'hub_http_request_duration_seconds_count' && v.labels.method === 'POST' && String(v.labels.route).endsWith('/orders/:orderId/status') && v.labels.status === '403')
+    .filter(
+      (v) =>
+        (v as { metricName?: string }).metricName === 'hub_http_request_duration_seconds_count' &&
+        v.labels.method === 'POST' &&
+        String(v.labels.route).endsWith('/orders/:orderId/status') &&
+        v.labels.status === '403',
+    )
     .reduce((sum, v) => sum + v.value, 0);
 }
 
@@ -60,7 +77,10 @@ async function unlabelledControls(page: Page): Promise<string[]> {
     els
       .filter((el) => {
         const field = el as HTMLInputElement;
-        const name = (field.labels?.length ? [...field.labels].map((l) => l.textContent ?? '').join(' ') : '') + (el.getAttribute('aria-label') ?? '') + (el.tagName === 'BUTTON' ? (el.textContent ?? '') : '');
+        const name =
+          (field.labels?.length ? [...field.labels].map((l) => l.textContent ?? '').join(' ') : '') +
+          (el.getAttribute('aria-label') ?? '') +
+          (el.tagName === 'BUTTON' ? (el.textContent ?? '') : '');
         return name.trim() === '';
       })
       .map((el) => el.outerHTML.slice(0, 120)),
@@ -104,7 +124,9 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
       const target = new URL(req.url ?? '/', 'http://x').searchParams.get('target') ?? '';
       res.setHeader('content-type', 'text/html');
       if (req.url?.startsWith('/form')) {
-        res.end(`<!doctype html><form id="f" method="post" action="${target}"><input name="status" value="9000"><input name="reasonCode" value="hijacked"><input name="_csrf" value="guessed"></form><script>document.getElementById('f').submit()</script>`);
+        res.end(
+          `<!doctype html><form id="f" method="post" action="${target}"><input name="status" value="9000"><input name="reasonCode" value="hijacked"><input name="_csrf" value="guessed"></form><script>document.getElementById('f').submit()</script>`,
+        );
       } else {
         res.end('<!doctype html><title>elsewhere</title><p>another site</p>');
       }
@@ -122,7 +144,11 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     // Implied steps (3000 → 3600 skips 3500) and an admin override.
     markedOrder = await registerOrder(hub);
     await sendAndWait(shipEvent(markedOrder, 'picked'));
-    const override = await hub.clients.admin.post(`/api/orders/${markedOrder}/override`, { status: 3000, reasonCode: 'picked_wrong_items', note: 'repick from shelf' });
+    const override = await hub.clients.admin.post(`/api/orders/${markedOrder}/override`, {
+      status: 3000,
+      reasonCode: 'picked_wrong_items',
+      note: 'repick from shelf',
+    });
     expect(override.status).toBe(200);
   }, 120_000);
 
@@ -138,7 +164,9 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     expect(refused.status).toBe(401);
     expect(refused.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
     expect(await refused.text()).not.toContain('csrf-token');
-    const partner = await fetch(`${hub.baseUrl}/ops`, { headers: { authorization: `Basic ${Buffer.from(`slick:${DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!.key}`).toString('base64')}` } });
+    const partner = await fetch(`${hub.baseUrl}/ops`, {
+      headers: { authorization: `Basic ${Buffer.from(`slick:${DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!.key}`).toString('base64')}` },
+    });
     expect(partner.status).toBe(403);
 
     for (const role of ['viewer', 'operator', 'admin'] as const) {
@@ -185,7 +213,9 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     expect(await override.textContent()).toContain('repick from shelf');
     expect(await page.locator('[data-order-status]').textContent()).toContain('3000 Released');
     // The export link carries the same filters.
-    expect(await page.goto(`${hub.baseUrl}/ops/orders?q=${markedOrder}`).then(() => page.getByRole('link', { name: /Export/ }).getAttribute('href'))).toBe(`/ops/orders/export?q=${markedOrder}`);
+    expect(await page.goto(`${hub.baseUrl}/ops/orders?q=${markedOrder}`).then(() => page.getByRole('link', { name: /Export/ }).getAttribute('href'))).toBe(
+      `/ops/orders/export?q=${markedOrder}`,
+    );
     // A search the API refuses comes back as the form with the API's reason.
     const bad = await page.goto(`${hub.baseUrl}/ops/orders?from=yesterday`);
     expect(bad!.status()).toBe(400);
@@ -311,7 +341,10 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
 
   it('an operator moves several found orders at once from the search page', async () => {
     const name = `Bulkmove ${process.pid} ${Date.now().toString(36)}`;
-    const orders = [await registerOrder(hub, { status: 1000, customer: { id: 'C-B1', name } }), await registerOrder(hub, { status: 1000, customer: { id: 'C-B2', name } })];
+    const orders = [
+      await registerOrder(hub, { status: 1000, customer: { id: 'C-B1', name } }),
+      await registerOrder(hub, { status: 1000, customer: { id: 'C-B2', name } }),
+    ];
     const page = await signedIn('operator');
     await page.goto(`${hub.baseUrl}/ops/orders?q=${encodeURIComponent(name)}`);
     expect(await unlabelledControls(page)).toEqual([]);
@@ -347,10 +380,20 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
     await page.goto(`${attackerUrl}/`);
     const refusedBefore = await refusedWrites();
     const outcome = await page.evaluate(async (url) => {
-      const simple = await fetch(url, { method: 'POST', mode: 'no-cors', credentials: 'include', body: new URLSearchParams({ status: '1500', reasonCode: 'x' }) })
+      const simple = await fetch(url, {
+        method: 'POST',
+        mode: 'no-cors',
+        credentials: 'include',
+        body: new URLSearchParams({ status: '1500', reasonCode: 'x' }),
+      })
         .then((r) => `read ${r.type}`)
         .catch(() => 'unreadable');
-      const preflighted = await fetch(url, { method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json', 'x-requested-with': 'fetch' }, body: '{"status":1500,"reasonCode":"x"}' })
+      const preflighted = await fetch(url, {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'content-type': 'application/json', 'x-requested-with': 'fetch' },
+        body: '{"status":1500,"reasonCode":"x"}',
+      })
         .then((r) => `answered ${r.status}`)
         .catch(() => 'blocked');
       return { simple, preflighted };
@@ -374,7 +417,7 @@ describe.skipIf(!available)('the operations console in Chromium', () => {
   });
 
   it('shows what partners and people typed as text, never as markup', async () => {
-    const hostile = '<img src=x onerror="document.title=\'owned\'"><script>document.title=\'owned\'</script>';
+    const hostile = "<img src=x onerror=\"document.title='owned'\"><script>document.title='owned'</script>";
     const orderId = await registerOrder(hub, { customer: { id: 'C-XSS', name: hostile } });
     const page = await signedIn('viewer');
     const dialogs: string[] = [];

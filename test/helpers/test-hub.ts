@@ -83,7 +83,12 @@ export async function startTestHub(options: TestHubOptions = {}) {
   const subscriber = connectRedis(config.redisUrl, 'subscriber', 'test-outcomes');
   const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(prefix));
   await waiters.start();
-  const statusStream = new StatusStream(connectRedis(config.redisUrl, 'subscriber', 'test-status-stream'), web.redis, config.topicStream, logger.child({ role: 'web' }));
+  const statusStream = new StatusStream(
+    connectRedis(config.redisUrl, 'subscriber', 'test-status-stream'),
+    web.redis,
+    config.topicStream,
+    logger.child({ role: 'web' }),
+  );
   statusStream.start();
   const server: Server = createApp(web, { waiters, statusStream }).listen(0, '127.0.0.1');
   // As the web process does: what Node's HTTP parser refuses is answered in the JSON error format.
@@ -244,7 +249,9 @@ export function shipEvent(orderId: string, eventType: string, overrides: Record<
     shipFromLocationId: 'STORE-007',
     eventType,
     occurredAt: new Date().toISOString(),
-    ...(eventType === 'shipped' ? { tracking: { trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } } : {}),
+    ...(eventType === 'shipped'
+      ? { tracking: { trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } }
+      : {}),
     ...overrides,
   };
 }

@@ -92,23 +92,59 @@ describe('analytics over orders with chosen times', () => {
     await hub.web.pg`update locations set name = 'Analytics Delivery Store', region = 'Test South' where location_id = 'STORE-023'`;
 
     // STORE-022, through fulfillment. Stage 3000→3500: 1000, 2000, 6000 ms; 3500→3600: 2000, 3000 ms.
-    ids.f1 = await insertOrder({ location: 'STORE-022', status: 3600, history: [{ to: 3000, at: 0 }, { to: 3500, at: 1000 }, { to: 3600, at: 3000 }] });
+    ids.f1 = await insertOrder({
+      location: 'STORE-022',
+      status: 3600,
+      history: [
+        { to: 3000, at: 0 },
+        { to: 3500, at: 1000 },
+        { to: 3600, at: 3000 },
+      ],
+    });
     // The last step has no occurred_at: its recorded_at stands in.
     ids.f2 = await insertOrder({
       location: 'STORE-022',
       status: 3600,
-      history: [{ to: 3000, at: 0 }, { to: 3500, at: 2000 }, { to: 3600, at: null, recordedMs: 5000 }],
+      history: [
+        { to: 3000, at: 0 },
+        { to: 3500, at: 2000 },
+        { to: 3600, at: null, recordedMs: 5000 },
+      ],
     });
-    ids.f3 = await insertOrder({ location: 'STORE-022', status: 3500, history: [{ to: 3000, at: 0 }, { to: 3500, at: 6000 }] });
+    ids.f3 = await insertOrder({
+      location: 'STORE-022',
+      status: 3500,
+      history: [
+        { to: 3000, at: 0 },
+        { to: 3500, at: 6000 },
+      ],
+    });
 
     // STORE-023, deliveries. Pickup → delivered: 60,000 ms (d1) and 180,000 ms (d2, whose pickup is implied).
     ids.d1 = await insertOrder({
-      location: 'STORE-023', status: 7500, partnerId: 'PX-1', carrierCode: 'CX',
-      history: [{ to: 7000, at: 0 }, { to: 7100, at: 1000 }, { to: 7500, at: 61_000 }],
+      location: 'STORE-023',
+      status: 7500,
+      partnerId: 'PX-1',
+      carrierCode: 'CX',
+      history: [
+        { to: 7000, at: 0 },
+        { to: 7100, at: 1000 },
+        { to: 7500, at: 61_000 },
+      ],
     });
     ids.d2 = await insertOrder({
-      location: 'STORE-023', status: 7500, partnerId: 'PX-1', carrierCode: 'CX', attempts: 1,
-      history: [{ to: 7000, at: 0 }, { to: 7100, at: null, recordedMs: 2000 }, { to: 7300, at: 10_000 }, { to: 7400, at: 20_000 }, { to: 7500, at: 182_000 }],
+      location: 'STORE-023',
+      status: 7500,
+      partnerId: 'PX-1',
+      carrierCode: 'CX',
+      attempts: 1,
+      history: [
+        { to: 7000, at: 0 },
+        { to: 7100, at: null, recordedMs: 2000 },
+        { to: 7300, at: 10_000 },
+        { to: 7400, at: 20_000 },
+        { to: 7500, at: 182_000 },
+      ],
     });
     ids.d3 = await insertOrder({ location: 'STORE-023', status: 8500, partnerId: 'PX-1', carrierCode: 'CY', attempts: 2 });
     ids.d4 = await insertOrder({ location: 'STORE-023', status: 7200, partnerId: null, carrierCode: 'CY' });
@@ -144,7 +180,16 @@ describe('analytics over orders with chosen times', () => {
       total: 10,
       byStatus: allStatuses({ 3500: 1, 3600: 2, 3700: 1, 7000: 1, 7200: 1, 7500: 2, 8500: 1, 9000: 1 }),
       byLocation: [
-        { locationId: 'STORE-022', name: 'Analytics Flow Store', region: 'Test North', total: 3, byStatus: [{ status: 3500, count: 1 }, { status: 3600, count: 2 }] },
+        {
+          locationId: 'STORE-022',
+          name: 'Analytics Flow Store',
+          region: 'Test North',
+          total: 3,
+          byStatus: [
+            { status: 3500, count: 1 },
+            { status: 3600, count: 2 },
+          ],
+        },
         {
           locationId: 'STORE-023',
           name: 'Analytics Delivery Store',
@@ -167,7 +212,18 @@ describe('analytics over orders with chosen times', () => {
       asOf: one.body.asOf,
       total: 3,
       byStatus: allStatuses({ 3500: 1, 3600: 2 }),
-      byLocation: [{ locationId: 'STORE-022', name: 'Analytics Flow Store', region: 'Test North', total: 3, byStatus: [{ status: 3500, count: 1 }, { status: 3600, count: 2 }] }],
+      byLocation: [
+        {
+          locationId: 'STORE-022',
+          name: 'Analytics Flow Store',
+          region: 'Test North',
+          total: 3,
+          byStatus: [
+            { status: 3500, count: 1 },
+            { status: 3600, count: 2 },
+          ],
+        },
+      ],
     });
 
     // A location without orders in the window is still answered, with zeros.
@@ -202,16 +258,40 @@ describe('analytics over orders with chosen times', () => {
       groupBy: 'partner',
       rows: [
         {
-          key: 'PX-1', orders: 3, delivered: 2, failedAttempts: 3, returned: 1, inDelivery: 0,
-          successRate: 0.6667, avgAttempts: 1.67, pickupToDeliveredP50Ms: 120_000, pickupToDeliveredP90Ms: 168_000,
+          key: 'PX-1',
+          orders: 3,
+          delivered: 2,
+          failedAttempts: 3,
+          returned: 1,
+          inDelivery: 0,
+          successRate: 0.6667,
+          avgAttempts: 1.67,
+          pickupToDeliveredP50Ms: 120_000,
+          pickupToDeliveredP90Ms: 168_000,
         },
         {
-          key: 'PX-2', orders: 1, delivered: 0, failedAttempts: 0, returned: 0, inDelivery: 1,
-          successRate: null, avgAttempts: null, pickupToDeliveredP50Ms: null, pickupToDeliveredP90Ms: null,
+          key: 'PX-2',
+          orders: 1,
+          delivered: 0,
+          failedAttempts: 0,
+          returned: 0,
+          inDelivery: 1,
+          successRate: null,
+          avgAttempts: null,
+          pickupToDeliveredP50Ms: null,
+          pickupToDeliveredP90Ms: null,
         },
         {
-          key: 'unassigned', orders: 1, delivered: 0, failedAttempts: 0, returned: 0, inDelivery: 1,
-          successRate: null, avgAttempts: null, pickupToDeliveredP50Ms: null, pickupToDeliveredP90Ms: null,
+          key: 'unassigned',
+          orders: 1,
+          delivered: 0,
+          failedAttempts: 0,
+          returned: 0,
+          inDelivery: 1,
+          successRate: null,
+          avgAttempts: null,
+          pickupToDeliveredP50Ms: null,
+          pickupToDeliveredP90Ms: null,
         },
       ],
     });
@@ -223,16 +303,40 @@ describe('analytics over orders with chosen times', () => {
       groupBy: 'carrier',
       rows: [
         {
-          key: 'CX', orders: 2, delivered: 2, failedAttempts: 1, returned: 0, inDelivery: 0,
-          successRate: 1, avgAttempts: 1.5, pickupToDeliveredP50Ms: 120_000, pickupToDeliveredP90Ms: 168_000,
+          key: 'CX',
+          orders: 2,
+          delivered: 2,
+          failedAttempts: 1,
+          returned: 0,
+          inDelivery: 0,
+          successRate: 1,
+          avgAttempts: 1.5,
+          pickupToDeliveredP50Ms: 120_000,
+          pickupToDeliveredP90Ms: 168_000,
         },
         {
-          key: 'CY', orders: 2, delivered: 0, failedAttempts: 2, returned: 1, inDelivery: 1,
-          successRate: 0, avgAttempts: 2, pickupToDeliveredP50Ms: null, pickupToDeliveredP90Ms: null,
+          key: 'CY',
+          orders: 2,
+          delivered: 0,
+          failedAttempts: 2,
+          returned: 1,
+          inDelivery: 1,
+          successRate: 0,
+          avgAttempts: 2,
+          pickupToDeliveredP50Ms: null,
+          pickupToDeliveredP90Ms: null,
         },
         {
-          key: 'unassigned', orders: 1, delivered: 0, failedAttempts: 0, returned: 0, inDelivery: 1,
-          successRate: null, avgAttempts: null, pickupToDeliveredP50Ms: null, pickupToDeliveredP90Ms: null,
+          key: 'unassigned',
+          orders: 1,
+          delivered: 0,
+          failedAttempts: 0,
+          returned: 0,
+          inDelivery: 1,
+          successRate: null,
+          avgAttempts: null,
+          pickupToDeliveredP50Ms: null,
+          pickupToDeliveredP90Ms: null,
         },
       ],
     });
@@ -243,8 +347,16 @@ describe('analytics over orders with chosen times', () => {
       groupBy: 'location',
       rows: [
         {
-          key: 'STORE-023', orders: 5, delivered: 2, failedAttempts: 3, returned: 1, inDelivery: 2,
-          successRate: 0.6667, avgAttempts: 1.67, pickupToDeliveredP50Ms: 120_000, pickupToDeliveredP90Ms: 168_000,
+          key: 'STORE-023',
+          orders: 5,
+          delivered: 2,
+          failedAttempts: 3,
+          returned: 1,
+          inDelivery: 2,
+          successRate: 0.6667,
+          avgAttempts: 1.67,
+          pickupToDeliveredP50Ms: 120_000,
+          pickupToDeliveredP90Ms: 168_000,
         },
       ],
     });
@@ -303,17 +415,73 @@ describe('analytics over orders with chosen times', () => {
     const summary = csv(await hub.clients.viewer.get(`/api/analytics/status-summary?${DAY}&format=csv`));
     expect(summary.header).toEqual(['locationId', 'name', 'region', 'status', 'statusName', 'count']);
     expect(summary.rows).toHaveLength(8);
-    expect(summary.rows[0]).toEqual({ locationId: 'STORE-022', name: 'Analytics Flow Store', region: 'Test North', status: '3500', statusName: 'Picking', count: '1' });
-    expect(summary.rows.at(-1)).toEqual({ locationId: 'STORE-023', name: 'Analytics Delivery Store', region: 'Test South', status: '9000', statusName: 'Cancelled', count: '1' });
+    expect(summary.rows[0]).toEqual({
+      locationId: 'STORE-022',
+      name: 'Analytics Flow Store',
+      region: 'Test North',
+      status: '3500',
+      statusName: 'Picking',
+      count: '1',
+    });
+    expect(summary.rows.at(-1)).toEqual({
+      locationId: 'STORE-023',
+      name: 'Analytics Delivery Store',
+      region: 'Test South',
+      status: '9000',
+      statusName: 'Cancelled',
+      count: '1',
+    });
 
     const delivery = csv(await hub.clients.viewer.get(`/api/analytics/delivery?groupBy=partner&${DAY}&format=csv`));
     expect(delivery.header).toEqual([
-      'key', 'orders', 'delivered', 'failedAttempts', 'returned', 'inDelivery', 'successRate', 'avgAttempts', 'pickupToDeliveredP50Ms', 'pickupToDeliveredP90Ms',
+      'key',
+      'orders',
+      'delivered',
+      'failedAttempts',
+      'returned',
+      'inDelivery',
+      'successRate',
+      'avgAttempts',
+      'pickupToDeliveredP50Ms',
+      'pickupToDeliveredP90Ms',
     ]);
     expect(delivery.rows).toEqual([
-      { key: 'PX-1', orders: '3', delivered: '2', failedAttempts: '3', returned: '1', inDelivery: '0', successRate: '0.6667', avgAttempts: '1.67', pickupToDeliveredP50Ms: '120000', pickupToDeliveredP90Ms: '168000' },
-      { key: 'PX-2', orders: '1', delivered: '0', failedAttempts: '0', returned: '0', inDelivery: '1', successRate: '', avgAttempts: '', pickupToDeliveredP50Ms: '', pickupToDeliveredP90Ms: '' },
-      { key: 'unassigned', orders: '1', delivered: '0', failedAttempts: '0', returned: '0', inDelivery: '1', successRate: '', avgAttempts: '', pickupToDeliveredP50Ms: '', pickupToDeliveredP90Ms: '' },
+      {
+        key: 'PX-1',
+        orders: '3',
+        delivered: '2',
+        failedAttempts: '3',
+        returned: '1',
+        inDelivery: '0',
+        successRate: '0.6667',
+        avgAttempts: '1.67',
+        pickupToDeliveredP50Ms: '120000',
+        pickupToDeliveredP90Ms: '168000',
+      },
+      {
+        key: 'PX-2',
+        orders: '1',
+        delivered: '0',
+        failedAttempts: '0',
+        returned: '0',
+        inDelivery: '1',
+        successRate: '',
+        avgAttempts: '',
+        pickupToDeliveredP50Ms: '',
+        pickupToDeliveredP90Ms: '',
+      },
+      {
+        key: 'unassigned',
+        orders: '1',
+        delivered: '0',
+        failedAttempts: '0',
+        returned: '0',
+        inDelivery: '1',
+        successRate: '',
+        avgAttempts: '',
+        pickupToDeliveredP50Ms: '',
+        pickupToDeliveredP90Ms: '',
+      },
     ]);
 
     const flow = csv(await hub.clients.viewer.get(`/api/analytics/flow?locationId=STORE-022&${DAY}&format=csv`));
@@ -409,8 +577,15 @@ describe('analytics of orders driven through the API', () => {
     });
 
     const row = {
-      orders: 3, delivered: 1, failedAttempts: 2, returned: 1, inDelivery: 1,
-      successRate: 0.5, avgAttempts: 1.5, pickupToDeliveredP50Ms: 3_600_000, pickupToDeliveredP90Ms: 3_600_000,
+      orders: 3,
+      delivered: 1,
+      failedAttempts: 2,
+      returned: 1,
+      inDelivery: 1,
+      successRate: 0.5,
+      avgAttempts: 1.5,
+      pickupToDeliveredP50Ms: 3_600_000,
+      pickupToDeliveredP90Ms: 3_600_000,
     };
     const location = await hub.clients.viewer.get(`/api/analytics/delivery?groupBy=location&${window}`);
     expect(location.body).toEqual({ groupBy: 'location', rows: [{ key: LOCATION, ...row }] });
@@ -428,9 +603,15 @@ describe('analytics of orders driven through the API', () => {
 
   it('delivery per partner, with the partners PMP assigned', async () => {
     for (const id of [orders.waiting!, orders.delivered!, orders.returned!]) {
-      await eventually(async () => ((await hub.clients.viewer.get(`/api/orders/${id}`)).body.partner?.partnerId === partnerForOrder(id).partnerId ? true : undefined), `partner of ${id}`);
+      await eventually(
+        async () => ((await hub.clients.viewer.get(`/api/orders/${id}`)).body.partner?.partnerId === partnerForOrder(id).partnerId ? true : undefined),
+        `partner of ${id}`,
+      );
     }
-    const expected = new Map<string, { orders: number; delivered: number; returned: number; inDelivery: number; failedAttempts: number; finishedAttempts: number[]; ms: number[] }>();
+    const expected = new Map<
+      string,
+      { orders: number; delivered: number; returned: number; inDelivery: number; failedAttempts: number; finishedAttempts: number[]; ms: number[] }
+    >();
     const add = (id: string, status: number, attempts: number) => {
       const key = partnerForOrder(id).partnerId;
       const e = expected.get(key) ?? { orders: 0, delivered: 0, returned: 0, inDelivery: 0, failedAttempts: 0, finishedAttempts: [], ms: [] };
@@ -467,7 +648,7 @@ describe('analytics of orders driven through the API', () => {
     expect(res.body).toEqual({ groupBy: 'partner', rows });
   });
 
-  it('flow: the stages of the orders\' real history, counted', async () => {
+  it("flow: the stages of the orders' real history, counted", async () => {
     const counts = new Map<string, number>();
     for (const id of Object.values(orders)) {
       const history = (await hub.clients.viewer.get(`/api/orders/${id}/history`)).body.history as Array<{ from: number | null; to: number }>;
@@ -560,9 +741,9 @@ describe('query plans of the analytics', () => {
     const problems: string[] = [];
     let historyByKey = 0;
     for (const p of prepared) {
-      const plan = (await single.sql.unsafe<Array<{ 'QUERY PLAN': string }>>(
-        `explain execute "${p.name}"(${Array.from({ length: p.params }, () => 'null').join(', ')})`,
-      )).map((r) => r['QUERY PLAN']);
+      const plan = (
+        await single.sql.unsafe<Array<{ 'QUERY PLAN': string }>>(`explain execute "${p.name}"(${Array.from({ length: p.params }, () => 'null').join(', ')})`)
+      ).map((r) => r['QUERY PLAN']);
       const whole = wholeTableReads(plan, ['orders', 'status_history', 'partner_calls']);
       if (whole.length) problems.push(`${p.statement.trim().slice(0, 100)}\n${plan.join('\n')}`);
       if (plan.some((l) => /Index Cond: \(order_id = [ow]\.order_id\)/.test(l))) historyByKey++;

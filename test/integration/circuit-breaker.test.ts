@@ -126,7 +126,11 @@ describe('the breaker shared by two worker processes', () => {
     for (let i = 1; i < probes.length; i++) expect(probes[i]!.at - probes[i - 1]!.at).toBeGreaterThanOrEqual(OPEN_MS * 0.9);
 
     for (const orderId of orders) {
-      await eventually(async () => ((await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.status === 7000 ? true : undefined), `${orderId} at 7000`, 30_000);
+      await eventually(
+        async () => ((await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.status === 7000 ? true : undefined),
+        `${orderId} at 7000`,
+        30_000,
+      );
       const history = await expectSequentialHistory(hub, orderId);
       expect(history.filter((h) => h.to === 7000)).toHaveLength(1);
     }

@@ -146,7 +146,7 @@ describe('courier status end to end', () => {
     expect((await order(orderId)).status).toBe(7100);
   });
 
-  it('rejects a tracking id or carrier that is not the order\'s, an order not yet fulfilled, and an unknown order', async () => {
+  it("rejects a tracking id or carrier that is not the order's, an order not yet fulfilled, and an unknown order", async () => {
     const orderId = await fulfilledOrder();
     await expectRejected(courier(orderId, 'SHIPPED', { trackingId: 'GRB-SOMEONE-ELSE' }), 'tracking_mismatch');
     await expectRejected(courier(orderId, 'SHIPPED', { carrierCode: 'LALAMOVE' }), 'tracking_mismatch');
@@ -286,7 +286,7 @@ describe('courier status end to end', () => {
 });
 
 describe('events of two kinds for one order', () => {
-  it('are applied in one transaction, each by its own kind\'s rules, in the order received', async () => {
+  it("are applied in one transaction, each by its own kind's rules, in the order received", async () => {
     const orderId = await fulfilledOrder();
     await hub.stopInProcessWorkers();
     try {

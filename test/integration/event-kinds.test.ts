@@ -82,11 +82,15 @@ describe('the registry of inbound event kinds', () => {
         expect((await other.send(method.toUpperCase() as 'POST' | 'PUT', path, { ...body, eventId: `${eventId}-x` })).status).toBe(403);
       } else {
         // Stored by the hub itself, through the same store every route uses.
-        const [stored] = await storeInboundEvents(hub.worker.pg, [{ eventId, kind: name, source: kind.source, type, orderId, actor: 'system:test', payload: body }]);
+        const [stored] = await storeInboundEvents(hub.worker.pg, [
+          { eventId, kind: name, source: kind.source, type, orderId, actor: 'system:test', payload: body },
+        ]);
         expect(stored).toMatchObject({ duplicate: false });
       }
 
-      const [row] = await hub.web.db.execute<{ kind: string; type: string; source: string }>(sql`select kind, type, source from inbound_events where event_id = ${eventId}`);
+      const [row] = await hub.web.db.execute<{ kind: string; type: string; source: string }>(
+        sql`select kind, type, source from inbound_events where event_id = ${eventId}`,
+      );
       expect(row).toEqual({ kind: name, type, source: kind.source });
 
       await hub.emptyRedis();

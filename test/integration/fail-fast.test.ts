@@ -103,7 +103,11 @@ async function emptyDatabase(tag: string): Promise<string> {
 
 describe('production configuration', () => {
   it.each(['DATABASE_URL', 'REDIS_URL'] as const)('web and worker refuse to start without %s, naming it', async (variable) => {
-    const env: Record<string, string> = { ...hub.env, NODE_ENV: 'production', API_CLIENTS: JSON.stringify([{ id: 'ops', role: 'operator', key: 'ops-key-0123456789abcdef' }]) };
+    const env: Record<string, string> = {
+      ...hub.env,
+      NODE_ENV: 'production',
+      API_CLIENTS: JSON.stringify([{ id: 'ops', role: 'operator', key: 'ops-key-0123456789abcdef' }]),
+    };
     delete env[variable];
     for (const role of ['web', 'worker'] as const) {
       const { code, output } = await exitOf(role, env);
@@ -120,7 +124,7 @@ describe('a database that cannot serve the process', () => {
     ['it does not exist', async () => databaseUrlFor(`hub_test_${inject('runId')}_missing`), /DATABASE_URL: the database at .* does not exist/],
     ['it exists but has no migrations', () => emptyDatabase('empty'), /DATABASE_URL: the database at .* is not migrated/],
     [
-      'it lacks this build\'s newest migration',
+      "it lacks this build's newest migration",
       async () => {
         const name = `hub_test_${inject('runId')}_${process.pid}_behind`;
         const url = await createDatabaseFromTemplate(name, inject('templateDatabase'));

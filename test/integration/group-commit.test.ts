@@ -33,7 +33,7 @@ async function writers(eventIds: string[]) {
 }
 
 describe('ship events applied together', () => {
-  it('events of many orders asked for together commit in one transaction, each order\'s in the order received', async () => {
+  it("events of many orders asked for together commit in one transaction, each order's in the order received", async () => {
     const orders = await Promise.all(Array.from({ length: 5 }, () => registerOrder(hub)));
     const picking = orders.map((o) => shipEvent(o, 'picking'));
     const packed = orders.map((o) => shipEvent(o, 'packed'));
@@ -69,7 +69,10 @@ describe('ship events applied together', () => {
     for (const orderId of orders) expect(messages.filter((m) => m.order_id === orderId).map((m) => m.to)).toEqual([3500, 3600, 3700]);
 
     // Asked again (a job run twice): nothing happens a second time.
-    const again = await applyInboundEvents(hub.worker, [...picking, ...packed].map((e) => ({ eventId: e.eventId })));
+    const again = await applyInboundEvents(
+      hub.worker,
+      [...picking, ...packed].map((e) => ({ eventId: e.eventId })),
+    );
     expect(new Set(again.values())).toEqual(new Set(['already_processed']));
     const unchanged = await writers([...picking, ...packed].map((e) => e.eventId));
     expect([...unchanged.values()].map((r) => r.tx)).toEqual([...written.values()].map((r) => r.tx));
@@ -170,7 +173,9 @@ describe('partner events stored together', () => {
     const written = await writers([a, b, c]);
     expect([...written.values()].map((r) => r.state)).toEqual(['queued', 'queued', 'queued']);
     expect(new Set([...written.values()].map((r) => r.tx)).size).toBe(1);
-    const order = await hub.web.db.execute<{ event_id: string }>(sql`select event_id from inbound_events where event_id in ${[a, b, c]} order by received_at, event_id`);
+    const order = await hub.web.db.execute<{ event_id: string }>(
+      sql`select event_id from inbound_events where event_id in ${[a, b, c]} order by received_at, event_id`,
+    );
     expect(order.map((r) => r.event_id)).toEqual([a, b, c]);
 
     // Sent again later: the stored rows come back as duplicates; another body is a conflict.

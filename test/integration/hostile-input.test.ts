@@ -106,11 +106,7 @@ const NASTY_STRINGS = [
 ];
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', '__defineGetter__', 'toString', 'valueOf', 'hasOwnProperty', 'isAdmin'];
 
-const nastyString = fc.oneof(
-  fc.constantFrom(...NASTY_STRINGS),
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.string({ unit: 'grapheme', maxLength: 40 }),
-);
+const nastyString = fc.oneof(fc.constantFrom(...NASTY_STRINGS), fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 40 }));
 const BAD_AMOUNTS = [-1, -0.5, -1e300, 1e300, 1_000_000.01, 1_000_001, 0.001, 12.345, 1e20] as const;
 const BAD_STATUSES = [-1, 0, 1.5, 1001, 7777, 1e300, -1e300, Number.MAX_SAFE_INTEGER + 2, 1e20] as const;
 /** A placeholder JSON.stringify keeps; replaced afterwards by the raw text of a deeply nested value (too deep to stringify here). */
@@ -145,7 +141,11 @@ function wrongType(type: FieldType): fc.Arbitrary<unknown> {
     boolean: ['boolean'],
   };
   // A string field given a string is only wrong for an enum or a datetime (checked below).
-  return fc.oneof(...Object.entries(all).filter(([k]) => !excluded[type].includes(k)).map(([, a]) => a));
+  return fc.oneof(
+    ...Object.entries(all)
+      .filter(([k]) => !excluded[type].includes(k))
+      .map(([, a]) => a),
+  );
 }
 
 // ---- Endpoints ----------------------------------------------------------------------------------
@@ -184,7 +184,13 @@ const str = (max: number, required = true): Field => ({ type: 'string', required
 const READERS: Role[] = ['viewer', 'operator', 'admin'];
 const OPERATORS: Role[] = ['operator', 'admin'];
 const PARTNER_ROLES: Role[] = ['partner:slick', 'partner:grab', 'partner:pmp', 'partner:mao'];
-const WINDOW_BAD: Array<Record<string, string>> = [{ from: 'yesterday' }, { to: '2025-13-45' }, { from: '2025-03-02T00:00:00Z', to: '2025-03-01T00:00:00Z' }, { format: 'xml' }, { locationId: 'x'.repeat(65) }];
+const WINDOW_BAD: Array<Record<string, string>> = [
+  { from: 'yesterday' },
+  { to: '2025-13-45' },
+  { from: '2025-03-02T00:00:00Z', to: '2025-03-01T00:00:00Z' },
+  { format: 'xml' },
+  { locationId: 'x'.repeat(65) },
+];
 
 const ENDPOINTS: Endpoint[] = [
   {
@@ -244,7 +250,13 @@ const ENDPOINTS: Endpoint[] = [
     method: 'POST',
     path: () => '/api/orders',
     roles: ['partner:mao', 'operator', 'admin'],
-    body: () => ({ orderId: newOrderId('HX'), shipFromLocationId: 'STORE-007', customer: { id: 'CUST-1', name: 'Somchai' }, paymentMethod: 'COD', codAmount: 120.5 }),
+    body: () => ({
+      orderId: newOrderId('HX'),
+      shipFromLocationId: 'STORE-007',
+      customer: { id: 'CUST-1', name: 'Somchai' },
+      paymentMethod: 'COD',
+      codAmount: 120.5,
+    }),
     fields: {
       orderId: str(64),
       shipFromLocationId: str(64),
@@ -278,7 +290,12 @@ const ENDPOINTS: Endpoint[] = [
     path: () => '/api/orders/bulk-status',
     roles: OPERATORS,
     body: () => ({ orderIds: [...orderIds], status: 3500, reasonCode: 'picking_started' }),
-    fields: { orderIds: { type: 'array', required: true }, status: { type: 'int', required: true, invalid: BAD_STATUSES }, reasonCode: str(64), note: str(1000, false) },
+    fields: {
+      orderIds: { type: 'array', required: true },
+      status: { type: 'int', required: true, invalid: BAD_STATUSES },
+      reasonCode: str(64),
+      note: str(1000, false),
+    },
   },
   {
     name: 'override',
@@ -319,14 +336,41 @@ const ENDPOINTS: Endpoint[] = [
     method: 'GET',
     path: () => '/api/orders',
     roles: READERS,
-    badQueries: [{ status: '1234' }, { limit: '0' }, { limit: '201' }, { limit: 'ten' }, { cursor: '!!!' }, { from: 'soon' }, { q: 'a\u0001b' }, { q: 'x'.repeat(201) }],
+    badQueries: [
+      { status: '1234' },
+      { limit: '0' },
+      { limit: '201' },
+      { limit: 'ten' },
+      { cursor: '!!!' },
+      { from: 'soon' },
+      { q: 'a\u0001b' },
+      { q: 'x'.repeat(201) },
+    ],
   },
-  { name: 'order export', method: 'GET', path: () => '/api/orders/export', roles: READERS, badQueries: [{ format: 'xlsx' }, { status: 'shipped' }, { limit: '10' }] },
-  { name: 'interventions', method: 'GET', path: () => '/api/interventions', roles: READERS, badQueries: [{ state: 'closed' }, { limit: '-1' }, { limit: '501' }] },
+  {
+    name: 'order export',
+    method: 'GET',
+    path: () => '/api/orders/export',
+    roles: READERS,
+    badQueries: [{ format: 'xlsx' }, { status: 'shipped' }, { limit: '10' }],
+  },
+  {
+    name: 'interventions',
+    method: 'GET',
+    path: () => '/api/interventions',
+    roles: READERS,
+    badQueries: [{ state: 'closed' }, { limit: '-1' }, { limit: '501' }],
+  },
   { name: 'incidents', method: 'GET', path: () => '/api/incidents', roles: READERS, badQueries: [{ state: 'maybe' }, { limit: '1e3' }] },
   { name: 'dead letters', method: 'GET', path: () => '/api/dlq', roles: READERS, badQueries: [{ limit: '0' }, { limit: 'all' }] },
   { name: 'status summary', method: 'GET', path: () => '/api/analytics/status-summary', roles: READERS, badQueries: WINDOW_BAD },
-  { name: 'delivery analytics', method: 'GET', path: () => '/api/analytics/delivery', roles: READERS, badQueries: [{ groupBy: 'moon' }, { groupBy: 'partner', ...WINDOW_BAD[0] }] },
+  {
+    name: 'delivery analytics',
+    method: 'GET',
+    path: () => '/api/analytics/delivery',
+    roles: READERS,
+    badQueries: [{ groupBy: 'moon' }, { groupBy: 'partner', ...WINDOW_BAD[0] }],
+  },
   { name: 'flow analytics', method: 'GET', path: () => '/api/analytics/flow', roles: READERS, badQueries: WINDOW_BAD },
   { name: 'error analytics', method: 'GET', path: () => '/api/analytics/errors', roles: READERS, badQueries: WINDOW_BAD.slice(0, 4) },
   { name: 'live stream', method: 'GET', path: () => '/api/stream', roles: READERS, badQueries: [{ orderId: 'x'.repeat(65) }, { locationId: '' }] },
@@ -348,16 +392,35 @@ interface HostileRequest {
 
 const BAD_IDS = fc.oneof(
   fc.constantFrom('x'.repeat(301), '.hidden', '-dash', 'a%20b', 'a/b', '%ZZ', '%', '%C0%AE', '%00', '..', '%C3%BC', 'SO%20ONE', '%E2%80%AE', '%2e%2e'),
-  nastyString.filter((s) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(s)).map((s) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('') || '%20'),
+  nastyString
+    .filter((s) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(s))
+    .map((s) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('') || '%20'),
 );
-const NOT_JSON_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/json', 'application/jsonx', 'application/json-patch', '*/*', 'json', ''];
+const NOT_JSON_TYPES = [
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/xml',
+  'text/json',
+  'application/jsonx',
+  'application/json-patch',
+  '*/*',
+  'json',
+  '',
+];
 
 /** A defect that makes the request invalid whatever else it carries, with what it does to it. */
 type Defect =
   | { kind: 'no-key'; header?: string }
   | { kind: 'unknown-key'; key: string }
   | { kind: 'role'; role: Role }
-  | { kind: 'signature'; how: 'missing' | 'malformed' | 'foreign-secret' | 'stale' | 'future' | 'other-body'; value: string; secretOf: Role; skewSeconds: number }
+  | {
+      kind: 'signature';
+      how: 'missing' | 'malformed' | 'foreign-secret' | 'stale' | 'future' | 'other-body';
+      value: string;
+      secretOf: Role;
+      skewSeconds: number;
+    }
   | { kind: 'content-type'; type: string }
   | { kind: 'content-encoding'; encoding: string }
   | { kind: 'too-large'; size: number }
@@ -385,12 +448,29 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
   const list: fc.Arbitrary<Defect>[] = [
     fc.oneof(
       fc.constant<Defect>({ kind: 'no-key' }),
-      fc.constantFrom('Bearer', 'Bearer ', 'Basic', 'Basic !!!', `Basic ${Buffer.from('user').toString('base64')}`, 'Token abc', 'bearer  x y', 'Bearer\tdev-admin-key', 'Basic Og==').map((header): Defect => ({ kind: 'no-key', header })),
+      fc
+        .constantFrom(
+          'Bearer',
+          'Bearer ',
+          'Basic',
+          'Basic !!!',
+          `Basic ${Buffer.from('user').toString('base64')}`,
+          'Token abc',
+          'bearer  x y',
+          'Bearer\tdev-admin-key',
+          'Basic Og==',
+        )
+        .map((header): Defect => ({ kind: 'no-key', header })),
     ),
-    fc.oneof(
-      fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 80 }),
-      fc.constantFrom(...DEVELOPMENT_CLIENTS.map((c) => `${c.key}x`), ...DEVELOPMENT_CLIENTS.map((c) => c.key!.slice(0, -1)), ...DEVELOPMENT_CLIENTS.map((c) => c.secret ?? 'nope0000')),
-    )
+    fc
+      .oneof(
+        fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 80 }),
+        fc.constantFrom(
+          ...DEVELOPMENT_CLIENTS.map((c) => `${c.key}x`),
+          ...DEVELOPMENT_CLIENTS.map((c) => c.key!.slice(0, -1)),
+          ...DEVELOPMENT_CLIENTS.map((c) => c.secret ?? 'nope0000'),
+        ),
+      )
       .filter((k) => /^[\x21-\x7e]+$/.test(k) && !DEVELOPMENT_CLIENTS.some((c) => c.key === k))
       .map((key): Defect => ({ kind: 'unknown-key', key })),
   ];
@@ -398,7 +478,11 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
   if (e.hasId) list.push(BAD_IDS.map((id): Defect => ({ kind: 'bad-id', id })));
   if (e.badQueries) {
     list.push(fc.constantFrom(...e.badQueries).map((query): Defect => ({ kind: 'bad-query', query })));
-    list.push(fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'statuses', 'limit[]', 'from ', '', 'a'.repeat(500)).map((key): Defect => ({ kind: 'unknown-query', key })));
+    list.push(
+      fc
+        .constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'statuses', 'limit[]', 'from ', '', 'a'.repeat(500))
+        .map((key): Defect => ({ kind: 'unknown-query', key })),
+    );
   }
   if (e.body) {
     const fieldNames = Object.keys(e.fields ?? {});
@@ -409,7 +493,23 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
       fc.integer({ min: 64 * 1024 + 1, max: 200 * 1024 }).map((size): Defect => ({ kind: 'too-large', size })),
       fc
         .oneof(
-          fc.constantFrom('', '{', '{"a":}', "{'a':1}", '{"a":1,}', '[1,2', 'NaN', 'undefined', '{"a":1}{"b":2}', '\ufeff{}', '{"a":"\\x41"}', '{"a":"\\ud800"', '{"a":01}', '{"a":1e}', '\u0000'),
+          fc.constantFrom(
+            '',
+            '{',
+            '{"a":}',
+            "{'a':1}",
+            '{"a":1,}',
+            '[1,2',
+            'NaN',
+            'undefined',
+            '{"a":1}{"b":2}',
+            '\ufeff{}',
+            '{"a":"\\x41"}',
+            '{"a":"\\ud800"',
+            '{"a":01}',
+            '{"a":1e}',
+            '\u0000',
+          ),
           fc.string({ unit: 'binary', maxLength: 200 }).filter((s) => {
             try {
               JSON.parse(s);
@@ -421,13 +521,20 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
         )
         .map((text): Defect => ({ kind: 'malformed-json', text })),
       fc.constant<Defect>({ kind: 'invalid-utf8' }),
-      fc.oneof(fc.constant(null), fc.integer(), fc.boolean(), nastyString, fc.array(fc.integer(), { maxLength: 3 }), deepValue).map((value): Defect => ({ kind: 'not-an-object', value })),
-      fc.tuple(fc.constantFrom(...PROTOTYPE_KEYS, ...NASTY_STRINGS.filter((s) => s !== '')), fc.oneof(fc.constant(null), fc.integer(), nastyString, fc.constant({ polluted: true }))).map(
-        ([key, value]): Defect => ({ kind: 'extra-field', key, value }),
-      ),
+      fc
+        .oneof(fc.constant(null), fc.integer(), fc.boolean(), nastyString, fc.array(fc.integer(), { maxLength: 3 }), deepValue)
+        .map((value): Defect => ({ kind: 'not-an-object', value })),
+      fc
+        .tuple(
+          fc.constantFrom(...PROTOTYPE_KEYS, ...NASTY_STRINGS.filter((s) => s !== '')),
+          fc.oneof(fc.constant(null), fc.integer(), nastyString, fc.constant({ polluted: true })),
+        )
+        .map(([key, value]): Defect => ({ kind: 'extra-field', key, value })),
       fc.constantFrom(...PROTOTYPE_KEYS).map((key): Defect => ({ kind: 'nested-extra', key })),
       // GET /api/orders is the order search, which an operator may call.
-      fc.constantFrom('DELETE', 'PATCH', e.method === 'POST' ? 'PUT' : 'POST', ...(e.name === 'order registration' ? [] : ['GET'])).map((method): Defect => ({ kind: 'wrong-method', method: method as 'GET' })),
+      fc
+        .constantFrom('DELETE', 'PATCH', e.method === 'POST' ? 'PUT' : 'POST', ...(e.name === 'order registration' ? [] : ['GET']))
+        .map((method): Defect => ({ kind: 'wrong-method', method: method as 'GET' })),
     );
     if (required.length) list.push(fc.nat(required.length - 1).map((pick): Defect => ({ kind: 'missing-field', pick })));
     if (fieldNames.length) {
@@ -442,7 +549,11 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
       const withBadValues = fieldNames.filter((f) => badValue(e.fields![f]!) !== undefined);
       if (withBadValues.length) {
         list.push(
-          fc.nat(withBadValues.length - 1).chain((i) => badValue(e.fields![withBadValues[i]!]!)!.map((value): Defect => ({ kind: 'bad-value', pick: fieldNames.indexOf(withBadValues[i]!), value }))),
+          fc
+            .nat(withBadValues.length - 1)
+            .chain((i) =>
+              badValue(e.fields![withBadValues[i]!]!)!.map((value): Defect => ({ kind: 'bad-value', pick: fieldNames.indexOf(withBadValues[i]!), value })),
+            ),
         );
       }
     }
@@ -452,7 +563,18 @@ function defectsFor(e: Endpoint): fc.Arbitrary<Defect> {
         fc
           .tuple(
             fc.constantFrom('missing', 'malformed', 'foreign-secret', 'stale', 'future', 'other-body' as const),
-            fc.constantFrom('t=,v1=', 't=abc,v1=00', `v1=${'a'.repeat(64)}`, 't=1', `t=${'9'.repeat(20)},v1=${'a'.repeat(64)}`, 'garbage', 't=1,v1=zz', `t=-5,v1=${'0'.repeat(64)}`, ',,,,=,=', 't=1 v1=2'),
+            fc.constantFrom(
+              't=,v1=',
+              't=abc,v1=00',
+              `v1=${'a'.repeat(64)}`,
+              't=1',
+              `t=${'9'.repeat(20)},v1=${'a'.repeat(64)}`,
+              'garbage',
+              't=1,v1=zz',
+              `t=-5,v1=${'0'.repeat(64)}`,
+              ',,,,=,=',
+              't=1 v1=2',
+            ),
             fc.constantFrom(...ALL_ROLES),
             fc.integer({ min: SIGNATURE_TOLERANCE_SECONDS + 1, max: 10 * 365 * 86_400 }),
           )
@@ -470,17 +592,35 @@ function badValue(f: Field): fc.Arbitrary<unknown> | undefined {
     case 'string':
       return f.max !== undefined ? fc.integer({ min: f.max + 1, max: Math.min(f.max + 2000, 60_000) }).map((n) => '€'.repeat(n).slice(0, n)) : undefined;
     case 'enum':
-      return fc.oneof(nastyString, fc.constantFrom('Picking', 'PICKING ', 'shipped\u0000', 'SHIPPED\u200b', 'delivery.FAILED', 1500, 0, -1)).filter((v) => !f.values!.includes(v as string));
+      return fc
+        .oneof(nastyString, fc.constantFrom('Picking', 'PICKING ', 'shipped\u0000', 'SHIPPED\u200b', 'delivery.FAILED', 1500, 0, -1))
+        .filter((v) => !f.values!.includes(v as string));
     case 'datetime':
       return fc.oneof(
-        fc.constantFrom('2025-02-30T00:00:00Z', '2025-03-01', '2025-03-01T25:00:00Z', '2025-03-01T00:00:00', 'now', '0', '1741000000', '+275760-09-13T00:00:00.000Z', new Date(Date.now() + 86_400_000).toISOString()),
+        fc.constantFrom(
+          '2025-02-30T00:00:00Z',
+          '2025-03-01',
+          '2025-03-01T25:00:00Z',
+          '2025-03-01T00:00:00',
+          'now',
+          '0',
+          '1741000000',
+          '+275760-09-13T00:00:00.000Z',
+          new Date(Date.now() + 86_400_000).toISOString(),
+        ),
         nastyString,
       );
     case 'int':
     case 'number':
       return f.invalid ? fc.constantFrom(...f.invalid) : undefined;
     case 'array':
-      return fc.constantFrom([], ['a', 'a'], [''], ['x'.repeat(65)], Array.from({ length: 1001 }, (_, i) => `SO-${i}`));
+      return fc.constantFrom(
+        [],
+        ['a', 'a'],
+        [''],
+        ['x'.repeat(65)],
+        Array.from({ length: 1001 }, (_, i) => `SO-${i}`),
+      );
     default:
       return undefined;
   }
@@ -520,16 +660,32 @@ function applyBodyDefect(e: Endpoint, value: unknown, d: Defect): unknown {
 }
 
 function requestArb(): fc.Arbitrary<HostileRequest> {
-  return fc.constantFrom(...ENDPOINTS).chain((e) =>
-    fc
-      .tuple(
-        fc.array(defectsFor(e), { minLength: 1, maxLength: 2 }),
-        fc.constantFrom(...e.roles),
-        fc.dictionary(fc.constantFrom('x-forwarded-for', 'x-request-id', 'prefer', 'accept', 'accept-charset', 'origin', 'x-http-method-override', 'cookie', 'user-agent'), fc.string({ unit: 'grapheme-ascii', maxLength: 300 }), { maxKeys: 3 }),
-        fc.nat(),
-      )
-      .map(([defects, role, noise, pick]) => buildRequest(e, defects, role, noise, orderIds[pick % orderIds.length]!)),
-  );
+  return fc
+    .constantFrom(...ENDPOINTS)
+    .chain((e) =>
+      fc
+        .tuple(
+          fc.array(defectsFor(e), { minLength: 1, maxLength: 2 }),
+          fc.constantFrom(...e.roles),
+          fc.dictionary(
+            fc.constantFrom(
+              'x-forwarded-for',
+              'x-request-id',
+              'prefer',
+              'accept',
+              'accept-charset',
+              'origin',
+              'x-http-method-override',
+              'cookie',
+              'user-agent',
+            ),
+            fc.string({ unit: 'grapheme-ascii', maxLength: 300 }),
+            { maxKeys: 3 },
+          ),
+          fc.nat(),
+        )
+        .map(([defects, role, noise, pick]) => buildRequest(e, defects, role, noise, orderIds[pick % orderIds.length]!)),
+    );
 }
 
 function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: Record<string, string>, orderId: string): HostileRequest {
@@ -560,7 +716,12 @@ function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: 
     const malformed = find('malformed-json');
     if (malformed) raw = malformed.text;
     body = Buffer.from(raw, 'utf8');
-    if (find('invalid-utf8')) body = Buffer.concat([body.subarray(0, Math.max(0, body.length - 2)), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), body.subarray(Math.max(0, body.length - 2))]);
+    if (find('invalid-utf8'))
+      body = Buffer.concat([
+        body.subarray(0, Math.max(0, body.length - 2)),
+        Buffer.from([0xc3, 0x28, 0xff, 0xfe]),
+        body.subarray(Math.max(0, body.length - 2)),
+      ]);
     headers['content-type'] = find('content-type')?.type ?? 'application/json';
     if (headers['content-type'] === '') delete headers['content-type'];
     const encoding = find('content-encoding');
@@ -569,7 +730,15 @@ function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: 
     if (mismatch) {
       headers['idempotency-key'] = mismatch.key;
       // Without an eventId in the body the header would supply it, which is allowed: make them differ.
-      if (value !== null && typeof value === 'object' && !Array.isArray(value) && !('eventId' in value) && !find('too-large') && !find('malformed-json') && !find('invalid-utf8')) {
+      if (
+        value !== null &&
+        typeof value === 'object' &&
+        !Array.isArray(value) &&
+        !('eventId' in value) &&
+        !find('too-large') &&
+        !find('malformed-json') &&
+        !find('invalid-utf8')
+      ) {
         body = Buffer.from(expandDeep(JSON.stringify({ ...value, eventId: `body-${mismatch.key}` })), 'utf8');
       }
     }
@@ -579,7 +748,9 @@ function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: 
       if (!sig) headers['x-signature'] = signatureHeader(client.secret, body, t);
       else if (sig.how === 'malformed') headers['x-signature'] = sig.value;
       else if (sig.how === 'foreign-secret') {
-        const other = DEVELOPMENT_CLIENTS.find((c) => c.secret && c.secret !== client.secret && c.role === sig.secretOf) ?? DEVELOPMENT_CLIENTS.find((c) => c.secret && c.secret !== client.secret)!;
+        const other =
+          DEVELOPMENT_CLIENTS.find((c) => c.secret && c.secret !== client.secret && c.role === sig.secretOf) ??
+          DEVELOPMENT_CLIENTS.find((c) => c.secret && c.secret !== client.secret)!;
         headers['x-signature'] = signatureHeader(other.secret!, body, t);
       } else if (sig.how === 'stale') headers['x-signature'] = signatureHeader(client.secret, body, t - sig.skewSeconds);
       else if (sig.how === 'future') headers['x-signature'] = signatureHeader(client.secret, body, t + sig.skewSeconds);
@@ -594,7 +765,8 @@ function buildRequest(e: Endpoint, defects: Defect[], allowedRole: Role, noise: 
     else headers.authorization = noKey.header;
   }
   const unknownKey = find('unknown-key');
-  if (unknownKey) headers.authorization = e.name === 'Bull Board' ? `Basic ${Buffer.from(`ops:${unknownKey.key}`).toString('base64')}` : `Bearer ${unknownKey.key}`;
+  if (unknownKey)
+    headers.authorization = e.name === 'Bull Board' ? `Basic ${Buffer.from(`ops:${unknownKey.key}`).toString('base64')}` : `Bearer ${unknownKey.key}`;
   const request: HostileRequest = { endpoint: e.name, method, path, headers, body, defects: defects.map((d) => d.kind) };
   // Counterexamples are printed this way, not byte by byte.
   Object.defineProperty(request, fc.toStringMethod, { value: () => describeRequest(request) });
@@ -657,7 +829,11 @@ describe('hostile input at scale', () => {
           perEndpoint.set(r.endpoint, (perEndpoint.get(r.endpoint) ?? 0) + 1);
           perStatus.set(a.status, (perStatus.get(a.status) ?? 0) + 1);
           if (a.status < 400 || a.status >= 500 || a.status === 429) {
-            const logged = hub.logLines.filter((l) => l.includes('"level":50')).slice(-2).join('\n').slice(0, 1500);
+            const logged = hub.logLines
+              .filter((l) => l.includes('"level":50'))
+              .slice(-2)
+              .join('\n')
+              .slice(0, 1500);
             throw new Error(`HTTP ${a.status} ${a.text.slice(0, 300)} for ${describeRequest(r)}\nlogged: ${logged}`);
           }
           const problem = errorFormatProblem(a);
@@ -697,7 +873,9 @@ async function sendRaw(r: { method: string; path: string; headers: Record<string
   const res = await pool.request({ method: r.method as 'POST', path: r.path, headers: r.headers, body: r.body });
   const text = await res.body.text();
   const answer = { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), text };
-  expect(errorFormatProblem(answer) ?? 'ok', `${r.method} ${r.path}: ${text.slice(0, 200)}`).toBe(answer.status >= 400 ? 'ok' : errorFormatProblem(answer) ?? 'ok');
+  expect(errorFormatProblem(answer) ?? 'ok', `${r.method} ${r.path}: ${text.slice(0, 200)}`).toBe(
+    answer.status >= 400 ? 'ok' : (errorFormatProblem(answer) ?? 'ok'),
+  );
   return { ...answer, body: JSON.parse(text || 'null') as { error?: { code: string } } & Record<string, unknown> };
 }
 
@@ -807,7 +985,9 @@ describe('wrong lengths', () => {
   });
   const move = Buffer.from(JSON.stringify({ status: 3500, reasonCode: 'picking_started' }));
   const headFor = (path: string, lines: string[]) =>
-    [`POST ${path} HTTP/1.1`, 'Host: hub', `Authorization: Bearer ${CLIENT_OF_ROLE.operator.key}`, 'Content-Type: application/json', ...lines, '', ''].join('\r\n');
+    [`POST ${path} HTTP/1.1`, 'Host: hub', `Authorization: Bearer ${CLIENT_OF_ROLE.operator.key}`, 'Content-Type: application/json', ...lines, '', ''].join(
+      '\r\n',
+    );
 
   it('a Content-Length shorter than the body, a body cut short, or chunks past 64 KiB: a JSON 4xx, nothing changed', async () => {
     const before = await tableChecksums();
@@ -832,7 +1012,10 @@ describe('wrong lengths', () => {
     expect(JSON.parse(declaredTooLarge.body).error.code).toBe('payload_too_large');
 
     const chunk = Buffer.from('x'.repeat(8 * 1024));
-    const chunks = Buffer.concat([...Array.from({ length: 9 }, () => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])), Buffer.from('0\r\n\r\n')]);
+    const chunks = Buffer.concat([
+      ...Array.from({ length: 9 }, () => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])),
+      Buffer.from('0\r\n\r\n'),
+    ]);
     const chunked = await rawExchange(port, headFor(path, ['Transfer-Encoding: chunked']), chunks);
     expect(chunked.status, `${chunked.headers}\n${chunked.body}`).toBe(413);
     expect(JSON.parse(chunked.body).error.code).toBe('payload_too_large');
@@ -841,8 +1024,18 @@ describe('wrong lengths', () => {
     const event = Buffer.from(JSON.stringify(ENDPOINTS[0]!.body!(orderIds[0]!)));
     const slick = CLIENT_OF_ROLE['partner:slick'];
     // Signed over the whole body but framed to cut it: what arrives is not what was signed.
-    const cut = await rawExchange(port, 
-      [`POST ${signedPath} HTTP/1.1`, 'Host: hub', `Authorization: Bearer ${slick.key}`, 'Content-Type: application/json', `X-Signature: ${signatureHeader(slick.secret!, event)}`, `Content-Length: ${event.length - 1}`, '', ''].join('\r\n'),
+    const cut = await rawExchange(
+      port,
+      [
+        `POST ${signedPath} HTTP/1.1`,
+        'Host: hub',
+        `Authorization: Bearer ${slick.key}`,
+        'Content-Type: application/json',
+        `X-Signature: ${signatureHeader(slick.secret!, event)}`,
+        `Content-Length: ${event.length - 1}`,
+        '',
+        '',
+      ].join('\r\n'),
       event,
     );
     expect([400, 401], cut.body).toContain(cut.status);

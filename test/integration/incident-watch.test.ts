@@ -74,7 +74,7 @@ describe('incidents raised by watching, and integration health', () => {
     expect(slick.calls.latencyMs.p50).toEqual(expect.any(Number));
     expect(health.find((i) => i.integration === 'pmp')).toMatchObject({ status: 'down', probe: { last: { ok: false, status: 503 } } });
     expect(await readStoreGauges(hub.worker)).toMatch(/hub_dead_letter_jobs\{[^}]*queue="partner-calls"/);
-    expect((await hub.worker.metrics.registry.metrics())).toMatch(/hub_integration_up\{[^}]*integration="pmp"[^}]*\} 0/);
+    expect(await hub.worker.metrics.registry.metrics()).toMatch(/hub_integration_up\{[^}]*integration="pmp"[^}]*\} 0/);
   });
   it('never pages a resolve before its trigger, even when the trigger page has to be retried', async () => {
     hub.startInProcessWorkers();
@@ -93,7 +93,9 @@ describe('incidents raised by watching, and integration health', () => {
     }, 'trigger and resolve pages delivered');
     expect(delivered.map((p) => (p.body as { event_action: string }).event_action)).toEqual(['trigger', 'resolve']);
     // The failed first try was the trigger: the receiver saw it before anything else of this incident.
-    const all = hub.sims.incident.requests.filter((r) => (r.body as { payload: { custom_details: { incidentId: string } } }).payload.custom_details.incidentId === incident!.id);
+    const all = hub.sims.incident.requests.filter(
+      (r) => (r.body as { payload: { custom_details: { incidentId: string } } }).payload.custom_details.incidentId === incident!.id,
+    );
     expect(all.map((r) => [(r.body as { event_action: string }).event_action, r.status])).toEqual([
       ['trigger', 503],
       ['trigger', 202],

@@ -54,7 +54,11 @@ describe('authentication and roles (SPEC §3)', () => {
     const b = body();
     for (const id of ['grab', 'viewer', 'operator', 'mao']) {
       const c = DEVELOPMENT_CLIENTS.find((x) => x.id === id)!;
-      const headers = { authorization: `Bearer ${c.key}`, 'content-type': 'application/json', ...(c.secret ? { 'x-signature': signatureHeader(c.secret, b) } : {}) };
+      const headers = {
+        authorization: `Bearer ${c.key}`,
+        'content-type': 'application/json',
+        ...(c.secret ? { 'x-signature': signatureHeader(c.secret, b) } : {}),
+      };
       expectError(await raw(PATH, b, headers), 403, 'forbidden');
     }
     expectError(await raw('/api/orders/x', '', { authorization: `Bearer ${slick.key}` }, 'GET'), 403, 'forbidden');

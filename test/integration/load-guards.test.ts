@@ -92,16 +92,24 @@ describe('outbox relay', () => {
     const orderId = await registerOrder(hub);
     const res = await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picking'), WAIT);
     expect(res.status).toBe(200);
-    const message = await eventually(async () => {
-      const messages = await hub.topicMessages();
-      return messages.find((m) => m.orderId === orderId && m.type === 'status.changed' && JSON.parse(m.payload!).to === 3500);
-    }, 'the 3500 change on the topic', 10_000);
+    const message = await eventually(
+      async () => {
+        const messages = await hub.topicMessages();
+        return messages.find((m) => m.orderId === orderId && m.type === 'status.changed' && JSON.parse(m.payload!).to === 3500);
+      },
+      'the 3500 change on the topic',
+      10_000,
+    );
     expect(JSON.parse(message.payload!)).toMatchObject({ from: 3000, to: 3500 });
     // Marked published in the relay's transaction, which commits just after Redis took the messages.
-    await eventually(async () => {
-      const unpublished = await hub.web.pg`select count(*)::int as n from outbox where published_at is null`;
-      return unpublished[0]!.n === 0;
-    }, 'every outbox row marked published', 10_000);
+    await eventually(
+      async () => {
+        const unpublished = await hub.web.pg`select count(*)::int as n from outbox where published_at is null`;
+        return unpublished[0]!.n === 0;
+      },
+      'every outbox row marked published',
+      10_000,
+    );
   });
 });
 
@@ -118,12 +126,18 @@ describe('partner calls on their own budget', () => {
       }
       shippedOrders.push(orderId);
     }
-    const confirmations = () => hub.sims.slick.requests.filter((r) => r.path === '/api/fulfillment/ship-events' && shippedOrders.includes((r.body as { orderId: string }).orderId));
+    const confirmations = () =>
+      hub.sims.slick.requests.filter((r) => r.path === '/api/fulfillment/ship-events' && shippedOrders.includes((r.body as { orderId: string }).orderId));
     await eventually(async () => confirmations().length >= PARTNER_CALL_CONCURRENCY, 'the first confirmations to reach Slick');
 
     // Slick holds every call until its 5 s timeout; meanwhile other orders' events are applied at once.
     const other = await registerOrder(hub);
-    for (const [type, status] of [['picking', 3500], ['picked', 3600], ['packing', 3600], ['packed', 3700]] as const) {
+    for (const [type, status] of [
+      ['picking', 3500],
+      ['picked', 3600],
+      ['packing', 3600],
+      ['packed', 3700],
+    ] as const) {
       const r = await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(other, type), WAIT);
       expect(r.status).toBe(200);
       expect(r.body).toMatchObject({ state: 'applied', orderStatus: status });
@@ -219,7 +233,9 @@ describe('a Postgres too slow to store', () => {
         return e.state === 'applied' ? e : undefined;
       }, 'the event applied');
       expect(applied.orderStatus).toBe(3500);
-      const [{ n }] = (await hub.web.pg`select count(*)::int as n from status_history where order_id = ${orderId} and to_status = 3500`) as unknown as [{ n: number }];
+      const [{ n }] = (await hub.web.pg`select count(*)::int as n from status_history where order_id = ${orderId} and to_status = 3500`) as unknown as [
+        { n: number },
+      ];
       expect(n).toBe(1);
     } finally {
       await blocker.end();

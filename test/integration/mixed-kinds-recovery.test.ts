@@ -17,11 +17,20 @@ const SHIP = '/api/fulfillment/ship-events';
 const DELIVERY = '/api/delivery/status';
 let n = 0;
 function courier(orderId: string, status: string) {
-  return { eventId: `grab-${orderId}-${status}-${++n}`, orderId, trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', status, occurredAt: new Date().toISOString() };
+  return {
+    eventId: `grab-${orderId}-${status}-${++n}`,
+    orderId,
+    trackingId: `GRB-${orderId}`,
+    carrierCode: 'GRAB',
+    status,
+    occurredAt: new Date().toISOString(),
+  };
 }
 
 async function eventStates(h: TestHub) {
-  return h.web.db.execute<{ kind: string; state: string; n: number }>(sql`select kind, state, count(*)::int as n from inbound_events group by kind, state order by kind, state`);
+  return h.web.db.execute<{ kind: string; state: string; n: number }>(
+    sql`select kind, state, count(*)::int as n from inbound_events group by kind, state order by kind, state`,
+  );
 }
 
 /** Each event's own (not implied) history rows: exactly one per event that moved its order. */
@@ -46,26 +55,36 @@ describe('Slick and Grab events for the same orders', () => {
     // confirmation made it 7000) the courier's, one after another; orders in parallel.
     const flows = Promise.all(
       orders.map(async (orderId) => {
-        for (const t of ['picking', 'picked', 'packing', 'packed', 'shipped']) expect((await h.clients.slick.post(SHIP, shipEvent(orderId, t))).status).toBe(202);
+        for (const t of ['picking', 'picked', 'packing', 'packed', 'shipped'])
+          expect((await h.clients.slick.post(SHIP, shipEvent(orderId, t))).status).toBe(202);
         await eventually(async () => ((await orderStatus(h, orderId)) === 7000 ? true : undefined), `${orderId} at 7000`, 60_000);
-        for (const s of ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED']) expect((await h.clients.grab.put(DELIVERY, courier(orderId, s))).status).toBe(202);
+        for (const s of ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED'])
+          expect((await h.clients.grab.put(DELIVERY, courier(orderId, s))).status).toBe(202);
       }),
     );
     // Kill the worker once courier events are flowing too.
-    await eventually(async () => {
-      const rows = await eventStates(h);
-      return rows.some((r) => r.kind === 'courier-status' && r.state === 'applied') ? true : undefined;
-    }, 'courier events being applied', 60_000);
+    await eventually(
+      async () => {
+        const rows = await eventStates(h);
+        return rows.some((r) => r.kind === 'courier-status' && r.state === 'applied') ? true : undefined;
+      },
+      'courier events being applied',
+      60_000,
+    );
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
     await h.spawnWorker();
     await flows;
 
     const total = orders.length * 9;
-    const states = await eventually(async () => {
-      const rows = await eventStates(h);
-      return rows.reduce((s, r) => s + r.n, 0) === total && !rows.some((r) => r.state === 'queued') ? rows : undefined;
-    }, 'every event processed', 60_000);
+    const states = await eventually(
+      async () => {
+        const rows = await eventStates(h);
+        return rows.reduce((s, r) => s + r.n, 0) === total && !rows.some((r) => r.state === 'queued') ? rows : undefined;
+      },
+      'every event processed',
+      60_000,
+    );
     expect(states.map((r) => [r.kind, r.state, r.n])).toEqual([
       ['courier-status', 'applied', orders.length * 4],
       ['ship-event', 'applied', orders.length * 5],
@@ -123,12 +142,16 @@ describe('Slick and Grab events for the same orders', () => {
 
     h.startInProcessWorkers();
     h.startScheduler();
-    const outcomes = await eventually(async () => {
-      const rows = await h.web.db.execute<{ event_id: string; kind: string; state: string; reason: string | null }>(
-        sql`select event_id, kind, state, reason from inbound_events where event_id in ${accepted}`,
-      );
-      return rows.every((r) => r.state !== 'queued') ? rows : undefined;
-    }, 'swept events processed', 30_000);
+    const outcomes = await eventually(
+      async () => {
+        const rows = await h.web.db.execute<{ event_id: string; kind: string; state: string; reason: string | null }>(
+          sql`select event_id, kind, state, reason from inbound_events where event_id in ${accepted}`,
+        );
+        return rows.every((r) => r.state !== 'queued') ? rows : undefined;
+      },
+      'swept events processed',
+      30_000,
+    );
     const byId = new Map(outcomes.map((r) => [r.event_id, r]));
     for (let i = 0; i < accepted.length; i++) {
       const r = byId.get(accepted[i]!)!;
@@ -153,13 +176,25 @@ describe('Slick and Grab events for the same orders', () => {
     const h = hub;
     const first = await h.spawnWorker();
     const orders = await Promise.all(Array.from({ length: 8 }, () => registerOrder(h, { paymentMethod: 'COD', codAmount: 450 })));
-    const tiersOf = async (orderId: string) => ((await h.clients.viewer.get(`/api/orders/${orderId}/tiers`)).body.tiers as Array<{ state: string }>).map((t) => t.state);
+    const tiersOf = async (orderId: string) =>
+      ((await h.clients.viewer.get(`/api/orders/${orderId}/tiers`)).body.tiers as Array<{ state: string }>).map((t) => t.state);
     const flows = Promise.all(
       orders.map(async (orderId) => {
         for (const t of ['packed', 'shipped']) expect((await h.clients.slick.post(SHIP, shipEvent(orderId, t))).status).toBe(202);
         await eventually(async () => ((await orderStatus(h, orderId)) === 7000 ? true : undefined), `${orderId} at 7000`, 60_000);
-        const partnerId = await eventually(async () => (await h.clients.viewer.get(`/api/orders/${orderId}`)).body.partner?.partnerId as string | undefined, `${orderId} assigned`, 60_000);
-        const pmp = (type: string, extra: Record<string, unknown> = {}) => ({ eventId: `pmp-${orderId}-${type}`, orderId, partnerId, type, occurredAt: new Date().toISOString(), ...extra });
+        const partnerId = await eventually(
+          async () => (await h.clients.viewer.get(`/api/orders/${orderId}`)).body.partner?.partnerId as string | undefined,
+          `${orderId} assigned`,
+          60_000,
+        );
+        const pmp = (type: string, extra: Record<string, unknown> = {}) => ({
+          eventId: `pmp-${orderId}-${type}`,
+          orderId,
+          partnerId,
+          type,
+          occurredAt: new Date().toISOString(),
+          ...extra,
+        });
         expect((await h.clients.pmp.post('/api/pmp/events', pmp('delivery.delivered'))).status).toBe(202);
         await eventually(async () => ((await orderStatus(h, orderId)) === 7500 ? true : undefined), `${orderId} at 7500`, 60_000);
         expect((await h.clients.pmp.post('/api/pmp/events', pmp('cod.collected', { amount: 450 }))).status).toBe(202);
@@ -171,13 +206,18 @@ describe('Slick and Grab events for the same orders', () => {
     await h.spawnWorker();
     await flows;
 
-    for (const orderId of orders) await eventually(async () => ((await tiersOf(orderId)).every((s) => s === 'done') ? true : undefined), `${orderId} tiers done`, 60_000);
+    for (const orderId of orders)
+      await eventually(async () => ((await tiersOf(orderId)).every((s) => s === 'done') ? true : undefined), `${orderId} tiers done`, 60_000);
     // Every call reached its partner (at least once: one cut by the kill may be made again) …
     for (const orderId of orders) {
-      const about = (reqs: ReadonlyArray<{ path: string; body: unknown }>) => reqs.filter((r) => r.path.includes(orderId) || (r.body as { orderId?: string })?.orderId === orderId);
+      const about = (reqs: ReadonlyArray<{ path: string; body: unknown }>) =>
+        reqs.filter((r) => r.path.includes(orderId) || (r.body as { orderId?: string })?.orderId === orderId);
       expect(about(h.sims.mao.requests).length, `${orderId} MAO`).toBeGreaterThanOrEqual(1);
       expect(about(h.sims.pmp.requests.filter((r) => r.path === '/api/assignments')).length, `${orderId} PMP`).toBeGreaterThanOrEqual(1);
-      expect(about(h.sims.slick.requests.filter((r) => (r.body as { eventType?: string } | undefined)?.eventType === 'collected')).length, `${orderId} Slick collected`).toBeGreaterThanOrEqual(1);
+      expect(
+        about(h.sims.slick.requests.filter((r) => (r.body as { eventType?: string } | undefined)?.eventType === 'collected')).length,
+        `${orderId} Slick collected`,
+      ).toBeGreaterThanOrEqual(1);
     }
     // … and each tier was settled once: one `done` message per order and tier.
     const done = await h.web.db.execute<{ order_id: string; tier: number; n: number }>(sql`

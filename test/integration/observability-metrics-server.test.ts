@@ -44,7 +44,10 @@ describe('the metrics server', () => {
   });
 
   it('defaults: 9101 and 9102, 0 under NODE_ENV=test, explicit when set', () => {
-    expect(loadConfig({ NODE_ENV: 'development' })).toMatchObject({ workerMetricsPort: { port: 9101, explicit: false }, schedulerMetricsPort: { port: 9102, explicit: false } });
+    expect(loadConfig({ NODE_ENV: 'development' })).toMatchObject({
+      workerMetricsPort: { port: 9101, explicit: false },
+      schedulerMetricsPort: { port: 9102, explicit: false },
+    });
     expect(loadConfig({ NODE_ENV: 'test' })).toMatchObject({ workerMetricsPort: { port: 0 }, schedulerMetricsPort: { port: 0 } });
     expect(loadConfig({ NODE_ENV: 'test', WORKER_METRICS_PORT: '9200' }).workerMetricsPort).toEqual({ port: 9200, explicit: true });
     expect(() => loadConfig({ SCHEDULER_METRICS_PORT: '70000' })).toThrow(/SCHEDULER_METRICS_PORT/);

@@ -31,8 +31,8 @@ const RULE_DIR = join(REPO_ROOT, 'ops/prometheus/rules');
 const DASHBOARD_DIR = join(REPO_ROOT, 'ops/grafana/dashboards');
 const ruleFiles = readdirSync(RULE_DIR).filter((f) => f.endsWith('.rules.yml'));
 const ruleExprs = ruleFiles.flatMap((f) =>
-  (parse(readFileSync(join(RULE_DIR, f), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> }).groups.flatMap((g) =>
-    g.rules.map((r) => ({ rule: r.alert ?? r.record ?? '?', expr: r.expr })),
+  (parse(readFileSync(join(RULE_DIR, f), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> }).groups.flatMap(
+    (g) => g.rules.map((r) => ({ rule: r.alert ?? r.record ?? '?', expr: r.expr })),
   ),
 );
 const dashboards = readdirSync(DASHBOARD_DIR)
@@ -152,8 +152,13 @@ beforeAll(async () => {
   await hub.clients.slick.post('/api/fulfillment/ship-events', again, WAIT);
   await hub.clients.slick.post('/api/fulfillment/ship-events', again, WAIT);
   const order = async () => (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
-  await eventually(async () => ((await order()).status === 7000 && (await order()).partner?.partnerId ? true : undefined), `${orderId} at 7000 with a partner`).catch(async (err: Error) => {
-    throw new Error(`${err.message}\norder: ${JSON.stringify(await order())}\nscheduler: ${scheduler.output().slice(-3000)}\nworker: ${worker.output().slice(-3000)}`);
+  await eventually(
+    async () => ((await order()).status === 7000 && (await order()).partner?.partnerId ? true : undefined),
+    `${orderId} at 7000 with a partner`,
+  ).catch(async (err: Error) => {
+    throw new Error(
+      `${err.message}\norder: ${JSON.stringify(await order())}\nscheduler: ${scheduler.output().slice(-3000)}\nworker: ${worker.output().slice(-3000)}`,
+    );
   });
   let n = 0;
   for (const status of ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY']) {
@@ -166,7 +171,11 @@ beforeAll(async () => {
   }
   const partnerId = partnerForOrder(orderId).partnerId;
   const pmp = (type: string, extra: Record<string, unknown> = {}) =>
-    hub.clients.pmp.post('/api/pmp/events', { eventId: `obs-pmp-${orderId}-${type}`, orderId, partnerId, type, occurredAt: new Date().toISOString(), ...extra }, WAIT);
+    hub.clients.pmp.post(
+      '/api/pmp/events',
+      { eventId: `obs-pmp-${orderId}-${type}`, orderId, partnerId, type, occurredAt: new Date().toISOString(), ...extra },
+      WAIT,
+    );
   expect((await pmp('delivery.delivered')).body).toMatchObject({ state: 'applied', orderStatus: 7500 });
   expect((await pmp('cod.collected', { amount: 450 })).body.state).toBe('applied');
   await eventually(async () => {
@@ -177,13 +186,18 @@ beforeAll(async () => {
   for (const path of ['', '/history', '/events', '/tiers']) expect((await hub.clients.viewer.get(`/api/orders/${orderId}${path}`)).status).toBe(200);
   await hub.sims.notify.waitForRequests(4);
   // The health probe has run, and the scheduler has seen the whole history.
-  await eventually(async () => {
-    const s = await scrape(`http://127.0.0.1:${schedulerPort}/metrics`);
-    const delivered = s.samples.find((x) => x.name === 'hub_orders' && x.labels.status === '7500' && x.labels.location === 'STORE-007');
-    const stages = s.samples.find((x) => x.name === 'hub_status_stage_duration_seconds_count' && x.labels.from === '7300' && x.labels.to === '7500');
-    const probed = s.samples.some((x) => x.name === 'hub_integration_up');
-    return delivered && delivered.value >= 1 && stages && probed ? true : undefined;
-  }, 'the scheduler exporting the delivered order', 20_000, 200);
+  await eventually(
+    async () => {
+      const s = await scrape(`http://127.0.0.1:${schedulerPort}/metrics`);
+      const delivered = s.samples.find((x) => x.name === 'hub_orders' && x.labels.status === '7500' && x.labels.location === 'STORE-007');
+      const stages = s.samples.find((x) => x.name === 'hub_status_stage_duration_seconds_count' && x.labels.from === '7300' && x.labels.to === '7500');
+      const probed = s.samples.some((x) => x.name === 'hub_integration_up');
+      return delivered && delivered.value >= 1 && stages && probed ? true : undefined;
+    },
+    'the scheduler exporting the delivered order',
+    20_000,
+    200,
+  );
 
   scrapes.web = await scrape(`${hub.baseUrl}/metrics`);
   scrapes.worker = await scrape(`http://127.0.0.1:${workerPort}/metrics`);
@@ -208,7 +222,10 @@ describe('metrics from every role', () => {
 
   it('each role labels its series with its role and exports what it does', () => {
     for (const [role, s] of Object.entries(scrapes)) {
-      expect(s.samples.filter((x) => x.name.startsWith('hub_')).every((x) => x.labels.role === role), role).toBe(true);
+      expect(
+        s.samples.filter((x) => x.name.startsWith('hub_')).every((x) => x.labels.role === role),
+        role,
+      ).toBe(true);
     }
     const has = (role: keyof typeof scrapes, name: string, labels: Record<string, string> = {}) =>
       scrapes[role].samples.some((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v) && x.value > 0);
@@ -237,9 +254,20 @@ describe('metrics from every role', () => {
     }
     const twice = [...owners].filter(([, roles]) => roles.length > 1).map(([key, roles]) => `${key} from ${roles.join(' and ')}`);
     expect(twice).toEqual([]);
-    for (const name of ['hub_queue_jobs', 'hub_dead_letter_jobs', 'hub_circuit_state', 'hub_open_incidents', 'hub_open_interventions', 'hub_events_waiting_past_sla', 'hub_orders']) {
+    for (const name of [
+      'hub_queue_jobs',
+      'hub_dead_letter_jobs',
+      'hub_circuit_state',
+      'hub_open_incidents',
+      'hub_open_interventions',
+      'hub_events_waiting_past_sla',
+      'hub_orders',
+    ]) {
       for (const role of ['web', 'worker'] as const) expect(scrapes[role].families.has(name), `${name} in ${role}`).toBe(false);
-      expect(scrapes.scheduler.samples.some((x) => x.name === name), `${name} in scheduler`).toBe(true);
+      expect(
+        scrapes.scheduler.samples.some((x) => x.name === name),
+        `${name} in scheduler`,
+      ).toBe(true);
     }
   });
 
@@ -259,9 +287,16 @@ describe('metrics from every role', () => {
     // Exported = with at least one series (a family declared without samples gives Prometheus nothing).
     const families = new Map(Object.values(scrapes).flatMap((s) => [...s.families]));
     const exported = new Set(Object.values(scrapes).flatMap((s) => s.samples.map((x) => familyOf(x.name, families))));
-    const used = [...ruleExprs.map((r) => ({ where: `rule ${r.rule}`, expr: r.expr })), ...panelQueries.map((q) => ({ where: `panel "${q.panel}"`, expr: q.expr }))];
+    const used = [
+      ...ruleExprs.map((r) => ({ where: `rule ${r.rule}`, expr: r.expr })),
+      ...panelQueries.map((q) => ({ where: `panel "${q.panel}"`, expr: q.expr })),
+    ];
     expect(used.length).toBeGreaterThan(30);
-    const missing = used.flatMap((u) => metricNames(u.expr).filter((n) => !exported.has(familyOf(n, families))).map((n) => `${n} (${u.where})`));
+    const missing = used.flatMap((u) =>
+      metricNames(u.expr)
+        .filter((n) => !exported.has(familyOf(n, families)))
+        .map((n) => `${n} (${u.where})`),
+    );
     expect(missing).toEqual([]);
     // And the check bites: a name nobody exports is reported.
     expect(metricNames('rate(hub_no_such_thing_total[5m])').filter((n) => !exported.has(n))).toEqual(['hub_no_such_thing_total']);
@@ -275,7 +310,9 @@ describe('metrics from every role', () => {
         if (p.type !== 'row') expect(p.datasource?.uid).toBe('prometheus');
       }
     }
-    const datasource = parse(readFileSync(join(REPO_ROOT, 'ops/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as { datasources: Array<{ uid: string }> };
+    const datasource = parse(readFileSync(join(REPO_ROOT, 'ops/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as {
+      datasources: Array<{ uid: string }>;
+    };
     expect(datasource.datasources.map((d) => d.uid)).toContain('prometheus');
   });
 });
@@ -308,17 +345,31 @@ describe('a real Prometheus scraping the roles', () => {
         '',
       ].join('\n'),
     );
-    prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let log = '';
     prometheus.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     prometheus.on('error', (err) => (log += `cannot run prometheus: ${err.message} (install Debian's prometheus package; .ci/run does)`));
     await eventually(async () => (await fetch(`${promUrl}/-/ready`)).ok, `prometheus ready\n${log}`, 30_000, 200);
-    await eventually(async () => {
-      const targets = (await (await fetch(`${promUrl}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ health: string }> } };
-      return targets.data.activeTargets.length === 3 && targets.data.activeTargets.every((t) => t.health === 'up') ? true : undefined;
-    }, 'all three roles scraped', 30_000, 200);
+    await eventually(
+      async () => {
+        const targets = (await (await fetch(`${promUrl}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ health: string }> } };
+        return targets.data.activeTargets.length === 3 && targets.data.activeTargets.every((t) => t.health === 'up') ? true : undefined;
+      },
+      'all three roles scraped',
+      30_000,
+      200,
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -349,11 +400,18 @@ describe('a real Prometheus scraping the roles', () => {
   }, 60_000);
 
   it('loads every rule, and evaluates each without error', async () => {
-    await eventually(async () => {
-      const rules = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
-      const all = rules.data.groups.flatMap((g) => g.rules);
-      return all.length === ruleExprs.length && all.every((r) => r.health === 'ok') ? true : undefined;
-    }, 'every rule evaluated with health ok', 20_000, 250);
+    await eventually(
+      async () => {
+        const rules = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as {
+          data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
+        };
+        const all = rules.data.groups.flatMap((g) => g.rules);
+        return all.length === ruleExprs.length && all.every((r) => r.health === 'ok') ? true : undefined;
+      },
+      'every rule evaluated with health ok',
+      20_000,
+      250,
+    );
     for (const r of ruleExprs) await expect(query(r.expr), r.rule).resolves.toBeDefined();
     // Nothing is wrong in this hub: no alert but the trading-hours one may be firing.
     const alerts = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as { data: { alerts: Array<{ labels: { alertname: string }; state: string }> } };
@@ -362,48 +420,63 @@ describe('a real Prometheus scraping the roles', () => {
 
   // Not part of the suite: RENDER_DASHBOARD_PNG=docs/grafana-dashboard.png npx vitest run test/integration/observability.test.ts
   // drives a minute of mixed traffic through the roles and draws the README's picture from this Prometheus.
-  it.runIf(process.env.RENDER_DASHBOARD_PNG)('draws the dashboard from a minute of traffic', async () => {
-    const until = Date.now() + 60_000;
-    let i = 0;
-    const statuses = async (id: string, list: string[]) => {
-      for (const status of list) {
-        await hub.clients.grab.put(
-          '/api/delivery/status',
-          {
-            eventId: `pic-${id}-${status}-${++i}`,
-            orderId: id,
-            trackingId: `GRB-${id}`,
-            carrierCode: 'GRAB',
-            status,
-            occurredAt: new Date().toISOString(),
-            ...(status === 'FAILED' ? { failureReason: 'no one home' } : {}),
-            ...(status === 'RESCHEDULED' ? { rescheduledFor: new Date(Date.now() + 86_400_000).toISOString() } : {}),
-          },
-          WAIT,
+  it.runIf(process.env.RENDER_DASHBOARD_PNG)(
+    'draws the dashboard from a minute of traffic',
+    async () => {
+      const until = Date.now() + 60_000;
+      let i = 0;
+      const statuses = async (id: string, list: string[]) => {
+        for (const status of list) {
+          await hub.clients.grab.put(
+            '/api/delivery/status',
+            {
+              eventId: `pic-${id}-${status}-${++i}`,
+              orderId: id,
+              trackingId: `GRB-${id}`,
+              carrierCode: 'GRAB',
+              status,
+              occurredAt: new Date().toISOString(),
+              ...(status === 'FAILED' ? { failureReason: 'no one home' } : {}),
+              ...(status === 'RESCHEDULED' ? { rescheduledFor: new Date(Date.now() + 86_400_000).toISOString() } : {}),
+            },
+            WAIT,
+          );
+        }
+      };
+      const flows: Array<Promise<void>> = [];
+      while (Date.now() < until) {
+        const n = i++;
+        if (n === 20) hub.sims.slick.setFailureMode({ errorRate: 0.4, status: 503 });
+        if (n === 60) hub.sims.slick.resetFailureMode();
+        flows.push(
+          (async () => {
+            const id = await registerOrder(hub, n % 3 === 0 ? { paymentMethod: 'COD', codAmount: 300 + n } : {});
+            for (const type of ['picking', 'picked', 'packing', 'packed', 'shipped'])
+              await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(id, type), WAIT);
+            const at7000 = await eventually(
+              async () => ((await hub.clients.viewer.get(`/api/orders/${id}`)).body.partner?.partnerId ? true : undefined),
+              `${id} assigned`,
+              30_000,
+              200,
+            ).catch(() => false);
+            if (!at7000 || n % 5 === 4) return; // some stay in fulfilment
+            await statuses(
+              id,
+              n % 4 === 1
+                ? ['SHIPPED', 'OUT_FOR_DELIVERY', 'FAILED', 'RESCHEDULED', 'OUT_FOR_DELIVERY', 'DELIVERED']
+                : ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED'],
+            );
+            await hub.clients.viewer.get(`/api/orders/${id}/history`);
+          })().catch(() => undefined),
         );
+        await new Promise((r) => setTimeout(r, 400));
       }
-    };
-    const flows: Array<Promise<void>> = [];
-    while (Date.now() < until) {
-      const n = i++;
-      if (n === 20) hub.sims.slick.setFailureMode({ errorRate: 0.4, status: 503 });
-      if (n === 60) hub.sims.slick.resetFailureMode();
-      flows.push(
-        (async () => {
-          const id = await registerOrder(hub, n % 3 === 0 ? { paymentMethod: 'COD', codAmount: 300 + n } : {});
-          for (const type of ['picking', 'picked', 'packing', 'packed', 'shipped']) await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(id, type), WAIT);
-          const at7000 = await eventually(async () => ((await hub.clients.viewer.get(`/api/orders/${id}`)).body.partner?.partnerId ? true : undefined), `${id} assigned`, 30_000, 200).catch(() => false);
-          if (!at7000 || n % 5 === 4) return; // some stay in fulfilment
-          await statuses(id, n % 4 === 1 ? ['SHIPPED', 'OUT_FOR_DELIVERY', 'FAILED', 'RESCHEDULED', 'OUT_FOR_DELIVERY', 'DELIVERED'] : ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED']);
-          await hub.clients.viewer.get(`/api/orders/${id}/history`);
-        })().catch(() => undefined),
-      );
-      await new Promise((r) => setTimeout(r, 400));
-    }
-    await Promise.all(flows);
-    await new Promise((r) => setTimeout(r, 3000)); // a few more scrapes
-    await renderDashboard({ out: process.env.RENDER_DASHBOARD_PNG!, prometheus: promUrl });
-  }, 240_000);
+      await Promise.all(flows);
+      await new Promise((r) => setTimeout(r, 3000)); // a few more scrapes
+      await renderDashboard({ out: process.env.RENDER_DASHBOARD_PNG!, prometheus: promUrl });
+    },
+    240_000,
+  );
 
   it('sees the order delivered and the event SLA as the hub exports them', async () => {
     const delivered = (await query('sum(max by (status, location) (hub_orders{status="7500"}))')) as Array<{ value: [number, string] }>;

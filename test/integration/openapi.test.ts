@@ -39,7 +39,8 @@ function appRoutes(app: express.Express): string[] {
     for (const layer of stack) {
       if (layer.route) {
         const path = String(layer.route.path).replace(/:(\w+)/g, '{$1}');
-        for (const [method, on] of Object.entries(layer.route.methods as Record<string, boolean>)) if (on && method !== '_all') found.add(`${method.toUpperCase()} ${path}`);
+        for (const [method, on] of Object.entries(layer.route.methods as Record<string, boolean>))
+          if (on && method !== '_all') found.add(`${method.toUpperCase()} ${path}`);
       } else if (Array.isArray(layer.handle?.stack) || layer.name === 'mounted_app') {
         const mount = layer.rawPath;
         if (typeof mount === 'string' && mount !== '/' && mount !== '') found.add(`GET ${mount}`);
@@ -78,7 +79,16 @@ describe('the OpenAPI document', () => {
     const app = createApp(hub.web, { waiters: new EventOutcomeWaiters(hub.web.redis, 'unused') });
     const routes = appRoutes(app);
     // The enumeration itself must see the app's routes of every kind (a walk finding nothing would pass vacuously).
-    expect(routes).toEqual(expect.arrayContaining(['POST /api/fulfillment/ship-events', 'PUT /api/delivery/status', 'GET /api/orders/{orderId}', 'GET /metrics', 'GET /admin/queues', 'GET /ops']));
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        'POST /api/fulfillment/ship-events',
+        'PUT /api/delivery/status',
+        'GET /api/orders/{orderId}',
+        'GET /metrics',
+        'GET /admin/queues',
+        'GET /ops',
+      ]),
+    );
     expect(routes.length).toBeGreaterThan(30);
     expect(routeDifferences(routes, doc)).toEqual({ missingFromDocument: [], notInApp: [] });
   });
@@ -102,7 +112,8 @@ describe('the OpenAPI document', () => {
       expect(op['x-roles'].length, `${key} roles`).toBeGreaterThan(0);
       expect(op.description, key).toMatch(/Roles: /);
       expect(op.security, key).toEqual([expect.objectContaining({ bearerAuth: [] })]);
-      for (const status of ['401', '403']) expect(op.responses[status]?.content['application/json'].schema, `${key} ${status}`).toEqual({ $ref: '#/components/schemas/Error' });
+      for (const status of ['401', '403'])
+        expect(op.responses[status]?.content['application/json'].schema, `${key} ${status}`).toEqual({ $ref: '#/components/schemas/Error' });
     }
     const ship = doc.paths['/api/fulfillment/ship-events'].post;
     expect(ship['x-roles']).toEqual(['partner:slick']);
@@ -116,7 +127,15 @@ describe('the OpenAPI document', () => {
 
   it("names each operation's roles truly: every role it lists gets past authorization, every other role gets 403", async () => {
     const roles = ['slick', 'grab', 'pmp', 'mao', 'viewer', 'operator', 'admin'] as const;
-    const roleOf: Record<string, string> = { slick: 'partner:slick', grab: 'partner:grab', pmp: 'partner:pmp', mao: 'partner:mao', viewer: 'viewer', operator: 'operator', admin: 'admin' };
+    const roleOf: Record<string, string> = {
+      slick: 'partner:slick',
+      grab: 'partner:grab',
+      pmp: 'partner:pmp',
+      mao: 'partner:mao',
+      viewer: 'viewer',
+      operator: 'operator',
+      admin: 'admin',
+    };
     const sample: Record<string, string> = { orderId: 'SO-ROLE-CHECK', eventId: 'evt-role-check', id: '00000000-0000-4000-8000-000000000000' };
     let checked = 0;
     for (const { key, op } of operationsOf(doc)) {

@@ -69,12 +69,18 @@ describe('operator status moves', () => {
     // Registration's message and one per move, each naming the operator and the reason.
     const messages = await statusMessages(orderId, MAIN_LINE.length);
     expect(messages.slice(1).map((m) => [m.from, m.to])).toEqual(MAIN_LINE.slice(1).map((to, i) => [MAIN_LINE[i], to]));
-    for (const m of messages.slice(1)) expect(m).toMatchObject({ source: 'operator', actor: 'operator', override: false, reasonCode: `step_${m.to}`, locationId: 'STORE-007' });
+    for (const m of messages.slice(1))
+      expect(m).toMatchObject({ source: 'operator', actor: 'operator', override: false, reasonCode: `step_${m.to}`, locationId: 'STORE-007' });
     expect(await transitions(1000, 1500)).toBe(before + 1);
   });
 
   it('take the branches off the main line one step at a time: 7400 from 7300, then 7300, 7200, 7500 or 8500', async () => {
-    for (const path of [[7400, 7300, 7500], [7400, 7200], [7400, 7500], [7400, 8500]]) {
+    for (const path of [
+      [7400, 7300, 7500],
+      [7400, 7200],
+      [7400, 7500],
+      [7400, 8500],
+    ]) {
       const orderId = await orderAt(7300);
       for (const to of path) expect((await move(orderId, to)).body.status, `${path.join(' → ')}: ${to}`).toBe(to);
       const rows = await expectSequentialHistory(hub, orderId);
@@ -89,7 +95,14 @@ describe('operator status moves', () => {
       const res = await move(orderId, 9000, { reasonCode: 'customer_request', note: 'called the store' });
       expect(res.status, `${from} → 9000`).toBe(200);
       expect(res.body.status).toBe(9000);
-      expect((await history(orderId)).at(-1)).toMatchObject({ from, to: 9000, reasonCode: 'customer_request', note: 'called the store', actor: 'operator', source: 'operator' });
+      expect((await history(orderId)).at(-1)).toMatchObject({
+        from,
+        to: 9000,
+        reasonCode: 'customer_request',
+        note: 'called the store',
+        actor: 'operator',
+        source: 'operator',
+      });
       expect(await transitions(from, 9000)).toBe(before + 1);
     }
   });
@@ -167,14 +180,22 @@ describe('bulk status moves', () => {
     const failures = res.body.error.details.failures as Array<Record<string, unknown>>;
     expect(failures).toHaveLength(2);
     expect(failures).toContainEqual({ orderId: unknown, code: 'not_found', reason: `order ${unknown} not found` });
-    expect(failures).toContainEqual({ orderId: wrong, code: 'invalid_transition', reason: expect.stringContaining('1500 cannot move to 1500'), from: 1500, allowed: [2000, 9000] });
+    expect(failures).toContainEqual({
+      orderId: wrong,
+      code: 'invalid_transition',
+      reason: expect.stringContaining('1500 cannot move to 1500'),
+      from: 1500,
+      allowed: [2000, 9000],
+    });
     for (const orderId of good) {
       expect(await statusOf(orderId)).toBe(1000);
       expect(await history(orderId)).toHaveLength(1);
     }
     expect(await statusOf(wrong)).toBe(1500);
     // Nothing reached the outbox either: the relay has nothing of these orders to publish.
-    const rows = await hub.web.db.execute<{ n: number }>(sql`select count(*)::int as n from outbox where order_id = any(${sql.param(good)}::text[]) and type = 'status.changed'`);
+    const rows = await hub.web.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from outbox where order_id = any(${sql.param(good)}::text[]) and type = 'status.changed'`,
+    );
     expect(rows[0]!.n).toBe(good.length); // their registrations only
   });
 
@@ -217,10 +238,14 @@ describe('bulk status moves', () => {
     );
     expect(historyRows).toHaveLength(50);
     expect(new Set(historyRows.map((r) => r.tx))).toEqual(new Set(orderTx.map((r) => r.tx)));
-    expect(historyRows.every((r) => r.actor === 'operator' && r.source === 'operator' && r.reason_code === 'validated_in_bulk' && r.note === 'morning batch')).toBe(true);
+    expect(
+      historyRows.every((r) => r.actor === 'operator' && r.source === 'operator' && r.reason_code === 'validated_in_bulk' && r.note === 'morning batch'),
+    ).toBe(true);
 
     await eventually(async () => {
-      const moved = (await hub.topicMessages()).filter((m) => m.type === 'status.changed' && orderIds.includes(m.orderId!) && JSON.parse(m.payload!).to === 1500);
+      const moved = (await hub.topicMessages()).filter(
+        (m) => m.type === 'status.changed' && orderIds.includes(m.orderId!) && JSON.parse(m.payload!).to === 1500,
+      );
       return moved.length === 50;
     }, 'a topic message for each order moved');
     expect(await transitions(1000, 1500)).toBe(before + 50);
@@ -285,7 +310,15 @@ describe('admin override', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.status).toBe(1000);
     const rows = await expectSequentialHistory(hub, orderId);
-    expect(rows.at(-1)).toMatchObject({ from: 3500, to: 1000, override: true, actor: 'admin', source: 'operator', reasonCode: 'wrong_store', note: 'restart at the right store' });
+    expect(rows.at(-1)).toMatchObject({
+      from: 3500,
+      to: 1000,
+      override: true,
+      actor: 'admin',
+      source: 'operator',
+      reasonCode: 'wrong_store',
+      note: 'restart at the right store',
+    });
     expect(rows.slice(0, -1).every((r) => r.override === false)).toBe(true);
     const messages = await statusMessages(orderId, rows.length);
     expect(messages.at(-1)).toMatchObject({ from: 3500, to: 1000, override: true, actor: 'admin', source: 'operator', reasonCode: 'wrong_store' });
@@ -308,7 +341,12 @@ describe('admin override', () => {
     expect(same.status).toBe(422);
     expect(same.body.error).toMatchObject({ code: 'invalid_transition', details: { orderId, from: 1000, to: 1000 } });
     expect((await override('SO-DOES-NOT-EXIST', { status: 1000, reasonCode: 'x', note: 'y' })).status).toBe(404);
-    for (const body of [{ status: 1500, reasonCode: 'x' }, { status: 1500, reasonCode: 'x', note: '  ' }, { status: 42, reasonCode: 'x', note: 'y' }, { status: 1500, note: 'y' }]) {
+    for (const body of [
+      { status: 1500, reasonCode: 'x' },
+      { status: 1500, reasonCode: 'x', note: '  ' },
+      { status: 42, reasonCode: 'x', note: 'y' },
+      { status: 1500, note: 'y' },
+    ]) {
       const res = await override(orderId, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error.code).toBe('validation_failed');

@@ -79,7 +79,12 @@ describe('GET /api/orders: filters', () => {
   // A window of its own in 2001, so the other tests' orders never show.
   const at = (minute: number, micros = 0) => `2001-02-03T04:${String(minute).padStart(2, '0')}:00.${String(micros).padStart(6, '0')}Z`;
   const window = `from=${encodeURIComponent(at(0))}&to=${encodeURIComponent(at(59))}`;
-  const fx = (n: number, status: number, locationId: string, minute: number): Fixture => ({ orderId: `FLT-${n}`, locationId, status, updatedAt: at(minute, n) });
+  const fx = (n: number, status: number, locationId: string, minute: number): Fixture => ({
+    orderId: `FLT-${n}`,
+    locationId,
+    status,
+    updatedAt: at(minute, n),
+  });
   const fixtures = [
     fx(1, 3000, 'STORE-011', 1),
     fx(2, 3500, 'STORE-011', 2),
@@ -195,9 +200,11 @@ describe('GET /api/orders: keyset pages', () => {
     return rows.map((r) => r.order_id);
   }
   /** Registers an order (now: newer than any walked) for the location between two pages. */
-  const registerBetween = (locationId: string, name = 'Pager Person new') => async () => {
-    await registerOrder(hub, { shipFromLocationId: locationId, customer: { id: 'C-NEW', name } });
-  };
+  const registerBetween =
+    (locationId: string, name = 'Pager Person new') =>
+    async () => {
+      await registerOrder(hub, { shipFromLocationId: locationId, customer: { id: 'C-NEW', name } });
+    };
 
   it('walks one location in pages with orders registered between pages: each order once, none missed', async () => {
     const want = await expected(sql`o.ship_from_location_id = 'STORE-019'`);
@@ -413,4 +420,3 @@ describe('GET /api/orders/export', () => {
     expect((await hub.clients.viewer.get('/api/orders?locationId=STORE-024&limit=1')).status).toBe(200);
   });
 });
-

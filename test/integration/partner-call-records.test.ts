@@ -139,7 +139,8 @@ describe('per-order call records on a running hub', () => {
       return row?.state === state ? row : undefined;
     }, `${kind}:${key} of ${orderId} ${state}`);
   const order = async (orderId: string) => (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
-  const openCases = async (orderId: string) => (await hub.clients.operator.get(`/api/interventions?state=open&orderId=${orderId}`)).body.interventions as Array<Record<string, any>>;
+  const openCases = async (orderId: string) =>
+    (await hub.clients.operator.get(`/api/interventions?state=open&orderId=${orderId}`)).body.interventions as Array<Record<string, any>>;
   const slickCalls = (orderId: string) => hub.sims.slick.requests.filter((r) => r.path === SHIP_PATH && (r.body as { orderId?: string }).orderId === orderId);
   const notifyCalls = (orderId: string) => hub.sims.notify.requests.filter((r) => (r.body as { orderId?: string }).orderId === orderId);
   async function deadLetter(kind: PartnerCallJobName, orderId: string) {
@@ -372,7 +373,12 @@ describe('per-order call records on a running hub', () => {
         'mao.order-status': { orderId: notifyOrder, key: '' },
         'slick.cod-collected': { orderId: codOrder, key: '' },
       } as const;
-      expect(Object.keys(owed).sort()).toEqual(kinds.filter((k) => k.perOrder).map((k) => k.name).sort());
+      expect(Object.keys(owed).sort()).toEqual(
+        kinds
+          .filter((k) => k.perOrder)
+          .map((k) => k.name)
+          .sort(),
+      );
 
       await hub.stopInProcessWorkers();
       await hub.emptyRedis();
@@ -380,9 +386,7 @@ describe('per-order call records on a running hub', () => {
         values (${codOrder}, 'slick.cod-collected', '', 'failed', ${JSON.stringify({ orderId: codOrder, eventId: 'pmp-evt-swept' })}::jsonb)`);
       for (const [kind, call] of Object.entries(owed) as Array<[keyof typeof owed, (typeof owed)[keyof typeof owed]]>) {
         expect(await reopenFailedCalls(hub.web.db, { orderId: call.orderId, kind })).toHaveLength(1);
-        await hub.web.db.execute(
-          sql`update order_calls set updated_at = now() - interval '10 minutes' where order_id = ${call.orderId} and kind = ${kind}`,
-        );
+        await hub.web.db.execute(sql`update order_calls set updated_at = now() - interval '10 minutes' where order_id = ${call.orderId} and kind = ${kind}`);
         expect(await hub.web.queues.partnerCalls.getJob(orderCallJobId({ kind, ...call }))).toBeUndefined();
       }
       // A record its kind cannot read is failed with its case, not rescheduled for ever.
@@ -396,7 +400,10 @@ describe('per-order call records on a running hub', () => {
         expect(job?.name).toBe(kind);
         expect(job?.data).toEqual((await record(call.orderId, kind, call.key))!.data);
       }
-      expect(await record(unreadable, 'slick.ship-confirmation', '')).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/not a slick.ship-confirmation job/) });
+      expect(await record(unreadable, 'slick.ship-confirmation', '')).toMatchObject({
+        state: 'failed',
+        lastError: expect.stringMatching(/not a slick.ship-confirmation job/),
+      });
       expect((await openCases(unreadable))[0]).toMatchObject({ cause: 'slick_ship_confirmation_failed', detail: { errorClass: 'non_retriable' } });
 
       hub.startInProcessWorkers();
@@ -405,7 +412,11 @@ describe('per-order call records on a running hub', () => {
       }
       expect((await order(slickOrder)).status).toBe(7000);
       expect((await order(notifyOrder)).partner).toMatchObject({ partnerId: expect.stringMatching(/^PTN-/) });
-      expect(hub.sims.slick.requests.filter((r) => (r.body as { eventType?: string }).eventType === 'collected' && (r.body as { orderId?: string }).orderId === codOrder)).toHaveLength(1);
+      expect(
+        hub.sims.slick.requests.filter(
+          (r) => (r.body as { eventType?: string }).eventType === 'collected' && (r.body as { orderId?: string }).orderId === codOrder,
+        ),
+      ).toHaveLength(1);
       const metrics = await hub.worker.metrics.registry.getSingleMetricAsString('hub_events_swept_total');
       expect(metrics).toMatch(/kind="slick.ship-confirmation"[^}]*} [1-9]/);
       expect(metrics).toMatch(/kind="notify.customer"[^}]*} [1-9]/);
@@ -455,7 +466,12 @@ describe('a Slick 200 whose body is not an acceptance of the order', () => {
       expect(received.filter((r) => r.path === SHIP_PATH && (r.body as { orderId: string }).orderId === orderId)).toHaveLength(1);
       expect((await hub.clients.viewer.get(`/api/orders/${orderId}`)).body).toMatchObject({ status: 3700, slickConfirmation: 'failed' });
       const [kase] = (await hub.clients.operator.get(`/api/interventions?state=open&orderId=${orderId}`)).body.interventions;
-      expect(kase.detail).toMatchObject({ errorClass: 'non_retriable', status: 200, attempts: 1, error: expect.stringMatching(/slick answered 200 with a body the hub cannot use/) });
+      expect(kase.detail).toMatchObject({
+        errorClass: 'non_retriable',
+        status: 200,
+        attempts: 1,
+        error: expect.stringMatching(/slick answered 200 with a body the hub cannot use/),
+      });
       const audit = (await hub.clients.viewer.get(`/api/orders/${orderId}/partner-calls`)).body.partnerCalls as Array<Record<string, any>>;
       expect(audit.filter((r) => r.operation === 'ship-confirmation')).toMatchObject([{ status: 200, errorClass: 'non_retriable' }]);
       await eventually(async () => {

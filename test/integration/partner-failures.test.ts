@@ -185,7 +185,9 @@ describe('Slick failures', () => {
     const dismissed = await hub.clients.operator.post(`/api/interventions/${b.id}/resolve`, { action: 'dismiss', note: 'order will be re-shipped' });
     expect(dismissed.body).toMatchObject({ state: 'dismissed', resolvedBy: 'operator', note: 'order will be re-shipped' });
     expect((await order(second)).status).toBe(3700);
-    expect((await hub.clients.operator.post(`/api/interventions/00000000-0000-4000-8000-000000000000/resolve`, { action: 'dismiss', note: 'x' })).status).toBe(404);
+    expect((await hub.clients.operator.post(`/api/interventions/00000000-0000-4000-8000-000000000000/resolve`, { action: 'dismiss', note: 'x' })).status).toBe(
+      404,
+    );
   });
 
   it('keeps secrets out of audit rows and logs', async () => {

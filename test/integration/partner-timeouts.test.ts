@@ -76,7 +76,11 @@ describe('the hub against a hanging Slick (SLICK_TIMEOUT_MS=800)', () => {
       }),
     );
     for (const orderId of orders) {
-      await eventually(async () => ((await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.slickConfirmation === 'failed' ? true : undefined), `${orderId} confirmation failed`, 30_000);
+      await eventually(
+        async () => ((await hub.clients.viewer.get(`/api/orders/${orderId}`)).body.slickConfirmation === 'failed' ? true : undefined),
+        `${orderId} confirmation failed`,
+        30_000,
+      );
       const rows = ((await hub.clients.viewer.get(`/api/orders/${orderId}/partner-calls`)).body.partnerCalls as Array<Record<string, any>>).filter(
         (r) => r.operation === 'ship-confirmation',
       );

@@ -23,22 +23,39 @@ beforeEach(() => hub.sims.reset());
 const WAIT = { prefer: 'wait=10' };
 let n = 0;
 function pmp(orderId: string, type: string, extra: Record<string, unknown> = {}) {
-  return { eventId: `pmp-test-${orderId}-${type}-${++n}`, orderId, partnerId: partnerForOrder(orderId).partnerId, type, occurredAt: new Date().toISOString(), ...extra };
+  return {
+    eventId: `pmp-test-${orderId}-${type}-${++n}`,
+    orderId,
+    partnerId: partnerForOrder(orderId).partnerId,
+    type,
+    occurredAt: new Date().toISOString(),
+    ...extra,
+  };
 }
 function courier(orderId: string, status: string, extra: Record<string, unknown> = {}) {
-  return { eventId: `grab-${orderId}-${status}-${++n}`, orderId, trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', status, occurredAt: new Date().toISOString(), ...extra };
+  return {
+    eventId: `grab-${orderId}-${status}-${++n}`,
+    orderId,
+    trackingId: `GRB-${orderId}`,
+    carrierCode: 'GRAB',
+    status,
+    occurredAt: new Date().toISOString(),
+    ...extra,
+  };
 }
 const sendPmp = (body: Record<string, unknown>) => hub.clients.pmp.post('/api/pmp/events', body, WAIT);
 const sendCourier = (body: Record<string, unknown>) => hub.clients.grab.put('/api/delivery/status', body, WAIT);
 const order = async (orderId: string) => (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
 const tiers = async (orderId: string) => (await hub.clients.viewer.get(`/api/orders/${orderId}/tiers`)).body;
 const tierStates = async (orderId: string) => ((await tiers(orderId)).tiers as Array<{ tier: number; state: string }>).map((t) => t.state);
-const openCases = async (orderId: string) => (await hub.clients.viewer.get(`/api/interventions?state=open&orderId=${orderId}`)).body.interventions as Array<Record<string, any>>;
+const openCases = async (orderId: string) =>
+  (await hub.clients.viewer.get(`/api/interventions?state=open&orderId=${orderId}`)).body.interventions as Array<Record<string, any>>;
 
 /** An order Slick fulfilled (7000), with tier 2 done (MAO told) once the hub's call to MAO went through. */
 async function fulfilledOrder(overrides: Record<string, unknown> = {}): Promise<string> {
   const orderId = await registerOrder(hub, overrides);
-  for (const type of ['packed', 'shipped']) expect((await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, type), WAIT)).status).toBe(200);
+  for (const type of ['packed', 'shipped'])
+    expect((await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, type), WAIT)).status).toBe(200);
   await eventually(async () => ((await order(orderId)).status === 7000 ? true : undefined), `${orderId} at 7000`);
   return orderId;
 }
@@ -75,7 +92,12 @@ describe('PMP events and the three tiers', () => {
       const all = (await hub.topicMessages()).filter((m) => m.orderId === orderId && m.type === 'tier.updated');
       return all.length >= 2 ? all : undefined;
     }, 'tier messages');
-    expect(messages.map((m) => [JSON.parse(m.payload!).tier, JSON.parse(m.payload!).state])).toEqual(expect.arrayContaining([[2, 'done'], [1, 'done']]));
+    expect(messages.map((m) => [JSON.parse(m.payload!).tier, JSON.parse(m.payload!).state])).toEqual(
+      expect.arrayContaining([
+        [2, 'done'],
+        [1, 'done'],
+      ]),
+    );
   });
 
   it('tier 1 waits for tier 2: PMP delivered before MAO took the status leaves tier 1 ready, done once tier 2 is', async () => {
@@ -102,13 +124,27 @@ describe('PMP events and the three tiers', () => {
     expect(collected.body).toMatchObject({ state: 'applied', reason: null });
     await untilTier(orderId, 3, 'done');
     expect(await tierStates(orderId)).toEqual(['done', 'done', 'done']);
-    const relayed = hub.sims.slick.requests.filter((r) => (r.body as { eventType?: string; orderId?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId);
+    const relayed = hub.sims.slick.requests.filter(
+      (r) => (r.body as { eventType?: string; orderId?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId,
+    );
     expect(relayed).toHaveLength(1);
     expect(relayed[0]!.body).toMatchObject({ orderId, eventType: 'collected', codAmount: 450 });
-    const ledger = await hub.web.db.execute(sql`select expected_amount, collected_amount, collected_by, relay, confirmed_at from cod_ledger where order_id = ${orderId}`);
-    expect(ledger[0]).toMatchObject({ expected_amount: '450.00', collected_amount: '450.00', collected_by: partnerForOrder(orderId).partnerId, relay: 'confirmed' });
+    const ledger = await hub.web.db.execute(
+      sql`select expected_amount, collected_amount, collected_by, relay, confirmed_at from cod_ledger where order_id = ${orderId}`,
+    );
+    expect(ledger[0]).toMatchObject({
+      expected_amount: '450.00',
+      collected_amount: '450.00',
+      collected_by: partnerForOrder(orderId).partnerId,
+      relay: 'confirmed',
+    });
     expect(ledger[0]!.confirmed_at).not.toBeNull();
-    expect((await order(orderId)).cod).toMatchObject({ expectedAmount: 450, collectedAmount: 450, collectedBy: partnerForOrder(orderId).partnerId, relay: 'confirmed' });
+    expect((await order(orderId)).cod).toMatchObject({
+      expectedAmount: 450,
+      collectedAmount: 450,
+      collectedBy: partnerForOrder(orderId).partnerId,
+      relay: 'confirmed',
+    });
     const message = (await hub.topicMessages()).find((m) => m.orderId === orderId && m.type === 'cod.collected');
     expect(JSON.parse(message!.payload!)).toMatchObject({ amount: 450, expectedAmount: 450, relayed: true });
   });
@@ -121,12 +157,27 @@ describe('PMP events and the three tiers', () => {
     expect(res.body).toMatchObject({ state: 'applied', reason: 'cod_amount_mismatch' });
     let view = await tiers(orderId);
     expect(view.tiers[2]).toMatchObject({ tier: 3, state: 'failed' });
-    expect(view.discrepancies).toEqual([expect.objectContaining({ code: 'cod_amount_mismatch', tier: 3, resolvedAt: null, detail: expect.objectContaining({ amount: 400, expectedAmount: 450 }) })]);
+    expect(view.discrepancies).toEqual([
+      expect.objectContaining({
+        code: 'cod_amount_mismatch',
+        tier: 3,
+        resolvedAt: null,
+        detail: expect.objectContaining({ amount: 400, expectedAmount: 450 }),
+      }),
+    ]);
     const [open] = await openCases(orderId);
     expect(open).toMatchObject({ cause: 'cod_amount_mismatch' });
-    expect(hub.sims.slick.requests.some((r) => (r.body as { eventType?: string; orderId?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId)).toBe(false);
+    expect(
+      hub.sims.slick.requests.some(
+        (r) =>
+          (r.body as { eventType?: string; orderId?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId,
+      ),
+    ).toBe(false);
 
-    const dismissed = await hub.clients.operator.post(`/api/interventions/${open!.id}/resolve`, { action: 'dismiss', note: 'partner paid the rest in cash at the store' });
+    const dismissed = await hub.clients.operator.post(`/api/interventions/${open!.id}/resolve`, {
+      action: 'dismiss',
+      note: 'partner paid the rest in cash at the store',
+    });
     expect(dismissed.status).toBe(200);
     view = await tiers(orderId);
     expect(view.discrepancies[0].resolvedAt).not.toBeNull();
@@ -140,7 +191,11 @@ describe('PMP events and the three tiers', () => {
     expect(view.discrepancies.map((d: { code: string }) => d.code)).toEqual(['collected_before_delivered']);
     expect(view.tiers[2].state).toBe('pending');
     expect((await openCases(orderId)).map((c) => c.cause)).toContain('collected_before_delivered');
-    expect(hub.sims.slick.requests.some((r) => (r.body as { eventType?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId)).toBe(false);
+    expect(
+      hub.sims.slick.requests.some(
+        (r) => (r.body as { eventType?: string } | undefined)?.eventType === 'collected' && (r.body as { orderId: string }).orderId === orderId,
+      ),
+    ).toBe(false);
   });
 
   it('PMP delivery.failed → 7400, counted, escalated; the courier and PMP disagreeing are discrepancies', async () => {
@@ -195,7 +250,9 @@ describe('PMP events and the three tiers', () => {
     // Asked again (the claim lapsed): the same state is a duplicate, nothing changes twice.
     await hub.redis.del(`${hub.config.redisPrefix}:reconciled:${orderId}`);
     await reconcileOnce(later, lookup);
-    const events = await hub.web.db.execute<{ kind: string; actor: string; state: string }>(sql`select kind, actor, state from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`);
+    const events = await hub.web.db.execute<{ kind: string; actor: string; state: string }>(
+      sql`select kind, actor, state from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`,
+    );
     expect(events).toEqual([{ kind: 'pmp-delivery-state', actor: 'system:reconciler', state: 'applied' }]);
     const history = (await hub.clients.viewer.get(`/api/orders/${orderId}/history`)).body.history as Array<Record<string, any>>;
     expect(history.filter((h) => h.to === 7300)).toHaveLength(1);
@@ -209,7 +266,11 @@ describe('PMP events and the three tiers', () => {
     await openTierSlaBreaches(later);
     const view = await tiers(orderId);
     expect(view.discrepancies.filter((d: { code: string }) => d.code === 'tier_sla_breach')).toHaveLength(1);
-    expect(view.discrepancies[0]).toMatchObject({ code: 'tier_sla_breach', resolvedAt: null, detail: expect.objectContaining({ pendingTiers: expect.arrayContaining([1]) }) });
+    expect(view.discrepancies[0]).toMatchObject({
+      code: 'tier_sla_breach',
+      resolvedAt: null,
+      detail: expect.objectContaining({ pendingTiers: expect.arrayContaining([1]) }),
+    });
     expect((await openCases(orderId)).filter((c) => c.cause === 'tier_sla_breach')).toHaveLength(1);
   });
 
@@ -227,7 +288,9 @@ describe('PMP events and the three tiers', () => {
     await hub.redis.del(`${hub.config.redisPrefix}:reconciled:${orderId}`);
     await reconcileOnce(later, (id) => client.delivery(id));
     const reconciled = await eventually(async () => {
-      const rows = await hub.web.db.execute<{ state: string; reason: string | null }>(sql`select state, reason from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`);
+      const rows = await hub.web.db.execute<{ state: string; reason: string | null }>(
+        sql`select state, reason from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`,
+      );
       return rows[0] && rows[0].state !== 'queued' ? rows[0] : undefined;
     }, 'the reconciled state processed');
     expect(reconciled).toEqual({ state: 'ignored', reason: 'stale' });
@@ -261,7 +324,9 @@ describe('PMP events and the three tiers', () => {
     await hub.redis.del(`${hub.config.redisPrefix}:reconciled:${orderId}`);
     await reconcileOnce(later, (id) => client.delivery(id));
     await eventually(async () => {
-      const rows = await hub.web.db.execute<{ state: string; reason: string | null }>(sql`select state, reason from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`);
+      const rows = await hub.web.db.execute<{ state: string; reason: string | null }>(
+        sql`select state, reason from inbound_events where order_id = ${orderId} and kind = 'pmp-delivery-state'`,
+      );
       return rows[0]?.state === 'rejected' && rows[0].reason === 'partner_mismatch' ? true : undefined;
     }, 'the reconciled assignment refused');
     expect((await order(orderId)).partner).toEqual(assigned);

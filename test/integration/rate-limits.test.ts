@@ -43,12 +43,22 @@ function from(localAddress: string) {
     send(base: string, path: string, headers: Record<string, string>, options: { method?: 'GET' | 'POST' | 'PUT'; body?: string } = {}) {
       const url = new URL(path, base);
       return new Promise<{ status: number; headers: IncomingHttpHeaders; text: string; body: Record<string, any> | undefined }>((resolve, reject) => {
-        const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: options.method ?? 'GET', headers, localAddress, agent: false }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (text += d));
-          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, any>) : undefined }));
-        });
+        const req = httpRequest(
+          { host: url.hostname, port: url.port, path: url.pathname + url.search, method: options.method ?? 'GET', headers, localAddress, agent: false },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (text += d));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode!,
+                headers: res.headers,
+                text,
+                body: text.startsWith('{') ? (JSON.parse(text) as Record<string, any>) : undefined,
+              }),
+            );
+          },
+        );
         req.on('error', reject);
         req.end(options.body);
       });
@@ -58,7 +68,11 @@ function from(localAddress: string) {
 }
 const bearer = (id: string) => ({ authorization: `Bearer ${key(id).key}` });
 
-function expect429(res: { status: number; headers: Record<string, unknown> | IncomingHttpHeaders; body?: Record<string, any> | undefined }, code: string, windowSeconds: number) {
+function expect429(
+  res: { status: number; headers: Record<string, unknown> | IncomingHttpHeaders; body?: Record<string, any> | undefined },
+  code: string,
+  windowSeconds: number,
+) {
   expect(res.status).toBe(429);
   expect(String(res.headers['content-type'])).toMatch(/^application\/json/);
   expect(res.body?.error?.code).toBe(code);
@@ -128,7 +142,12 @@ describe('failed authentication', () => {
       () => attacker.send(hub.baseUrl, '/ops/', basic('guess-222222222222')),
       () => attacker.send(second.baseUrl, '/api/orders', {}),
       () =>
-        attacker.send(hub.baseUrl, '/api/delivery/status', { ...bearer('grab'), 'content-type': 'application/json', 'x-signature': signatureHeader('not-the-secret-000000', raw) }, { method: 'PUT', body: raw }),
+        attacker.send(
+          hub.baseUrl,
+          '/api/delivery/status',
+          { ...bearer('grab'), 'content-type': 'application/json', 'x-signature': signatureHeader('not-the-secret-000000', raw) },
+          { method: 'PUT', body: raw },
+        ),
     ];
     expect(failures).toHaveLength(LIMITS.failures);
     for (const [i, fail] of failures.entries()) expect((await fail()).status, `failure ${i + 1}`).toBe(401);
@@ -191,7 +210,8 @@ describe('without Redis', () => {
         }
       };
       // The viewer's budget in Redis is spent (first test); this process's own count starts afresh.
-      for (let i = 0; i < LIMITS.viewer; i++) expect((await answered(client.send(web.baseUrl, '/api/locations', bearer('viewer')))).status, `request ${i + 1}`).toBe(200);
+      for (let i = 0; i < LIMITS.viewer; i++)
+        expect((await answered(client.send(web.baseUrl, '/api/locations', bearer('viewer')))).status, `request ${i + 1}`).toBe(200);
       expect((await answered(client.send(web.baseUrl, '/api/locations', bearer('viewer')))).status).toBe(429);
     } finally {
       silent = false;
@@ -205,7 +225,8 @@ describe('without Redis', () => {
     const offline = await startExtraWeb(hub, { REDIS_URL: 'redis://127.0.0.1:1' });
     try {
       const client = from('127.0.0.4');
-      for (let i = 0; i < LIMITS.operator; i++) expect((await client.send(offline.baseUrl, '/api/locations', bearer('operator'))).status, `request ${i + 1}`).toBe(200);
+      for (let i = 0; i < LIMITS.operator; i++)
+        expect((await client.send(offline.baseUrl, '/api/locations', bearer('operator'))).status, `request ${i + 1}`).toBe(200);
       expect429(await client.send(offline.baseUrl, '/api/locations', bearer('operator')), 'rate_limited', 60);
       await client.close();
     } finally {

@@ -25,7 +25,12 @@ async function history(orderId: string) {
 describe('ship events end to end', () => {
   it('moves an order 3000 → 3500 → 3600 → 3700 → 7000 with one Slick call and topic messages', async () => {
     const orderId = await registerOrder(hub);
-    for (const [type, status] of [['picking', 3500], ['picked', 3600], ['packing', 3600], ['packed', 3700]] as const) {
+    for (const [type, status] of [
+      ['picking', 3500],
+      ['picked', 3600],
+      ['packing', 3600],
+      ['packed', 3700],
+    ] as const) {
       const res = await send(shipEvent(orderId, type));
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expect(res.body).toMatchObject({ state: 'applied', orderStatus: status });

@@ -91,7 +91,9 @@ describe('the live stream of status changes', () => {
     expect(byOrder.events.at(-1)!.data).toMatchObject({ orderId, from: 3600, to: 3700, locationId: 'STORE-007' });
     // Ids are the topic's entry ids, in order.
     const ids = byLocation.events.map((e) => e.id);
-    expect([...ids].sort((a, b) => (a.split('-').map(Number)[0]! - b.split('-').map(Number)[0]! || a.split('-').map(Number)[1]! - b.split('-').map(Number)[1]!))).toEqual(ids);
+    expect(
+      [...ids].sort((a, b) => a.split('-').map(Number)[0]! - b.split('-').map(Number)[0]! || a.split('-').map(Number)[1]! - b.split('-').map(Number)[1]!),
+    ).toEqual(ids);
     expect(byLocation.comments.length).toBeGreaterThan(0);
     for (const s of [byLocation, elsewhere, byOrder]) await s.stop();
   });
@@ -175,7 +177,20 @@ describe('a client too slow to follow', () => {
       const pipeline = hub.redis.pipeline();
       for (let i = 0; i < 250; i++) {
         const payload = JSON.stringify({ orderId, from: 3500, to: 3600, at: new Date().toISOString(), locationId: 'STORE-007' });
-        pipeline.xadd(hub.config.topicStream, '*', 'id', `slow-${batch}-${i}`, 'type', 'status.changed', 'orderId', orderId, 'occurredAt', new Date().toISOString(), 'payload', payload);
+        pipeline.xadd(
+          hub.config.topicStream,
+          '*',
+          'id',
+          `slow-${batch}-${i}`,
+          'type',
+          'status.changed',
+          'orderId',
+          orderId,
+          'occurredAt',
+          new Date().toISOString(),
+          'payload',
+          payload,
+        );
       }
       for (const [err, id] of (await pipeline.exec()) ?? []) {
         if (err) throw err;
@@ -193,7 +208,11 @@ describe('a client too slow to follow', () => {
     const last = got.at(-1) ?? ids[0]!;
     const resumed = await listen(hub.baseUrl, '', last);
     const expected = ids.slice(ids.indexOf(last) + 1);
-    await eventually(async () => resumed.events.length >= expected.length, `the missed changes replayed (got ${got.length} of ${ids.length} before the drop; ${expected.length} to replay)`, 30_000).catch((err) => {
+    await eventually(
+      async () => resumed.events.length >= expected.length,
+      `the missed changes replayed (got ${got.length} of ${ids.length} before the drop; ${expected.length} to replay)`,
+      30_000,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}; replayed ${resumed.events.length}, first ${resumed.events[0]?.id}, expected first ${expected[0]}`);
     });
     await resumed.stop();

@@ -33,7 +33,10 @@ it('a pipelined transaction whose connection is terminated fails, and the pool s
     const marker = `terminated_tx_${Date.now()}`;
     const tx = handle.db.transaction(async (t) => t.execute(dsql.raw(`select pg_sleep(5) as ${marker}`)));
     // drizzle wraps the driver's error; its cause names the lost connection.
-    const outcome = tx.then(() => 'committed', (e: { code?: string; cause?: { code?: string } }) => e.cause?.code ?? e.code ?? 'failed');
+    const outcome = tx.then(
+      () => 'committed',
+      (e: { code?: string; cause?: { code?: string } }) => e.cause?.code ?? e.code ?? 'failed',
+    );
     expect(await terminateWhere(marker)).toBe(1);
     expect(await outcome).toMatch(/^CONNECTION_|^57P01$/);
     for (let i = 0; i < 6; i++) expect(await handle.sql`select 1 as x`).toEqual([{ x: 1 }]);
@@ -49,7 +52,10 @@ it('a two-round-trip transaction whose connection is terminated fails, and the p
     await handle.openPool();
     const marker = `terminated_2rt_${Date.now()}`;
     const tx = twoRoundTripTransaction(handle.sql, [{ sql: `select pg_sleep(5) as ${marker}`, params: [] }], async () => ({ writes: [], value: 'done' }));
-    const outcome = tx.then(() => 'committed', (e: { code?: string }) => e.code ?? 'failed');
+    const outcome = tx.then(
+      () => 'committed',
+      (e: { code?: string }) => e.code ?? 'failed',
+    );
     expect(await terminateWhere(marker)).toBe(1);
     expect(await outcome).toMatch(/^CONNECTION_|^57P01$/);
     for (let i = 0; i < 6; i++) expect(await handle.sql`select 1 as x`).toEqual([{ x: 1 }]);

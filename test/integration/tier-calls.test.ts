@@ -102,7 +102,12 @@ describe('an order reaching 7000', () => {
     expect(maoCalls(orderId)).toHaveLength(1);
     expect(maoCalls(orderId)[0]!.headers['idempotency-key']).toBe(`mao.order-status:${orderId}:`);
     // The time the order reached 7000 is the shipped event's: Slick confirmed that shipment.
-    expect(hub.sims.mao.lastStatusFor(orderId)).toEqual({ status: 'SHIPPED', trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', occurredAt: shipped.occurredAt });
+    expect(hub.sims.mao.lastStatusFor(orderId)).toEqual({
+      status: 'SHIPPED',
+      trackingId: `GRB-${orderId}`,
+      carrierCode: 'GRAB',
+      occurredAt: shipped.occurredAt,
+    });
 
     const t = await tiers(orderId);
     expect(t[1]).toMatchObject({ state: 'pending' });
@@ -115,7 +120,10 @@ describe('an order reaching 7000', () => {
     expect(audit.filter((r) => r.integration === 'mao').map((r) => [r.operation, r.status])).toEqual([['order-status', 200]]);
     const messages = await eventually(async () => {
       const all = (await hub.topicMessages()).filter((m) => m.orderId === orderId);
-      return all.some((m) => m.type === 'tier.updated') && all.some((m) => m.type === 'delivery.updated' && JSON.parse(m.payload!).change === 'partner_assigned') ? all : undefined;
+      return all.some((m) => m.type === 'tier.updated') &&
+        all.some((m) => m.type === 'delivery.updated' && JSON.parse(m.payload!).change === 'partner_assigned')
+        ? all
+        : undefined;
     }, 'tier and partner messages');
     expect(messages.filter((m) => m.type === 'tier.updated').map((m) => JSON.parse(m.payload!))).toEqual([expect.objectContaining({ tier: 2, state: 'done' })]);
     expect(JSON.parse(messages.find((m) => m.type === 'delivery.updated' && JSON.parse(m.payload!).change === 'partner_assigned')!.payload!)).toMatchObject({
@@ -157,10 +165,14 @@ describe('an order reaching 7000', () => {
   it('MAO 503 through every retry: tier 2 failed with the case once the retries run out', async () => {
     hub.sims.mao.setFailureMode({ status: 503 });
     const { orderId } = await fulfilledOrder();
-    const failed = await eventually(async () => {
-      const row = await record(orderId, 'mao.order-status');
-      return row?.state === 'failed' ? row : undefined;
-    }, 'MAO call failed', 30_000);
+    const failed = await eventually(
+      async () => {
+        const row = await record(orderId, 'mao.order-status');
+        return row?.state === 'failed' ? row : undefined;
+      },
+      'MAO call failed',
+      30_000,
+    );
     expect(failed.attempts).toBe(maoCalls(orderId).length);
     expect((await tiers(orderId))[2]).toMatchObject({ state: 'failed' });
     expect((await openCases(orderId)).map((c) => c.cause)).toEqual(['mao_status_failed']);
@@ -168,7 +180,8 @@ describe('an order reaching 7000', () => {
 });
 
 describe('assigning the partner by hand: POST /api/orders/{id}/partner', () => {
-  const assign = (orderId: string, body: unknown, as: 'operator' | 'admin' | 'viewer' = 'operator') => hub.clients[as].post(`/api/orders/${orderId}/partner`, body);
+  const assign = (orderId: string, body: unknown, as: 'operator' | 'admin' | 'viewer' = 'operator') =>
+    hub.clients[as].post(`/api/orders/${orderId}/partner`, body);
   const byHand = { partnerId: 'PTN-HAND', partnerName: 'Hand Couriers', reason: 'PMP could not assign' };
 
   it('is for operators and admins, refuses a bad body and an unknown order', async () => {
@@ -198,7 +211,12 @@ describe('assigning the partner by hand: POST /api/orders/{id}/partner', () => {
     expect(await record(orderId, 'pmp.assignment')).toMatchObject({ state: 'confirmed', lastError: null });
     expect(await openCases(orderId)).toHaveLength(0);
     const closed = (await hub.clients.operator.get(`/api/interventions?orderId=${orderId}`)).body.interventions as Array<Record<string, any>>;
-    expect(closed.find((c) => c.id === kase!.id)).toMatchObject({ state: 'resolved', resolvedBy: 'operator', resolution: 'partner_assigned', note: 'assigned by hand' });
+    expect(closed.find((c) => c.id === kase!.id)).toMatchObject({
+      state: 'resolved',
+      resolvedBy: 'operator',
+      resolution: 'partner_assigned',
+      note: 'assigned by hand',
+    });
     expect((await history(orderId)).at(-1)).toMatchObject({
       from: 7000,
       to: 7000,
@@ -217,7 +235,10 @@ describe('assigning the partner by hand: POST /api/orders/{id}/partner', () => {
     }, 'dead letter');
     expect((await hub.clients.operator.post(`/api/dlq/${encodeURIComponent(dead.id)}/retry`, {})).status).toBe(202);
     const jobId = orderCallJobId({ kind: 'pmp.assignment', orderId, key: '' });
-    await eventually(async () => ((await (await hub.web.queues.partnerCalls.getJob(jobId))?.getState()) === 'completed' ? true : undefined), 'retried job done');
+    await eventually(
+      async () => ((await (await hub.web.queues.partnerCalls.getJob(jobId))?.getState()) === 'completed' ? true : undefined),
+      'retried job done',
+    );
     expect(pmpAssignments(orderId).map((r) => r.status)).toEqual([422]);
     expect((await order(orderId)).partner.partnerId).toBe('PTN-HAND');
   });
@@ -251,7 +272,11 @@ describe('assigning the partner by hand: POST /api/orders/{id}/partner', () => {
 
     hub.sims.pmp.resetFailureMode();
     const jobId = orderCallJobId({ kind: 'pmp.assignment', orderId, key: '' });
-    await eventually(async () => ((await (await hub.web.queues.partnerCalls.getJob(jobId))?.getState()) === 'completed' ? true : undefined), 'the waiting job done', 15_000);
+    await eventually(
+      async () => ((await (await hub.web.queues.partnerCalls.getJob(jobId))?.getState()) === 'completed' ? true : undefined),
+      'the waiting job done',
+      15_000,
+    );
     expect(pmpAssignments(orderId).filter((r) => r.status === 200)).toHaveLength(0);
     expect(await order(orderId)).toMatchObject({ status: 7000, partner: { partnerId: 'PTN-HAND', partnerName: 'Hand Couriers' } });
     expect(await record(orderId, 'pmp.assignment')).toMatchObject({ state: 'confirmed' });
@@ -325,7 +350,9 @@ describe('the COD collection relayed to Slick (tier 3)', () => {
     expect(slickCollected(orderId).map((r) => bodyOf(r).codAmount)).toEqual([99.5]);
     expect((await tiers(orderId))[3]).toMatchObject({ state: 'failed', detail: { relay: 'failed', error: expect.stringMatching(/slick answered 400/) } });
     expect(await ledger(orderId)).toMatchObject({ relay: 'failed', confirmedAt: null });
-    expect((await openCases(orderId)).map((c) => [c.cause, c.detail.callKind, c.detail.eventId])).toEqual([['slick_cod_collected_failed', 'slick.cod-collected', eventId]]);
+    expect((await openCases(orderId)).map((c) => [c.cause, c.detail.callKind, c.detail.eventId])).toEqual([
+      ['slick_cod_collected_failed', 'slick.cod-collected', eventId],
+    ]);
   });
 });
 

@@ -41,10 +41,16 @@ describe('worker processes', () => {
     expect(answers.filter((a) => a.body.duplicate === true)).toHaveLength(100);
 
     await eventually(() => allProcessed(hub!, 100), 'all events processed', 30_000);
-    await eventually(async () => {
-      const rows = await hub!.web.db.execute<{ n: number }>(sql`select count(*)::int as n from orders o join order_calls c on c.order_id = o.order_id and c.kind = 'slick.ship-confirmation' where o.status = 7000 and c.state = 'confirmed'`);
-      return rows[0]!.n === 20 ? true : undefined;
-    }, 'all orders at 7000', 30_000);
+    await eventually(
+      async () => {
+        const rows = await hub!.web.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from orders o join order_calls c on c.order_id = o.order_id and c.kind = 'slick.ship-confirmation' where o.status = 7000 and c.state = 'confirmed'`,
+        );
+        return rows[0]!.n === 20 ? true : undefined;
+      },
+      'all orders at 7000',
+      30_000,
+    );
 
     for (const orderId of orders) {
       const rows = await expectSequentialHistory(hub, orderId);
@@ -99,7 +105,7 @@ describe('worker processes', () => {
     }
   });
 
-  it('a backlog of one order\'s events is applied in the order received, whatever order the jobs run in', async () => {
+  it("a backlog of one order's events is applied in the order received, whatever order the jobs run in", async () => {
     hub = await startTestHub({ inProcessWorkers: false, env: { WORKER_CONCURRENCY: '8' } });
     const orders = await Promise.all(Array.from({ length: 6 }, () => registerOrder(hub!)));
     await Promise.all(

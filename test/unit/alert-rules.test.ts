@@ -29,7 +29,9 @@ interface Rule {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
-const rules: Rule[] = RULE_FILES.flatMap((f) => (parse(readFileSync(join(PROMETHEUS, 'rules', f), 'utf8')) as { groups: Array<{ rules: Rule[] }> }).groups.flatMap((g) => g.rules));
+const rules: Rule[] = RULE_FILES.flatMap((f) =>
+  (parse(readFileSync(join(PROMETHEUS, 'rules', f), 'utf8')) as { groups: Array<{ rules: Rule[] }> }).groups.flatMap((g) => g.rules),
+);
 const alerts = rules.filter((r): r is Rule & { alert: string } => r.alert !== undefined);
 
 interface AlertTest {
@@ -37,7 +39,9 @@ interface AlertTest {
   exp_alerts?: unknown[];
 }
 const alertTests: AlertTest[] = TEST_FILES.flatMap((f) =>
-  (parse(readFileSync(join(PROMETHEUS, 'tests', f), 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> }).tests.flatMap((t) => t.alert_rule_test ?? []),
+  (parse(readFileSync(join(PROMETHEUS, 'tests', f), 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> }).tests.flatMap(
+    (t) => t.alert_rule_test ?? [],
+  ),
 );
 
 describe('Prometheus configuration and alert rules', () => {
@@ -63,7 +67,10 @@ describe('Prometheus configuration and alert rules', () => {
   });
 
   it('a promtool unit test that expects the wrong alert fails (the tests can fail)', () => {
-    const test = readFileSync(join(PROMETHEUS, 'tests', TEST_FILES[0]!), 'utf8').replace('exp_labels: { severity: critical }', 'exp_labels: { severity: info }');
+    const test = readFileSync(join(PROMETHEUS, 'tests', TEST_FILES[0]!), 'utf8').replace(
+      'exp_labels: { severity: critical }',
+      'exp_labels: { severity: info }',
+    );
     const run = spawnSync('promtool', ['test', 'rules', '/dev/stdin'], { cwd: join(PROMETHEUS, 'tests'), input: test, encoding: 'utf8' });
     expect(run.status).not.toBe(0);
   });
@@ -87,8 +94,14 @@ describe('Prometheus configuration and alert rules', () => {
 
   it.each(alerts.map((a) => [a.alert, a] as const))('%s has a test that fires it and one that does not', (name) => {
     const mine = alertTests.filter((t) => t.alertname === name);
-    expect(mine.some((t) => (t.exp_alerts ?? []).length > 0), `${name}: no test case expects it to fire`).toBe(true);
-    expect(mine.some((t) => (t.exp_alerts ?? []).length === 0), `${name}: no test case expects it to stay quiet`).toBe(true);
+    expect(
+      mine.some((t) => (t.exp_alerts ?? []).length > 0),
+      `${name}: no test case expects it to fire`,
+    ).toBe(true);
+    expect(
+      mine.some((t) => (t.exp_alerts ?? []).length === 0),
+      `${name}: no test case expects it to stay quiet`,
+    ).toBe(true);
   });
 
   it.each(alerts.map((a) => [a.alert, a] as const))('%s has a severity, a summary, a description and a runbook section in the README', (name, rule) => {
@@ -104,10 +117,17 @@ describe('Prometheus configuration and alert rules', () => {
     const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { volumes?: string[]; command?: string[] }> };
     expect(compose.services.prometheus?.volumes).toContain('./ops/prometheus:/etc/prometheus:ro');
     expect(compose.services.prometheus?.command?.join(' ')).toContain('--config.file=/etc/prometheus/');
-    expect(compose.services.grafana?.volumes).toEqual(expect.arrayContaining(['./ops/grafana/provisioning:/etc/grafana/provisioning:ro', './ops/grafana/dashboards:/var/lib/grafana/dashboards:ro']));
+    expect(compose.services.grafana?.volumes).toEqual(
+      expect.arrayContaining(['./ops/grafana/provisioning:/etc/grafana/provisioning:ro', './ops/grafana/dashboards:/var/lib/grafana/dashboards:ro']),
+    );
     // The scrape targets are the compose file's service names.
-    const scrape = parse(readFileSync(join(PROMETHEUS, 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }>; dns_sd_configs?: Array<{ names: string[] }> }> };
-    const hosts = scrape.scrape_configs.flatMap((j) => [...(j.static_configs ?? []).flatMap((s) => s.targets.map((t) => t.split(':')[0]!)), ...(j.dns_sd_configs ?? []).flatMap((d) => d.names)]);
+    const scrape = parse(readFileSync(join(PROMETHEUS, 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }>; dns_sd_configs?: Array<{ names: string[] }> }>;
+    };
+    const hosts = scrape.scrape_configs.flatMap((j) => [
+      ...(j.static_configs ?? []).flatMap((s) => s.targets.map((t) => t.split(':')[0]!)),
+      ...(j.dns_sd_configs ?? []).flatMap((d) => d.names),
+    ]);
     expect(scrape.scrape_configs.map((j) => j.job_name).sort()).toEqual(['scheduler', 'web', 'worker']);
     for (const host of hosts) expect(Object.keys(compose.services)).toContain(host);
     execFileSync('promtool', ['--version']);

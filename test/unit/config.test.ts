@@ -25,7 +25,9 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, REDIS_URL: redis })).toThrow(/^DATABASE_URL: required when NODE_ENV=production$/);
     expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: db })).toThrow(/^REDIS_URL: required when NODE_ENV=production$/);
     // An empty value is unset, as in a process manager's env file.
-    expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: '', REDIS_URL: '' })).toThrow(/DATABASE_URL: required.*; REDIS_URL: required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: '', REDIS_URL: '' })).toThrow(
+      /DATABASE_URL: required.*; REDIS_URL: required/,
+    );
     const c = loadConfig({ NODE_ENV: 'production', API_CLIENTS: clients, DATABASE_URL: db, REDIS_URL: redis });
     expect(c).toMatchObject({ databaseUrl: db, redisUrl: redis, usingDevelopmentClients: false });
     // Outside production the local defaults stand in.

@@ -4,8 +4,7 @@ import { GroupCommit } from '../../src/db/group-commit.js';
 /** A commit the test finishes by hand, so which requests share a commit is decided by the test. */
 function manualCommits() {
   const calls: Array<{ requests: number[]; finish: (results: Array<string | Error>) => void; fail: (err: Error) => void }> = [];
-  const commit = (requests: number[]) =>
-    new Promise<Array<string | Error>>((resolve, reject) => calls.push({ requests, finish: resolve, fail: reject }));
+  const commit = (requests: number[]) => new Promise<Array<string | Error>>((resolve, reject) => calls.push({ requests, finish: resolve, fail: reject }));
   return { calls, commit };
 }
 

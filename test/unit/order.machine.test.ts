@@ -68,12 +68,19 @@ describe('the packing sub-step', () => {
   it('moves an order behind 3600 to 3600 and records the sub-step', () => {
     expect(decideTransition(3000, null, { type: 'SHIP_EVENT', to: 3600, subStep: 'packing' })).toEqual({
       kind: 'moved',
-      steps: [{ to: 3500, implied: true }, { to: 3600, implied: false }],
+      steps: [
+        { to: 3500, implied: true },
+        { to: 3600, implied: false },
+      ],
       subStep: 'packing',
     });
   });
   it('is cleared by the next status', () => {
-    expect(decideTransition(3600, 'packing', { type: 'SHIP_EVENT', to: 3700 })).toEqual({ kind: 'moved', steps: [{ to: 3700, implied: false }], subStep: null });
+    expect(decideTransition(3600, 'packing', { type: 'SHIP_EVENT', to: 3700 })).toEqual({
+      kind: 'moved',
+      steps: [{ to: 3700, implied: false }],
+      subStep: null,
+    });
   });
   it('is stale at 3700', () => {
     expect(decideTransition(3700, null, { type: 'SHIP_EVENT', to: 3600, subStep: 'packing' })).toEqual({ kind: 'stale' });

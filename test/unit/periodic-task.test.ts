@@ -10,14 +10,20 @@ describe('periodic task', () => {
     let runs = 0;
     let releaseFirst!: () => void;
     const firstStarted = new Promise<void>((started) => {
-      const task = startPeriodicTask('t', logger, HOUR, async () => {
-        runs++;
-        if (runs === 1) {
-          started();
-          await new Promise<void>((r) => (releaseFirst = r));
-        }
-        return false;
-      }, { kickGapMs: 5 });
+      const task = startPeriodicTask(
+        't',
+        logger,
+        HOUR,
+        async () => {
+          runs++;
+          if (runs === 1) {
+            started();
+            await new Promise<void>((r) => (releaseFirst = r));
+          }
+          return false;
+        },
+        { kickGapMs: 5 },
+      );
       tasks.push(task);
     });
     await firstStarted;

@@ -20,13 +20,7 @@ import {
   startGrabSimulator,
   type GrabSimulator,
 } from '../../src/simulators/grab.simulator.js';
-import {
-  PMP_DEFAULT_FAILURE_REASON,
-  PMP_EVENTS_PATH,
-  sendPmpEvents,
-  startPmpSimulator,
-  type PmpSimulator,
-} from '../../src/simulators/pmp.simulator.js';
+import { PMP_DEFAULT_FAILURE_REASON, PMP_EVENTS_PATH, sendPmpEvents, startPmpSimulator, type PmpSimulator } from '../../src/simulators/pmp.simulator.js';
 import { startMaoSimulator, type MaoSimulator } from '../../src/simulators/mao.simulator.js';
 
 interface CallOptions {
@@ -42,13 +36,7 @@ interface CallResult {
   body: unknown;
 }
 
-async function call(
-  baseUrl: string,
-  method: Dispatcher.HttpMethod,
-  path: string,
-  body?: unknown,
-  options: CallOptions = {},
-): Promise<CallResult> {
+async function call(baseUrl: string, method: Dispatcher.HttpMethod, path: string, body?: unknown, options: CallOptions = {}): Promise<CallResult> {
   const response = await request(`${baseUrl}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...options.headers },
@@ -623,7 +611,12 @@ describe('Grab simulator: the courier sends its statuses to the hub', () => {
         await other.close();
       }
 
-      for (const bad of [{ ...order, statuses: [] }, { ...order, statuses: ['LOST'] }, { orderId: 'SO-1', statuses: ['SHIPPED'] }, { ...order, statuses: ['SHIPPED'], wait: 60 }]) {
+      for (const bad of [
+        { ...order, statuses: [] },
+        { ...order, statuses: ['LOST'] },
+        { orderId: 'SO-1', statuses: ['SHIPPED'] },
+        { ...order, statuses: ['SHIPPED'], wait: 60 },
+      ]) {
         const answer = await call(grab.url, 'POST', '/__admin/courier-run', bad);
         expect(answer.status, JSON.stringify(bad)).toBe(400);
         expect(answer.body).toMatchObject({ error: 'invalid_body' });
@@ -665,7 +658,15 @@ describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records t
     hub = await startFakeHub();
     hub.answer = (body) => ({
       status: 200,
-      body: { eventId: body.eventId, orderId: body.orderId, source: 'pmp', type: body.type, state: 'applied', reason: null, orderStatus: PMP_ORDER_STATUS[String(body.type)] ?? null },
+      body: {
+        eventId: body.eventId,
+        orderId: body.orderId,
+        source: 'pmp',
+        type: body.type,
+        state: 'applied',
+        reason: null,
+        orderStatus: PMP_ORDER_STATUS[String(body.type)] ?? null,
+      },
     });
   });
 
@@ -775,7 +776,13 @@ describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records t
     const gone = await startFakeHub();
     const goneUrl = gone.url;
     await gone.close();
-    const unreachable = await sendPmpEvents({ hubUrl: goneUrl, events: [{ type: 'delivery.delivered', orderId }, { type: 'cod.collected', orderId, amount: 1 }] });
+    const unreachable = await sendPmpEvents({
+      hubUrl: goneUrl,
+      events: [
+        { type: 'delivery.delivered', orderId },
+        { type: 'cod.collected', orderId, amount: 1 },
+      ],
+    });
     expect(unreachable).toHaveLength(1);
     expect(unreachable[0]).toMatchObject({ type: 'delivery.delivered', httpStatus: 0 });
     expect(unreachable[0]?.error).toMatch(/cannot reach the hub/);
@@ -800,7 +807,10 @@ describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records t
       const answer = await call(pmp.url, 'POST', '/__admin/events-run', {
         orderId,
         wait: 5,
-        events: [{ type: 'delivery.delivered', location }, { type: 'cod.collected', amount: 450 }],
+        events: [
+          { type: 'delivery.delivered', location },
+          { type: 'cod.collected', amount: 450 },
+        ],
       });
       expect(answer.status).toBe(200);
       expect(answer.body).toMatchObject([
@@ -809,8 +819,22 @@ describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records t
       ]);
       const bodies = checkPmpCalls(key, secret, 2);
       expect(hub.calls.every((c) => c.headers.prefer === 'wait=5')).toBe(true);
-      expect(bodies[0]).toEqual({ eventId: 'pmp-SO-8001-1-delivery.delivered', orderId, partnerId: partner.partnerId, occurredAt: bodies[0]!.occurredAt, type: 'delivery.delivered', location });
-      expect(bodies[1]).toEqual({ eventId: 'pmp-SO-8001-2-cod.collected', orderId, partnerId: partner.partnerId, occurredAt: bodies[1]!.occurredAt, type: 'cod.collected', amount: 450 });
+      expect(bodies[0]).toEqual({
+        eventId: 'pmp-SO-8001-1-delivery.delivered',
+        orderId,
+        partnerId: partner.partnerId,
+        occurredAt: bodies[0]!.occurredAt,
+        type: 'delivery.delivered',
+        location,
+      });
+      expect(bodies[1]).toEqual({
+        eventId: 'pmp-SO-8001-2-cod.collected',
+        orderId,
+        partnerId: partner.partnerId,
+        occurredAt: bodies[1]!.occurredAt,
+        type: 'cod.collected',
+        amount: 450,
+      });
 
       expect(pmp.sent.map((s) => s.eventId)).toEqual(['pmp-SO-8001-1-delivery.delivered', 'pmp-SO-8001-2-cod.collected']);
       expect(logged).toEqual(['delivery.delivered:200', 'cod.collected:200']);
@@ -822,7 +846,9 @@ describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records t
       // In-process and over HTTP share the count: no event id is reused.
       const again = await pmp.sendPmpEvents({ events: [{ type: 'delivery.update', orderId, tracking }] });
       expect(again[0]).toMatchObject({ eventId: 'pmp-SO-8001-3-delivery.update', httpStatus: 200 });
-      const third = await call(pmp.url, 'POST', '/__admin/events-run', { events: [{ type: 'partner.assigned', orderId, partnerId: 'PTN-X', partnerName: 'X' }] });
+      const third = await call(pmp.url, 'POST', '/__admin/events-run', {
+        events: [{ type: 'partner.assigned', orderId, partnerId: 'PTN-X', partnerName: 'X' }],
+      });
       expect((third.body as Array<{ eventId: string }>)[0]?.eventId).toBe('pmp-SO-8001-4-partner.assigned');
       expect(new Set(hub.calls.map((c) => (JSON.parse(c.raw.toString('utf8')) as { eventId: string }).eventId)).size).toBe(4);
       expect((await call(pmp.url, 'DELETE', '/__admin/events')).body).toEqual({ cleared: 4 });
@@ -867,13 +893,19 @@ describe('PMP and MAO simulators: PMP sends its events to the hub, MAO records t
 
     it('serves assignments (validated, deterministic, recorded) and deliveries, with failure modes on its partner routes only', async () => {
       const assignment = { orderId, locationId: 'STORE-007', codAmount: 450 };
-      expect(await call(pmp.url, 'POST', '/api/assignments', assignment)).toMatchObject({ status: 200, body: { partnerId: partner.partnerId, partnerName: partner.partnerName } });
+      expect(await call(pmp.url, 'POST', '/api/assignments', assignment)).toMatchObject({
+        status: 200,
+        body: { partnerId: partner.partnerId, partnerName: partner.partnerName },
+      });
       expect(pmp.requests.map((r) => [r.method, r.path, r.status])).toEqual([['POST', '/api/assignments', 200]]);
       expect(pmp.requests[0]?.body).toEqual(assignment);
       expect((await call(pmp.url, 'POST', '/api/assignments', { orderId, locationId: '' })).status).toBe(400);
       expect(await call(pmp.url, 'GET', `/api/deliveries/${orderId}`)).toMatchObject({ status: 404, body: { error: 'delivery_not_found', orderId } });
       expect((await call(pmp.url, 'PUT', `/__admin/deliveries/${orderId}`, { status: 'OUT_FOR_DELIVERY' })).status).toBe(200);
-      expect(await call(pmp.url, 'GET', `/api/deliveries/${orderId}`)).toMatchObject({ status: 200, body: { orderId, partnerId: partner.partnerId, status: 'OUT_FOR_DELIVERY' } });
+      expect(await call(pmp.url, 'GET', `/api/deliveries/${orderId}`)).toMatchObject({
+        status: 200,
+        body: { orderId, partnerId: partner.partnerId, status: 'OUT_FOR_DELIVERY' },
+      });
 
       pmp.setFailureMode({ status: 503, failTimes: 2, paths: '/api/assignments' });
       expect(await statusesOf(pmp, 3, '/api/assignments')).toEqual([503, 503, 400]);

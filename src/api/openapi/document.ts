@@ -34,7 +34,7 @@ const ERROR_CODES: Record<number, string> = {
   409: '`idempotency_conflict` (the same eventId or order id with another body), `not_dead_lettered`, `intervention_not_open`, `order_conflict`',
   413: `\`payload_too_large\`: the body is over ${MAX_BODY_BYTES / 1024} KiB`,
   415: '`unsupported_media_type`: the body is not `application/json`',
-  422: 'a business rule refused it: `invalid_transition` (details: orderId, from, to, allowed), `bulk_move_refused` (details.failures), `tracking_mismatch`, `location_mismatch`, `unknown_order`, `unknown_location`, `retry_not_applicable`, or an event outcome\'s reason',
+  422: "a business rule refused it: `invalid_transition` (details: orderId, from, to, allowed), `bulk_move_refused` (details.failures), `tracking_mismatch`, `location_mismatch`, `unknown_order`, `unknown_location`, `retry_not_applicable`, or an event outcome's reason",
   429: '`rate_limited` (the client used its budget, per role), `too_many_failed_authentications` (too many 401s from this address), `too_many_exports`; wait `Retry-After` seconds',
   503: '`service_unavailable`: the hub cannot store or serve this right now (Postgres or Redis down); nothing was stored',
 };
@@ -123,7 +123,10 @@ function partnerEventOperations(): Operation[] {
     request: {
       headers: z.object({
         'idempotency-key': eventIdSchema.optional().meta({ description: 'The eventId, if not in the body (must equal it if both are given).' }),
-        prefer: z.string().optional().meta({ description: `\`wait=N\` (seconds, at most ${MAX_PREFER_WAIT_SECONDS}): answer with the outcome once known.` }),
+        prefer: z
+          .string()
+          .optional()
+          .meta({ description: `\`wait=N\` (seconds, at most ${MAX_PREFER_WAIT_SECONDS}): answer with the outcome once known.` }),
       }),
       body: jsonBody(kind.schema.meta({ id: `${kind.name.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase())}` })),
     },
@@ -131,7 +134,10 @@ function partnerEventOperations(): Operation[] {
       200: { description: 'With `Prefer: wait=N`: applied or ignored.', content: json(s.eventOutcomeSchema) },
       202: { description: 'Stored (committed); applied asynchronously.', content: json(s.eventAcceptedSchema) },
       ...errors(400, 401, 403, 409, 413, 415),
-      422: { description: 'With `Prefer: wait=N`: rejected; `error.code` is the reason and `error.details` the outcome.', content: json(s.errorResponseSchema) },
+      422: {
+        description: 'With `Prefer: wait=N`: rejected; `error.code` is the reason and `error.details` the outcome.',
+        content: json(s.errorResponseSchema),
+      },
       ...errors(429, 503),
     },
   }));
@@ -148,13 +154,22 @@ const csvOrJson = <T extends z.ZodType>(schema: T, what: string) => ({
 function operations(): Operation[] {
   return [
     // ---- Health and reference -------------------------------------------------------------------
-    { method: 'get', path: '/api/health', tag: 'Health', summary: 'Liveness: the process answers', responses: { 200: { description: 'Up.', content: json(s.liveSchema) } } },
+    {
+      method: 'get',
+      path: '/api/health',
+      tag: 'Health',
+      summary: 'Liveness: the process answers',
+      responses: { 200: { description: 'Up.', content: json(s.liveSchema) } },
+    },
     {
       method: 'get',
       path: '/api/health/ready',
       tag: 'Health',
       summary: 'Readiness: Postgres and Redis answer',
-      responses: { 200: { description: 'Ready.', content: json(s.readySchema) }, 503: { description: 'A store does not answer.', content: json(s.readySchema) } },
+      responses: {
+        200: { description: 'Ready.', content: json(s.readySchema) },
+        503: { description: 'A store does not answer.', content: json(s.readySchema) },
+      },
     },
     {
       method: 'get',
@@ -183,7 +198,7 @@ function operations(): Operation[] {
       tag: 'Reference',
       summary: 'The operations console (a website for people)',
       description:
-        'HTTP Basic with any user name and a viewer, operator or admin key as password. Overview, order search and export, order pages, cases, dead letters and live updates; every action goes through the endpoints of this document. Writes need the page\'s CSRF token and a same-origin request.',
+        "HTTP Basic with any user name and a viewer, operator or admin key as password. Overview, order search and export, order pages, cases, dead letters and live updates; every action goes through the endpoints of this document. Writes need the page's CSRF token and a same-origin request.",
       responses: { 200: { description: 'An HTML page.', content: { 'text/html': { schema: z.string() } } }, 401: { description: 'Sign in (HTTP Basic).' } },
     },
     {
@@ -381,7 +396,8 @@ function operations(): Operation[] {
       path: '/api/interventions/{id}/resolve',
       tag: 'Operations',
       summary: 'Resolve a case: retry, override or dismiss',
-      description: '`retry` runs the failed call again; `override` sets a status through the machine (flagged in history); `dismiss` closes the case. Who and why are kept.',
+      description:
+        '`retry` runs the failed call again; `override` sets a status through the machine (flagged in history); `dismiss` closes the case. Who and why are kept.',
       roles: OPERATORS,
       request: { params: z.object({ id: interventionIdSchema }), body: jsonBody(resolveInterventionSchema.meta({ id: 'CaseResolution' })) },
       responses: { 200: { description: 'The case after it.', content: json(s.interventionSchema) }, ...errors(...WRITE_ERRORS, 409) },

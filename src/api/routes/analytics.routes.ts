@@ -23,7 +23,8 @@ export function analyticsRoutes(deps: HubDeps): Router {
   router.get('/api/analytics/delivery', authorize(...READERS), async (req, res) => {
     const query = parseWith(deliveryQuery, req.query, 'query');
     const result = await deliveryAnalytics(deps, query);
-    if (query.format === 'csv') return sendCsv(res, `delivery-by-${query.groupBy}`, DELIVERY_CSV_COLUMNS, result.rows as unknown as Array<Record<string, unknown>>);
+    if (query.format === 'csv')
+      return sendCsv(res, `delivery-by-${query.groupBy}`, DELIVERY_CSV_COLUMNS, result.rows as unknown as Array<Record<string, unknown>>);
     res.json(result);
   });
 

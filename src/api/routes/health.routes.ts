@@ -19,10 +19,7 @@ export function healthRoutes(deps: HubDeps): Router {
     res.json({ status: 'ok' });
   });
   router.get('/api/health/ready', async (_req, res) => {
-    const checks = await Promise.all([
-      check('postgres', () => deps.db.execute(sql`select 1`)),
-      check('redis', () => deps.redis.ping()),
-    ]);
+    const checks = await Promise.all([check('postgres', () => deps.db.execute(sql`select 1`)), check('redis', () => deps.redis.ping())]);
     const ready = checks.every((c) => c.ok);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   });

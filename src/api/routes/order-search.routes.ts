@@ -8,7 +8,10 @@ import { parseWith } from '../request-body.js';
 
 /** `2025-01-31T17:05:09.123Z` → `20250131T170509Z`, for a file name. */
 function fileStamp(now: number): string {
-  return new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return new Date(now)
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }
 
 /**
@@ -47,7 +50,10 @@ export function orderSearchRoutes(deps: HubDeps): Router {
         res.setHeader('content-disposition', `attachment; filename="orders-${fileStamp(startedAt)}.csv"`);
         res.setHeader('cache-control', 'no-store');
       });
-      deps.logger.info({ rows: outcome.rows, aborted: outcome.aborted, ms: deps.clock.now() - startedAt }, outcome.aborted ? 'order export stopped: client gone' : 'order export done');
+      deps.logger.info(
+        { rows: outcome.rows, aborted: outcome.aborted, ms: deps.clock.now() - startedAt },
+        outcome.aborted ? 'order export stopped: client gone' : 'order export done',
+      );
     } catch (err) {
       // Once the first bytes went out, the error can only cut the response short (done by the export).
       if (!res.headersSent) throw err;

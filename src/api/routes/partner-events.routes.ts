@@ -81,7 +81,10 @@ export async function acceptPartnerEvent(
       );
     } catch (err) {
       // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.
-      deps.logger.warn({ eventId: body.eventId, orderId: body.orderId, err: (err as Error).message }, 'event stored but not enqueued; the sweeper will enqueue it');
+      deps.logger.warn(
+        { eventId: body.eventId, orderId: body.orderId, err: (err as Error).message },
+        'event stored but not enqueued; the sweeper will enqueue it',
+      );
     }
   }
 

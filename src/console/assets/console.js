@@ -16,19 +16,43 @@
   const query = params.toString();
   const source = new EventSource(`/ops/stream${query ? `?${query}` : ''}`);
   const NAMES = {
-    1000: 'Created', 1500: 'Validated', 2000: 'Allocated', 3000: 'Released', 3500: 'Picking', 3600: 'Picked',
-    3700: 'Packed', 7000: 'Fulfilled', 7100: 'Shipped', 7200: 'In Transit', 7300: 'Out for Delivery',
-    7400: 'Delivery Failed', 7500: 'Delivered', 8500: 'Returned', 9000: 'Cancelled'
+    1000: 'Created',
+    1500: 'Validated',
+    2000: 'Allocated',
+    3000: 'Released',
+    3500: 'Picking',
+    3600: 'Picked',
+    3700: 'Packed',
+    7000: 'Fulfilled',
+    7100: 'Shipped',
+    7200: 'In Transit',
+    7300: 'Out for Delivery',
+    7400: 'Delivery Failed',
+    7500: 'Delivered',
+    8500: 'Returned',
+    9000: 'Cancelled',
   };
   const label = (code) => (code === null || code === undefined ? '—' : `${code} ${NAMES[code] || ''}`);
-  const say = (text) => { if (state) state.textContent = text; };
+  const say = (text) => {
+    if (state) state.textContent = text;
+  };
 
-  source.addEventListener('open', () => { say(orderId ? '' : 'Live: changes appear here as they happen.'); });
-  source.addEventListener('error', () => { say('Live updates interrupted; reconnecting…'); });
+  source.addEventListener('open', () => {
+    say(orderId ? '' : 'Live: changes appear here as they happen.');
+  });
+  source.addEventListener('error', () => {
+    say('Live updates interrupted; reconnecting…');
+  });
   source.addEventListener('status', (event) => {
     let change;
-    try { change = JSON.parse(event.data); } catch { return; }
-    const line = `${change.orderId}: ${label(change.from)} → ${label(change.to)} at ${String(change.at).replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`;
+    try {
+      change = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    const line = `${change.orderId}: ${label(change.from)} → ${label(change.to)} at ${String(change.at)
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ' UTC')}`;
     if (feed) {
       const item = document.createElement('li');
       const link = document.createElement('a');
