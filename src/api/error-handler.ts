@@ -2,6 +2,7 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../logger.js';
+import { connectionLost } from '../db/pipelined-transaction.js';
 import { AppError } from '../errors.js';
 
 /** The one place errors become HTTP answers, always in the JSON error format of SPEC §3. */
@@ -38,6 +39,14 @@ export function errorHandler(logger: Logger) {
     if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500) {
       const [code, message] = CLIENT_ERRORS[status] ?? ['bad_request', 'the request is malformed'];
       res.status(CLIENT_ERRORS[status] ? status : 400).json(errorBody(code, message));
+      return;
+    }
+    // Postgres went away under the request (a restart, a terminated connection): the client may try
+    // again (an answer lost with the connection is found again by the request's idempotency).
+    if (connectionLost(err)) {
+      logger.warn({ err: (err as Error).message, path: req.path, method: req.method }, 'database connection lost during the request');
+      res.setHeader('Retry-After', '1');
+      res.status(503).json(errorBody('service_unavailable', 'the database connection was lost; send the request again'));
       return;
     }
     logger.error({ err, path: req.path, method: req.method }, 'unhandled error');

@@ -168,6 +168,17 @@ describe('bad bodies get the right 4xx and store nothing', () => {
       const res = await web.clients.slick.post(PATH, shipEvent(orderId, 'picking'));
       expect(res.status).toBe(503);
       expect(res.body.error.code).toBe('service_unavailable');
+      // Any other write whose database connection is gone: 503 with Retry-After, never a 500.
+      const registration = await web.clients.mao.post('/api/orders', {
+        orderId: `SO-NODB-${Date.now()}`,
+        shipFromLocationId: 'STORE-007',
+        customer: { id: 'C-1' },
+        paymentMethod: 'PREPAID',
+        status: 3000,
+      });
+      expect(registration.status, JSON.stringify(registration.body)).toBe(503);
+      expect(registration.headers['retry-after']).toBe('1');
+      expect(registration.body.error.code).toBe('service_unavailable');
     } finally {
       await web.close();
     }
