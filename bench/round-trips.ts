@@ -266,7 +266,8 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
      * (as under load), then relay the outbox. The events go in waves (all pickings, then all pickeds, …)
      * as in run.ts, so concurrent jobs never hold two events of one order and every event applies in order.
      */
-    const round = async (tag: string, count: number) => {
+    /** `count` orders at 3000, registered straight through the hub's own function (not counted). */
+    const registerOrders = async (tag: string, count: number) => {
       const ids = Array.from({ length: count }, (_, n) => `rt-${tag}-o${n}`);
       for (const [n, orderId] of ids.entries()) {
         await registerOrder(
@@ -275,6 +276,11 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
           { clientId: 'mao', source: 'mao' },
         );
       }
+      return ids;
+    };
+
+    const round = async (tag: string, count: number) => {
+      const ids = await registerOrders(tag, count);
       while ((await relayOutboxOnce(web)) > 0); // the registrations' messages are not the events'
       const events = TYPES.flatMap((type) => ids.map((orderId, n) => ({ orderId, n, type })));
 
@@ -317,14 +323,7 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
      * its audit. The partners' HTTP is not counted (only Postgres and Redis sockets are).
      */
     const shippedRound = async (tag: string, count: number) => {
-      const ids = Array.from({ length: count }, (_, n) => `rt-${tag}-o${n}`);
-      for (const [n, orderId] of ids.entries()) {
-        await registerOrder(
-          seed.db,
-          { orderId, shipFromLocationId: loc(n), customer: { id: 'c' }, paymentMethod: 'PREPAID', status: 3000 },
-          { clientId: 'mao', source: 'mao' },
-        );
-      }
+      const ids = await registerOrders(tag, count);
       const workers = startHubWorkers(workerDeps, connection);
       let sent = 0;
       for (const type of TYPES) {
