@@ -88,7 +88,13 @@ function semaphore(n: number) {
   let free = n;
   const waiting: Array<() => void> = [];
   return {
-    acquire: () => (free > 0 ? (free--, Promise.resolve()) : new Promise<void>((r) => waiting.push(r))),
+    acquire: () => {
+      if (free > 0) {
+        free--;
+        return Promise.resolve();
+      }
+      return new Promise<void>((r) => waiting.push(r));
+    },
     release: () => {
       const next = waiting.shift();
       if (next) next();
@@ -218,24 +224,37 @@ async function webReady(url: string): Promise<boolean> {
 // ───────────────────────────── cleanup ─────────────────────────────
 
 // Ctrl-C / SIGTERM: no more faults or orders while cleanupOnce (below) takes everything down.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void (shuttingDown = true));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    shuttingDown = true;
+  });
+}
 const cleanup = cleanupOnce(
   () => [
-    ['stop the hub processes', async () => {
-      shuttingDown = true;
-      for (const r of roles) r.planned = true;
-      await stopProcesses([...running]);
-    }],
+    [
+      'stop the hub processes',
+      async () => {
+        shuttingDown = true;
+        for (const r of roles) r.planned = true;
+        await stopProcesses([...running]);
+      },
+    ],
     ['stop the simulators', async () => sims?.close()],
     ['close the partner connections', async () => agent?.close()],
     ['close the observer', async () => observer?.end({ timeout: 5 })],
-    ['stop redis-server', async () => {
-      control?.disconnect();
-      await killRedis();
-    }],
-    ['drop the database', async () => {
-      if (databaseCreated) await admin.unsafe(`drop database if exists "${database}" with (force)`);
-    }],
+    [
+      'stop redis-server',
+      async () => {
+        control?.disconnect();
+        await killRedis();
+      },
+    ],
+    [
+      'drop the database',
+      async () => {
+        if (databaseCreated) await admin.unsafe(`drop database if exists "${database}" with (force)`);
+      },
+    ],
     ['close the admin connection', () => admin.end({ timeout: 5 })],
   ],
   (signal) => `\n${signal}: stopping the hub, the simulators and redis-server, dropping ${database}… (logs stay in ${logDir})`,
@@ -301,7 +320,8 @@ function makeSender(webs: string[], giveUpAt: () => number): SendAsPartner {
       }
       if (status >= 500) {
         counters.hub5xx.set(status, (counters.hub5xx.get(status) ?? 0) + 1);
-        if (counters.hub5xxSamples.length < 10) counters.hub5xxSamples.push(`${elapsed().trim()} ${method} ${webs[web]}${route} ${String(body.eventId ?? orderId)}: ${status} ${text.slice(0, 300)}`);
+        if (counters.hub5xxSamples.length < 10)
+          counters.hub5xxSamples.push(`${elapsed().trim()} ${method} ${webs[web]}${route} ${String(body.eventId ?? orderId)}: ${status} ${text.slice(0, 300)}`);
         web = (web + 1) % webs.length;
         await sleep(500);
         continue;
@@ -329,7 +349,16 @@ function makeSender(webs: string[], giveUpAt: () => number): SendAsPartner {
 
 // ───────────────────────────── faults ─────────────────────────────
 
-type FaultKind = 'worker killed' | 'web killed' | 'redis flushed' | 'postgres connections terminated' | 'redis restarted' | 'slick 500s' | 'slick hangs' | 'pmp 500s' | 'pmp hangs';
+type FaultKind =
+  | 'worker killed'
+  | 'web killed'
+  | 'redis flushed'
+  | 'postgres connections terminated'
+  | 'redis restarted'
+  | 'slick 500s'
+  | 'slick hangs'
+  | 'pmp 500s'
+  | 'pmp hangs';
 interface Fault {
   kind: FaultKind;
   at: number;
@@ -444,7 +473,14 @@ async function main(): Promise<number> {
       ordersById.set(orderId, record);
       started.push(
         orderLife(n, orderId, send, waitAssigned)
-          .then(() => void (record.finished = true), (err: unknown) => void (record.failure = (err as Error).message))
+          .then(
+            () => {
+              record.finished = true;
+            },
+            (err: unknown) => {
+              record.failure = (err as Error).message;
+            },
+          )
           .finally(() => {
             sending.release();
             open.release();
@@ -537,7 +573,11 @@ async function main(): Promise<number> {
   const progress = setInterval(() => {
     const done = [...ordersById.values()].filter((o) => o.finished).length;
     void observer!<{ n: number }[]>`select count(*)::int as n from inbound_events where state = 'queued'`
-      .then(([q]) => say(`orders started ${ordersById.size}, finished ${done}, waiting for PMP ${waitingForAssignment}; events accepted ${counters.accepted}, queued ${q!.n}; 503s ${counters.refused503}, connection errors ${counters.connectionErrors}`))
+      .then(([q]) =>
+        say(
+          `orders started ${ordersById.size}, finished ${done}, waiting for PMP ${waitingForAssignment}; events accepted ${counters.accepted}, queued ${q!.n}; 503s ${counters.refused503}, connection errors ${counters.connectionErrors}`,
+        ),
+      )
       .catch(() => {});
   }, progressEvery);
 
@@ -559,7 +599,10 @@ async function main(): Promise<number> {
              (select count(*)::int from order_calls where state = 'pending') as owed,
              (select count(*)::int from outbox where published_at is null) as unpublished`;
     return r!.queued === 0 && r!.owed === 0 && r!.unpublished === 0;
-  }).then(() => true, () => false);
+  }).then(
+    () => true,
+    () => false,
+  );
   say(quiet ? `quiet after ${((Date.now() - quietFrom) / 1000).toFixed(1)} s` : 'not quiet by the deadline; counting anyway');
 
   return report(quiet);
@@ -746,8 +789,12 @@ ${callRows.join('\n')}
 | orders started / lives finished / not finished | ${ordersById.size} / ${finished} / ${unfinished} |
 | events accepted (2xx) | ${counters.accepted} |
 | applied | ${applied} |
-| lost (accepted, never applied) | ${lost} |${quiet ? '' : `
-| still queued when the run stopped waiting (not quiet) | ${stillQueued} |`}
+| lost (accepted, never applied) | ${lost} |${
+    quiet
+      ? ''
+      : `
+| still queued when the run stopped waiting (not quiet) | ${stillQueued} |`
+  }
 | accepted but ignored or rejected | ${notAppliedOtherwise.length} |
 | duplicated (transitions ${dupTransitions.length} groups, tiers ${dupTiers.length}) | ${duplicated} |
 | unexpected (status or tiers not what the events imply, no case) | ${unexpectedCount} |
@@ -763,14 +810,29 @@ ${callRows.join('\n')}
     console.log(`${title} (${lines.length}${lines.length > 20 ? ', first 20' : ''}):`);
     for (const l of lines.slice(0, 20)) console.log(`  ${l}`);
   };
-  show('lost events', lostIds.map((id) => `${id}: ${stateOf.get(id) ?? 'not stored'}`));
-  show('accepted but not applied', notAppliedOtherwise.map((id) => `${id}: ${stateOf.get(id)}`));
-  show('duplicated transitions', dupTransitions.map((r) => `${r.order_id} → ${r.to_status}${r.sub_step ? ` (${r.sub_step})` : ''} × ${r.n}`));
-  show('tiers settled twice', dupTiers.map((r) => `${r.order_id} tier ${r.tier} × ${r.n}`));
+  show(
+    'lost events',
+    lostIds.map((id) => `${id}: ${stateOf.get(id) ?? 'not stored'}`),
+  );
+  show(
+    'accepted but not applied',
+    notAppliedOtherwise.map((id) => `${id}: ${stateOf.get(id)}`),
+  );
+  show(
+    'duplicated transitions',
+    dupTransitions.map((r) => `${r.order_id} → ${r.to_status}${r.sub_step ? ` (${r.sub_step})` : ''} × ${r.n}`),
+  );
+  show(
+    'tiers settled twice',
+    dupTiers.map((r) => `${r.order_id} tier ${r.tier} × ${r.n}`),
+  );
   show('unexpected orders', unexpected);
   show('explained by a case', explained);
   show('5xx answers other than 503', counters.hub5xxSamples);
-  show('unplanned exits', unplannedExits.map((e) => `${e.name} at ${elapsed(e.at).trim()} code ${e.code} signal ${e.signal}: ${e.log.replace(/\n/g, ' | ').slice(0, 400)}`));
+  show(
+    'unplanned exits',
+    unplannedExits.map((e) => `${e.name} at ${elapsed(e.at).trim()} code ${e.code} signal ${e.signal}: ${e.log.replace(/\n/g, ' | ').slice(0, 400)}`),
+  );
 
   console.log(
     `counters: accepted=${counters.accepted} applied=${applied} lost=${lost} duplicated=${duplicated} unexpected=${unexpectedCount} ` +

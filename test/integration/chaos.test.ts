@@ -43,7 +43,11 @@ it(
     expect(counters, output.slice(-4000)).toBeDefined();
     console.log(counters);
     const value = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(counters!)?.[1]);
-    expect({ lost: value('lost'), duplicated: value('duplicated'), unexpected: value('unexpected') }, output.slice(-4000)).toEqual({ lost: 0, duplicated: 0, unexpected: 0 });
+    expect({ lost: value('lost'), duplicated: value('duplicated'), unexpected: value('unexpected') }, output.slice(-4000)).toEqual({
+      lost: 0,
+      duplicated: 0,
+      unexpected: 0,
+    });
     expect(value('accepted')).toBeGreaterThan(0);
     expect(value('applied')).toBe(value('accepted'));
     expect(value('faults')).toBeGreaterThanOrEqual(10);
