@@ -53,7 +53,7 @@ ${user ? html`<meta name="csrf-token" content="${user.csrfToken}">` : ''}
 <link rel="stylesheet" href="/ops/assets/console.css">
 <script src="/ops/assets/console.js" defer></script>
 </head>
-<body${live ? html` data-live-order="${live.orderId ?? ''}" data-live-location="${live.locationId ?? ''}"` : ''}>
+<body${live ? html` data-live-order="${live.orderId ?? ''}" data-live-location="${live.locationId ?? ''}" data-status-names="${JSON.stringify(STATUS_NAMES)}"` : ''}>
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <p class="brand"><a href="/ops">Fulfillment hub · operations</a></p>

@@ -98,21 +98,25 @@ export class BacklogAdmission {
  * duplicate), so nothing is lost and nothing is applied twice, and a 2xx never precedes the commit.
  */
 function withStoreDeadline(storing: Promise<StoreResult>, deadlineMs: number): Promise<StoreResult> {
+  return withDeadline(
+    storing,
+    deadlineMs,
+    () =>
+      new UnavailableError(`the event could not be stored within ${deadlineMs} ms (INTAKE_STORE_DEADLINE_MS); send it again after the Retry-After delay`, {
+        code: 'store_timeout',
+        retryAfterSeconds: 1,
+      }),
+  );
+}
+
+/** `work`, or the error `late` gives once `ms` have passed first; a rejection of `work` after that is ignored. */
+export function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new UnavailableError(`the event could not be stored within ${deadlineMs} ms (INTAKE_STORE_DEADLINE_MS); send it again after the Retry-After delay`, {
-            code: 'store_timeout',
-            retryAfterSeconds: 1,
-          }),
-        ),
-      deadlineMs,
-    );
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), ms);
   });
-  storing.catch(() => {}); // a failure after the deadline has been answered already
-  return Promise.race([storing, late]).finally(() => clearTimeout(timer));
+  work.catch(() => {}); // answered already by the deadline
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 export interface InboundEventJob {

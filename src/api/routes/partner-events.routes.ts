@@ -8,22 +8,12 @@ import { eventOutcomeView, findInboundEvent } from '../../inbox/event-store.js';
 import { INBOUND_EVENT_JOB } from '../../queues/inbound-events.queue.js';
 import { authorize, clientOf, requireSignature } from '../auth.js';
 import { errorBody } from '../error-handler.js';
-import type { PartnerEventIntake } from '../../inbox/intake.js';
+import { withDeadline, type PartnerEventIntake } from '../../inbox/intake.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
 export const MAX_PREFER_WAIT_SECONDS = 10;
 /** How long intake waits for Redis to take a job before answering anyway (the event is already stored). */
 export const ENQUEUE_DEADLINE_MS = 1000;
-
-function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  // A late rejection of `work` after the deadline must not surface as unhandled.
-  work.catch(() => {});
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
 
 /** `Prefer: wait=N` (RFC 7240), capped at 10 s; undefined when absent. */
 export function preferWaitSeconds(req: Request): number | undefined {
@@ -77,7 +67,7 @@ export async function acceptPartnerEvent(
       await withDeadline(
         intake.enqueue({ name: INBOUND_EVENT_JOB, data: { eventId: body.eventId, ...(wait ? { announce: true } : {}) } }),
         ENQUEUE_DEADLINE_MS,
-        'enqueue',
+        () => new Error(`enqueue took longer than ${ENQUEUE_DEADLINE_MS} ms`),
       );
     } catch (err) {
       // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.

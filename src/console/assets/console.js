@@ -15,23 +15,8 @@
   if (locationId) params.set('locationId', locationId);
   const query = params.toString();
   const source = new EventSource(`/ops/stream${query ? `?${query}` : ''}`);
-  const NAMES = {
-    1000: 'Created',
-    1500: 'Validated',
-    2000: 'Allocated',
-    3000: 'Released',
-    3500: 'Picking',
-    3600: 'Picked',
-    3700: 'Packed',
-    7000: 'Fulfilled',
-    7100: 'Shipped',
-    7200: 'In Transit',
-    7300: 'Out for Delivery',
-    7400: 'Delivery Failed',
-    7500: 'Delivered',
-    8500: 'Returned',
-    9000: 'Cancelled',
-  };
+  // The status names as the order machine has them, written into the page by the server.
+  const NAMES = JSON.parse(body.dataset.statusNames || '{}');
   const label = (code) => (code === null || code === undefined ? '—' : `${code} ${NAMES[code] || ''}`);
   const say = (text) => {
     if (state) state.textContent = text;
