@@ -24,8 +24,8 @@ await waiters.start();
 
 const streamReader = connectRedis(config.redisUrl, 'subscriber', 'hub-web-status-stream');
 streamReader.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis status stream reader error'));
+// It reads the topic only while stream clients are connected (the first one starts it).
 const statusStream = new StatusStream(streamReader, deps.redis, config.topicStream, deps.logger);
-statusStream.start();
 
 const server = createApp(deps, { waiters, statusStream }).listen(config.port);
 answerClientErrorsAsJson(server);

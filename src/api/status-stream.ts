@@ -5,8 +5,8 @@ import type { Logger } from '../logger.js';
 
 /**
  * The live stream of status changes (SPEC §6, `GET /api/stream`), served from the topic itself: each
- * web process reads `order.fulfillment.v1` with one blocking XREAD and hands every `status.changed`
- * entry to its connected clients. The topic's entry id is the event's `id:`, so any web process can
+ * web process reads `order.fulfillment.v1` with one blocking XREAD while it has clients, and hands
+ * every `status.changed` entry to them. The topic's entry id is the event's `id:`, so any web process can
  * serve any client (no sticky sessions: they all read the same stream), and a client that reconnects
  * with `Last-Event-ID` is replayed the entries after it with XRANGE, then continues live with nothing
  * missed or repeated. How far back a replay can go is what the topic keeps: about its last million
@@ -81,11 +81,21 @@ export class StatusStream {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts reading the topic from now on. */
+  /**
+   * Starts reading the topic from now on, if it is not read already. The topic is read only while
+   * clients are connected: with none, the loop ends after its current read, and the next client
+   * starts it again (a process with no stream clients spends nothing on the topic).
+   */
   start(): void {
-    if (this.running) return;
+    if (this.running || this.stopped) return;
     this.running = true;
+    this.lastSeen = '$';
     this.reading = this.readLoop();
+  }
+
+  /** Whether this process is reading the topic now (it does only while it has clients). */
+  get readingTopic(): boolean {
+    return this.running;
   }
 
   private async readLoop(): Promise<void> {
@@ -106,18 +116,28 @@ export class StatusStream {
         const answer = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.topic, this.lastSeen)) as Array<
           [string, Array<[string, string[]]>]
         > | null;
-        if (!answer) continue;
-        for (const [, entries] of answer) {
-          for (const [id, raw] of entries) {
-            this.lastSeen = id;
-            const change = statusChangeOf(id, raw);
-            if (change) this.publish(change);
+        if (answer && this.clients.size > 0) {
+          for (const [, entries] of answer) {
+            for (const [id, raw] of entries) {
+              this.lastSeen = id;
+              const change = statusChangeOf(id, raw);
+              if (change) this.publish(change);
+            }
           }
+        }
+        // No client left: stop here (in the same turn as the check, so a client arriving next starts a new read).
+        if (this.clients.size === 0) {
+          this.running = false;
+          return;
         }
       } catch (err) {
         if (this.stopped) return;
         this.logger.warn({ err: (err as Error).message }, 'status stream could not read the topic; retrying');
         await new Promise((r) => setTimeout(r, 500));
+        if (this.clients.size === 0) {
+          this.running = false;
+          return;
+        }
       }
     }
   }

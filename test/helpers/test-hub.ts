@@ -89,7 +89,6 @@ export async function startTestHub(options: TestHubOptions = {}) {
     config.topicStream,
     logger.child({ role: 'web' }),
   );
-  statusStream.start();
   const server: Server = createApp(web, { waiters, statusStream }).listen(0, '127.0.0.1');
   // As the web process does: what Node's HTTP parser refuses is answered in the JSON error format.
   answerClientErrorsAsJson(server);
@@ -111,6 +110,8 @@ export async function startTestHub(options: TestHubOptions = {}) {
     prefix,
     databaseUrl,
     baseUrl,
+    /** The web's live stream of status changes (GET /api/stream). */
+    statusStream,
     sims: sims as AllSimulators,
     web,
     worker,
@@ -206,7 +207,6 @@ export async function startExtraWeb(hub: TestHub, envOverrides: Record<string, s
   const reader = connectRedis(config.redisUrl, 'subscriber', 'test-extra-status-stream');
   reader.on('error', () => {}); // a web pointed at a Redis that does not answer, on purpose
   const statusStream = new StatusStream(reader, deps.redis, config.topicStream, deps.logger);
-  statusStream.start();
   const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused'), statusStream }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -98,6 +98,23 @@ describe('the live stream of status changes', () => {
     for (const s of [byLocation, elsewhere, byOrder]) await s.stop();
   });
 
+  it('reads the topic only while clients are connected, and the next client is served live again', async () => {
+    const orderId = await registerOrder(hub);
+    const first = await listen(hub.baseUrl, `?orderId=${orderId}`);
+    expect(hub.statusStream.readingTopic).toBe(true);
+    await first.stop();
+    // The blocked read ends on the next entry or its 5 s block; with no client left the loop ends there.
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picking'), { prefer: 'wait=10' });
+    await eventually(async () => (hub.statusStream.readingTopic ? undefined : true), 'the web to stop reading the topic', 10_000);
+
+    const next = await listen(hub.baseUrl, `?orderId=${orderId}`);
+    expect(hub.statusStream.readingTopic).toBe(true);
+    await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picked'), { prefer: 'wait=10' });
+    await eventually(async () => (changesOf(next.events, orderId).includes(3600) ? true : undefined), 'the new client to get the change live');
+    expect(changesOf(next.events, orderId)).toEqual([3600]);
+    await next.stop();
+  });
+
   it('a reconnect with Last-Event-ID gets exactly the changes it missed, then continues live', async () => {
     const orderId = await registerOrder(hub);
     const first = await listen(hub.baseUrl, `?orderId=${orderId}`);
