@@ -16,6 +16,13 @@ import { clientOf } from './auth.js';
  *   than REDIS_DEADLINE_MS to answer, each process falls back to the same limit kept in its own
  *   memory: intake keeps working without Redis (events are stored in Postgres), so the limit must not
  *   depend on it, nor wait for it.
+ * - **Points taken a lease at a time**: a process takes a client's points from Redis `leaseSize` at a
+ *   time (1 % of the budget, 1 to MAX_LEASE) and spends them from memory, so a partner sending
+ *   thousands of requests a second costs Redis one call per lease, not one per request. What the
+ *   shared count grants is never exceeded: a lease refused because the budget has fewer points left is
+ *   granted just those. The price: points a process leased and did not spend before the window ends
+ *   are lost to the client (at most a lease, 1 %, per web process and window); a budget under 200
+ *   points is counted request by request.
  * - **Failed authentication per address** (`FAILED_AUTH_LIMIT`): every 401 (no or unknown key, bad
  *   signature, Bull Board's or the console's wrong password) counts against the caller's address in
  *   Redis; once the limit is used up the address is refused with `429 too_many_failed_authentications` for as long
@@ -27,6 +34,14 @@ import { clientOf } from './auth.js';
 
 /** How long a request waits for Redis's count before its process's own count decides. */
 export const REDIS_DEADLINE_MS = 100;
+
+/** Most points one process takes from a client's shared budget at once. */
+export const MAX_LEASE = 50;
+
+/** Points a process takes from a client's budget at a time: 1 % of it, 1 to MAX_LEASE. */
+export function leaseSize(limit: RateLimit): number {
+  return Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.points / 100)));
+}
 
 /** More addresses than this refused at once are not remembered individually (memory stays bounded). */
 const MAX_BLOCKED_ADDRESSES = 100_000;
@@ -111,12 +126,33 @@ export function createRateLimits(deps: HubDeps): RateLimits {
     next();
   };
 
+  /** Client → the points this process holds of its budget, and until when (the window's end, ms). */
+  const leases = new Map<string, { left: number; until: number }>();
   const perClient: RequestHandler = (_req: Request, res: Response, next: NextFunction) => {
     const client = clientOf(res);
-    byRole[client.role].consume(client.id).then(
-      () => next(),
+    const lease = leases.get(client.id);
+    if (lease && lease.left > 0 && lease.until > Date.now()) {
+      lease.left--;
+      return next();
+    }
+    const limit = config.rateLimits[client.role];
+    const size = leaseSize(limit);
+    byRole[client.role].consume(client.id, size).then(
+      (granted) => {
+        if (size > 1) leases.set(client.id, { left: size - 1, until: Date.now() + granted.msBeforeNext });
+        next();
+      },
       (rejection: unknown) => {
-        if (rejection instanceof RateLimiterRes) return next(rateLimited(rejection.msBeforeNext, config.rateLimits[client.role]));
+        if (rejection instanceof RateLimiterRes) {
+          // Counted and refused: the points the budget still had before this lease are this process's.
+          // (A refusal from memory, for a client already over budget, counts nothing: consumedPoints 0.)
+          const left = rejection.consumedPoints > limit.points ? limit.points - (rejection.consumedPoints - size) : 0;
+          if (size > 1 && left > 0) {
+            leases.set(client.id, { left: left - 1, until: Date.now() + rejection.msBeforeNext });
+            return next();
+          }
+          return next(rateLimited(rejection.msBeforeNext, limit));
+        }
         // Neither Redis nor the fallback answered: serve rather than refuse.
         logger.warn({ err: (rejection as Error).message }, 'rate limit not checked');
         next();

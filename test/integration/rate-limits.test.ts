@@ -3,6 +3,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leaseSize } from '../../src/api/rate-limits.js';
 import { signatureHeader } from '../../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
 import { eventually, REDIS_URL, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
@@ -13,7 +14,7 @@ import { eventually, REDIS_URL, registerOrder, shipEvent, startExtraWeb, startTe
  * included. Two web apps of one hub share its Redis here: the test hub's and a second one.
  */
 
-const LIMITS = { viewer: 10, operator: 25, slick: 5, failures: 5 };
+const LIMITS = { viewer: 10, operator: 25, slick: 5, failures: 5, pmp: 301 };
 const key = (id: string) => DEVELOPMENT_CLIENTS.find((c) => c.id === id)!;
 
 let hub: TestHub;
@@ -23,7 +24,7 @@ beforeAll(async () => {
     inProcessWorkers: false,
     scheduler: false,
     env: {
-      RATE_LIMITS: `viewer=${LIMITS.viewer}/60,operator=${LIMITS.operator}/60,partner:slick=${LIMITS.slick}/60`,
+      RATE_LIMITS: `viewer=${LIMITS.viewer}/60,operator=${LIMITS.operator}/60,partner:slick=${LIMITS.slick}/60,partner:pmp=${LIMITS.pmp}/60`,
       FAILED_AUTH_LIMIT: `${LIMITS.failures}/60`,
     },
   });
@@ -104,6 +105,32 @@ describe('per client', () => {
     expect429(await client.send(webs[1]!, '/api/locations', bearer('operator')), 'rate_limited', 60);
     // The counters are the hub's, under its key prefix.
     expect(await hub.redis.exists(`${hub.prefix}:ratelimit:client:viewer:viewer`)).toBe(1);
+    await client.close();
+  });
+
+  it('a large budget is taken from Redis a lease at a time, and across both webs exactly the budget is served', async () => {
+    // 301 points: leases of 3 (1 %), the last one partial. Ten requests to one web take four leases from the shared count.
+    expect(leaseSize({ points: LIMITS.pmp, durationSeconds: 60 })).toBe(3);
+    const client = from('127.0.0.1');
+    const counter = `${hub.prefix}:ratelimit:client:partner:pmp:pmp`;
+    for (let i = 0; i < 10; i++) expect((await client.send(hub.baseUrl, '/api/locations', bearer('pmp'))).status).toBe(200);
+    expect(Number(await hub.redis.get(counter))).toBe(12);
+    // Alternating between the webs until both refuse: every point of the budget served, none more.
+    let served = 10;
+    const refusedBy = new Set<string>();
+    for (let i = 0; refusedBy.size < 2 && i < 2 * LIMITS.pmp; i++) {
+      const web = [hub.baseUrl, second.baseUrl][i % 2]!;
+      const res = await client.send(web, '/api/locations', bearer('pmp'));
+      if (res.status === 429) {
+        expect429(res, 'rate_limited', 60);
+        refusedBy.add(web);
+      } else {
+        expect(refusedBy.has(web), 'a web served after it refused').toBe(false);
+        served++;
+      }
+    }
+    expect(refusedBy.size).toBe(2);
+    expect(served).toBe(LIMITS.pmp);
     await client.close();
   });
 
