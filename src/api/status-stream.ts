@@ -25,6 +25,8 @@ export interface StatusChange {
   orderId: string;
   locationId: string | null;
   data: { orderId: string; from: number | null; to: number; at: string; locationId: string | null };
+  /** The change as an SSE event, serialized once for every client that gets it. */
+  frame: string;
 }
 
 interface Client {
@@ -62,7 +64,8 @@ function statusChangeOf(id: string, raw: string[]): StatusChange | undefined {
   if (typeof p.to !== 'number') return undefined;
   const orderId = p.orderId ?? f.orderId ?? '';
   const locationId = p.locationId ?? null;
-  return { id, orderId, locationId, data: { orderId, from: p.from ?? null, to: p.to, at: p.at ?? f.occurredAt ?? '', locationId } };
+  const data = { orderId, from: p.from ?? null, to: p.to, at: p.at ?? f.occurredAt ?? '', locationId };
+  return { id, orderId, locationId, data, frame: `id: ${id}\nevent: status\ndata: ${JSON.stringify(data)}\n\n` };
 }
 
 export class StatusStream {
@@ -117,13 +120,15 @@ export class StatusStream {
           [string, Array<[string, string[]]>]
         > | null;
         if (answer && this.clients.size > 0) {
+          const changes: StatusChange[] = [];
           for (const [, entries] of answer) {
             for (const [id, raw] of entries) {
               this.lastSeen = id;
               const change = statusChangeOf(id, raw);
-              if (change) this.publish(change);
+              if (change) changes.push(change);
             }
           }
+          if (changes.length > 0) this.publish(changes);
         }
         // No client left: stop here (in the same turn as the check, so a client arriving next starts a new read).
         if (this.clients.size === 0) {
@@ -142,13 +147,19 @@ export class StatusStream {
     }
   }
 
-  private publish(change: StatusChange): void {
+  /** Hands what one read brought to every client: one write per client, however many changes it gets. */
+  private publish(changes: StatusChange[]): void {
     for (const client of this.clients) {
-      if (!client.pending) this.send(client, change);
-      else if (this.matches(client, change)) {
-        client.pending.push(change);
-        if (client.pending.length > MAX_PENDING_CHANGES) this.drop(client);
-      }
+      if (!client.pending) this.send(client, changes);
+      else
+        for (const change of changes) {
+          if (!this.matches(client, change)) continue;
+          client.pending.push(change);
+          if (client.pending.length > MAX_PENDING_CHANGES) {
+            this.drop(client);
+            break;
+          }
+        }
     }
   }
 
@@ -156,15 +167,23 @@ export class StatusStream {
     return (!client.orderId || client.orderId === change.orderId) && (!client.locationId || client.locationId === change.locationId);
   }
 
-  /** Writes a change; a live one is dropped past MAX_BUFFERED_BYTES (a replay paces itself by 'drain' instead). */
-  private send(client: Client, change: StatusChange, replaying = false): void {
+  /**
+   * Writes the changes (in id order) the client has not had and asked for, in one write; a live
+   * client is dropped past MAX_BUFFERED_BYTES (a replay paces itself by 'drain' instead).
+   */
+  private send(client: Client, changes: readonly StatusChange[], replaying = false): void {
     if (!this.clients.has(client) || client.res.writableEnded) return;
-    if (!idAfter(change.id, client.lastId) || !this.matches(client, change)) return;
-    client.lastId = change.id;
-    client.res.write(`id: ${change.id}\nevent: status\ndata: ${JSON.stringify(change.data)}\n\n`);
+    let frames = '';
+    for (const change of changes) {
+      if (!idAfter(change.id, client.lastId) || !this.matches(client, change)) continue;
+      client.lastId = change.id;
+      frames += change.frame;
+    }
+    if (!frames) return;
+    client.res.write(frames);
     if (!replaying && client.res.writableLength > MAX_BUFFERED_BYTES) {
       this.logger.warn(
-        { lastEventId: change.id, buffered: client.res.writableLength },
+        { lastEventId: client.lastId, buffered: client.res.writableLength },
         'status stream client too slow; dropped (it may resume by Last-Event-ID)',
       );
       this.drop(client);
@@ -209,12 +228,16 @@ export class StatusStream {
         let from = `(${client.lastId}`;
         for (;;) {
           const page = await this.redis.xrange(this.topic, from, '+', 'COUNT', REPLAY_PAGE);
+          const changes: StatusChange[] = [];
           for (const [id, raw] of page) {
             const change = statusChangeOf(id, raw);
-            if (change) this.send(client, change, true);
-            else if (idAfter(id, client.lastId)) client.lastId = id;
+            if (change) changes.push(change);
             from = `(${id}`;
           }
+          this.send(client, changes, true);
+          // Past the page's other messages too: live reading resumes after it.
+          const last = page.at(-1)?.[0];
+          if (last && idAfter(last, client.lastId)) client.lastId = last;
           if (page.length < REPLAY_PAGE || !this.clients.has(client)) break;
           // The next page only once this one is on its way: a long replay holds at most a page in
           // memory, at the pace the client reads (its live changes wait, bounded, in `pending`).
@@ -239,7 +262,7 @@ export class StatusStream {
     if (!this.clients.has(client)) return;
     const waiting = client.pending ?? [];
     client.pending = null;
-    for (const change of waiting) this.send(client, change);
+    this.send(client, waiting);
   }
 
   /** Ends every client's stream (they reconnect elsewhere with Last-Event-ID) and stops reading. */

@@ -168,6 +168,41 @@ describe('the live stream of status changes', () => {
 });
 
 describe('a client too slow to follow', () => {
+  it('writes what one read of the topic brings a client in one chunk, not one write per change', async () => {
+    const net = await import('node:net');
+    const url = new URL(hub.baseUrl);
+    const socket = net.connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString()));
+    const orderId = `SO-BATCH-${Date.now()}`;
+    socket.write(`GET /api/stream?orderId=${orderId} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${viewerKey}\r\n\r\n`);
+    await eventually(async () => received.includes(': connected'), 'the stream to open');
+
+    // 100 changes land on the topic at once (MULTI), so the web reads them in one XREAD.
+    const multi = hub.redis.multi();
+    for (let i = 0; i < 100; i++) {
+      const payload = JSON.stringify({ orderId, from: 3500, to: 3600, at: new Date().toISOString(), locationId: 'STORE-007' });
+      multi.xadd(hub.config.topicStream, '*', 'id', `batch-${i}`, 'type', 'status.changed', 'orderId', orderId, 'payload', payload);
+    }
+    await multi.exec();
+    await eventually(async () => ((received.match(/^event: status$/gm) ?? []).length >= 100 ? true : undefined), 'the 100 changes');
+    socket.destroy();
+
+    // The answer is chunked: each write of the server is one chunk. The 100 events come in one.
+    const body = received.slice(received.indexOf('\r\n\r\n') + 4);
+    const chunks: string[] = [];
+    for (let at = 0; at < body.length; ) {
+      const eol = body.indexOf('\r\n', at);
+      const size = Number.parseInt(body.slice(at, eol), 16);
+      chunks.push(body.slice(eol + 2, eol + 2 + size));
+      at = eol + 2 + size + 2;
+    }
+    const withEvents = chunks.filter((c) => c.includes('event: status'));
+    expect(withEvents).toHaveLength(1);
+    expect(withEvents[0]!.match(/^event: status$/gm)).toHaveLength(100);
+  });
+
   it('is dropped rather than buffered without bound, and resumes by Last-Event-ID with nothing missed', async () => {
     // A client that connects and then reads nothing: what the server writes piles up in its buffers.
     const net = await import('node:net');
