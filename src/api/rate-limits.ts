@@ -126,41 +126,75 @@ export function createRateLimits(deps: HubDeps): RateLimits {
     next();
   };
 
-  /** Client → the points this process holds of its budget, and until when (the window's end, ms). */
-  const leases = new Map<string, { left: number; until: number }>();
-  const perClient: RequestHandler = (_req: Request, res: Response, next: NextFunction) => {
-    const client = clientOf(res);
-    const lease = leases.get(client.id);
-    if (lease && lease.left > 0 && lease.until > Date.now()) {
-      lease.left--;
-      return next();
-    }
+  /**
+   * Client → the points this process holds of its budget and until when (the window's end, ms), when
+   * it was last refused until, and the lease being taken now: requests that find the lease spent while
+   * another is being taken wait for that one instead of each taking a lease of their own, and the next
+   * lease is taken for all of them at once (at least `leaseSize` points, one per waiting request), so a
+   * burst waits for one Redis answer, not one after another.
+   */
+  const leases = new Map<string, Lease>();
+  /** Whether the request may go on: 'served', or the refusal's wait (ms); rejects when nothing could count. */
+  const take = async (client: { id: string; role: Role }): Promise<'served' | number> => {
     const limit = config.rateLimits[client.role];
-    const size = leaseSize(limit);
-    byRole[client.role].consume(client.id, size).then(
+    const held = leases.get(client.id) ?? { left: 0, until: 0, refusedUntil: 0, taking: undefined, waiting: 0 };
+    leases.set(client.id, held);
+    held.waiting++;
+    try {
+      for (;;) {
+        const now = Date.now();
+        if (held.left > 0 && held.until > now) {
+          held.left--;
+          return 'served';
+        }
+        if (held.refusedUntil > now) return held.refusedUntil - now;
+        if (!held.taking) held.taking = takeLease(client, held, Math.max(leaseSize(limit), held.waiting)).finally(() => (held.taking = undefined));
+        await held.taking;
+      }
+    } finally {
+      held.waiting--;
+    }
+  };
+  /** Takes `points` of the client's budget from the shared count into its lease (or what is left of the budget). */
+  const takeLease = (client: { id: string; role: Role }, lease: Lease, points: number): Promise<void> => {
+    const limit = config.rateLimits[client.role];
+    return byRole[client.role].consume(client.id, points).then(
       (granted) => {
-        if (size > 1) leases.set(client.id, { left: size - 1, until: Date.now() + granted.msBeforeNext });
-        next();
+        Object.assign(lease, { left: points, until: Date.now() + granted.msBeforeNext });
       },
       (rejection: unknown) => {
-        if (rejection instanceof RateLimiterRes) {
-          // Counted and refused: the points the budget still had before this lease are this process's.
-          // (A refusal from memory, for a client already over budget, counts nothing: consumedPoints 0.)
-          const left = rejection.consumedPoints > limit.points ? limit.points - (rejection.consumedPoints - size) : 0;
-          if (size > 1 && left > 0) {
-            leases.set(client.id, { left: left - 1, until: Date.now() + rejection.msBeforeNext });
-            return next();
-          }
-          return next(rateLimited(rejection.msBeforeNext, limit));
-        }
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        // Counted and refused: the points the budget still had before this lease are this process's.
+        // (A refusal from memory, for a client already over budget, counts nothing: consumedPoints 0.)
+        const left = rejection.consumedPoints > limit.points ? limit.points - (rejection.consumedPoints - points) : 0;
+        const until = Date.now() + rejection.msBeforeNext;
+        if (left > 0) Object.assign(lease, { left, until });
+        else lease.refusedUntil = until;
+      },
+    );
+  };
+  const perClient: RequestHandler = (_req: Request, res: Response, next: NextFunction) => {
+    const client = clientOf(res);
+    take(client).then(
+      (decision) => (decision === 'served' ? next() : next(rateLimited(decision, config.rateLimits[client.role]))),
+      (err: unknown) => {
         // Neither Redis nor the fallback answered: serve rather than refuse.
-        logger.warn({ err: (rejection as Error).message }, 'rate limit not checked');
+        logger.warn({ err: (err as Error).message }, 'rate limit not checked');
         next();
       },
     );
   };
 
   return { failedAuthentication, perClient };
+}
+
+interface Lease {
+  left: number;
+  until: number;
+  refusedUntil: number;
+  taking: Promise<void> | undefined;
+  /** Requests of the client in this process not yet served or refused. */
+  waiting: number;
 }
 
 function rateLimited(msBeforeNext: number, limit: RateLimit): AppError {

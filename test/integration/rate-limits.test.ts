@@ -115,8 +115,14 @@ describe('per client', () => {
     const counter = `${hub.prefix}:ratelimit:client:partner:pmp:pmp`;
     for (let i = 0; i < 10; i++) expect((await client.send(hub.baseUrl, '/api/locations', bearer('pmp'))).status).toBe(200);
     expect(Number(await hub.redis.get(counter))).toBe(12);
+    // A burst of 60 at once to the other web: the requests that find its lease spent wait for one lease
+    // taken for all of them, instead of each taking its own (which would count up to 180).
+    const burst = await Promise.all(Array.from({ length: 60 }, () => client.send(second.baseUrl, '/api/locations', bearer('pmp'))));
+    expect(burst.map((r) => r.status)).toEqual(burst.map(() => 200));
+    expect(Number(await hub.redis.get(counter)) - 12).toBeGreaterThanOrEqual(60);
+    expect(Number(await hub.redis.get(counter)) - 12).toBeLessThanOrEqual(60 + 2);
     // Alternating between the webs until both refuse: every point of the budget served, none more.
-    let served = 10;
+    let served = 70;
     const refusedBy = new Set<string>();
     for (let i = 0; refusedBy.size < 2 && i < 2 * LIMITS.pmp; i++) {
       const web = [hub.baseUrl, second.baseUrl][i % 2]!;
