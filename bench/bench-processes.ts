@@ -179,5 +179,13 @@ export function cleanupOnce(steps: () => Array<[string, () => Promise<unknown>]>
       void cleanup().finally(() => process.exit(130));
     });
   }
+  // A failure outside the run's own try (a rejection nobody awaited yet, an emitter's throw) must not
+  // leave the hub's processes, the database and the keys behind.
+  for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+    process.on(event, (err: unknown) => {
+      console.error(`${event}: ${(err as Error)?.stack ?? err}`);
+      void cleanup().finally(() => process.exit(1));
+    });
+  }
   return cleanup;
 }
