@@ -17,7 +17,7 @@
  *
  * Flags: --orders=1000000 --duration=15 --warmup=2 --read-rate=500 --event-rate=500 --side-rate=50
  *        --search-walks=40 --pages=5 --sse-clients=500 --change-rate=500 --connections=128 --no-write
- * Env:   DATABASE_URL (its server is used; the database name is ignored), REDIS_URL.
+ * Env:   DATABASE_URL (its server is used; the database name is ignored), REDIS_URL, BENCH_NODE_ARGS (node flags for the hub processes, e.g. --cpu-prof).
  * The database and the run's Redis keys are dropped at the end, and on Ctrl-C.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -125,7 +125,8 @@ const cleanup = cleanupOnce(
   ],
   (signal) => `\n${signal}: stopping processes, dropping ${database}, deleting ${redisPrefix}* keys…`,
 );
-const startProcess = (name: string, file: string, env: Record<string, string>) => startLoggedProcess(logDir, name, file, env);
+const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const startProcess = (name: string, file: string, env: Record<string, string>) => startLoggedProcess(logDir, name, file, env, nodeArgs);
 
 // ───────────────────────────── helpers ─────────────────────────────
 

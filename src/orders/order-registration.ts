@@ -1,8 +1,8 @@
-import { asc, desc, eq } from 'drizzle-orm';
+import { asc, desc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
+import { preparedQuery } from '../db/prepared.js';
 import { codLedger, inboundEvents, locations, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
-import { orderCallStates } from '../partner-calls/order-call-records.js';
 import type { HubDeps } from '../deps.js';
 import type { HistoryRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
@@ -146,14 +146,27 @@ export async function cancelOrder(deps: HubDeps, orderId: string, input: z.infer
 export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined };
 type CodLedgerRow = typeof codLedger.$inferSelect;
 
+/** The order, its COD ledger and the states of its calls: one prepared statement (reads by id are the API's most frequent). */
+const orderWithCallsQuery = preparedQuery((db) =>
+  db
+    .select({
+      order: orders,
+      ledger: codLedger,
+      calls: sql<Array<
+        [string, string, OrderCallState]
+      > | null>`(select json_agg(json_build_array(c.kind, c.key, c.state)) from order_calls c where c.order_id = orders.order_id)`,
+    })
+    .from(orders)
+    .leftJoin(codLedger, eq(codLedger.orderId, orders.orderId))
+    .where(eq(orders.orderId, sql.placeholder('orderId')))
+    .prepare('order_with_calls'),
+);
+
 export async function getOrder(db: Database, orderId: string): Promise<OrderWithCalls> {
-  const [[order], calls, [ledger]] = await Promise.all([
-    db.select().from(orders).where(eq(orders.orderId, orderId)),
-    orderCallStates(db, orderId),
-    db.select().from(codLedger).where(eq(codLedger.orderId, orderId)),
-  ]);
-  if (!order) throw new NotFoundError('order', orderId);
-  return { ...order, calls, ledger };
+  const [row] = await orderWithCallsQuery(db).execute({ orderId });
+  if (!row) throw new NotFoundError('order', orderId);
+  const calls = Object.fromEntries((row.calls ?? []).map(([kind, key, state]) => [`${kind}:${key}`, state]));
+  return { ...row.order, calls, ledger: row.ledger ?? undefined };
 }
 
 /**
@@ -175,14 +188,39 @@ function codView(o: OrderRow & { ledger?: CodLedgerRow | undefined }) {
   };
 }
 
+/** The order's history in one statement: no row at all when the order does not exist, one without an entry when it has none. */
+const historyQuery = preparedQuery((db) =>
+  db
+    .select({ orderId: orders.orderId, entry: statusHistory })
+    .from(orders)
+    .leftJoin(statusHistory, eq(statusHistory.orderId, orders.orderId))
+    .where(eq(orders.orderId, sql.placeholder('orderId')))
+    .orderBy(asc(statusHistory.seq))
+    .prepare('order_history'),
+);
+
 export async function getHistory(db: Database, orderId: string): Promise<HistoryRow[]> {
-  await getOrder(db, orderId);
-  return db.select().from(statusHistory).where(eq(statusHistory.orderId, orderId)).orderBy(asc(statusHistory.seq));
+  const rows = await historyQuery(db).execute({ orderId });
+  if (rows.length === 0) throw new NotFoundError('order', orderId);
+  return rows.flatMap((r) => (r.entry ? [r.entry] : []));
 }
 
+/** The order's last 500 events, newest first, the same way. */
+const eventsQuery = preparedQuery((db) =>
+  db
+    .select({ orderId: orders.orderId, event: inboundEvents })
+    .from(orders)
+    .leftJoin(inboundEvents, eq(inboundEvents.orderId, orders.orderId))
+    .where(eq(orders.orderId, sql.placeholder('orderId')))
+    .orderBy(desc(inboundEvents.receivedAt))
+    .limit(500)
+    .prepare('order_events'),
+);
+
 export async function getOrderEvents(db: Database, orderId: string) {
-  await getOrder(db, orderId);
-  return db.select().from(inboundEvents).where(eq(inboundEvents.orderId, orderId)).orderBy(desc(inboundEvents.receivedAt)).limit(500);
+  const rows = await eventsQuery(db).execute({ orderId });
+  if (rows.length === 0) throw new NotFoundError('order', orderId);
+  return rows.flatMap((r) => (r.event ? [r.event] : []));
 }
 
 export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined }) {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { applyInboundEvents } from '../../src/inbox/inbox-engine.js';
+import { getHistory, getOrder, getOrderEvents } from '../../src/orders/order-registration.js';
+import { orderTiersView } from '../../src/tiers/tiers-view.js';
 import { wholeTableReads } from '../helpers/plan-checks.js';
 import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
@@ -12,7 +14,7 @@ import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers
  * have a generic plan that reaches its rows by an index condition.
  */
 /** The hub's growing tables, which no hot statement may read whole. */
-const HUB_TABLES = ['inbound_events', 'orders', 'outbox', 'status_history', 'order_calls'];
+const HUB_TABLES = ['inbound_events', 'orders', 'outbox', 'status_history', 'order_calls', 'order_tiers', 'order_discrepancies', 'cod_ledger'];
 
 let hub: TestHub;
 let single: DatabaseHandle;
@@ -37,13 +39,28 @@ describe('query plans of the hot path', () => {
       const results = await applyInboundEvents(deps, [{ eventId: event.eventId }]);
       expect(results.get(event.eventId)).not.toBe('already_processed');
     }
+    // The reads by id (GET /api/orders/{id}, /history, /events, /tiers), each prepared once, run past Postgres's five custom plans.
+    for (let i = 0; i < 7; i++) {
+      expect((await getOrder(single.db, orderId)).orderId).toBe(orderId);
+      expect((await getHistory(single.db, orderId)).length).toBeGreaterThan(0);
+      expect((await getOrderEvents(single.db, orderId)).length).toBe(8);
+      expect((await orderTiersView(single.db, orderId)).tiers).toHaveLength(3);
+    }
     const [tables] = await single.sql<Array<{ events: number }>>`select count(*)::int as events from inbound_events`;
     expect(tables!.events).toBeLessThan(20);
 
     const prepared = await single.sql<Array<{ name: string; statement: string; params: number }>>`
       select name, statement, cardinality(parameter_types) as params from pg_prepared_statements
       where cardinality(parameter_types) > 0`;
-    const hot = [/cross join lateral \(select \* from orders/, /^update inbound_events e/, /^update orders o/];
+    const hot = [
+      /cross join lateral \(select \* from orders/,
+      /^update inbound_events e/,
+      /^update orders o/,
+      /json_build_array\(c\.kind, c\.key, c\.state\)/,
+      /left join "status_history"/,
+      /left join "inbound_events"/,
+      /from order_tiers t where/,
+    ];
     for (const pattern of hot) expect(prepared.filter((p) => pattern.test(p.statement.trim()))).toHaveLength(1);
 
     // The plan each statement gets once Postgres stops planning it for its parameters.
