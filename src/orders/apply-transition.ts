@@ -2,8 +2,9 @@ import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Clock } from '../deps.js';
 import type { Metrics } from '../metrics.js';
 import { decideTransition, isStatusCode, STATUS, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
-import { orderCalls, orders, orderTiers, statusHistory, type OrderCallState, type TierNumber, type TierState } from '../db/schema/index.js';
+import { orders, statusHistory, type OrderCallState, type TierNumber, type TierState } from '../db/schema/index.js';
 import type { OrderRow, Source, Tx } from '../db/types.js';
+import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { outboxInsert, type TopicMessage } from './topic-messages.js';
 
 /**
@@ -39,17 +40,23 @@ export function callState(order: LockedOrder, kind: string, key = ''): OrderCall
   return order.calls[`${kind}:${key}`];
 }
 
+const ORDER_COLUMNS = columnsOf(orders);
+/** The order's columns under drizzle's names: the SQL is written once, not built on every lock. */
+const LOCK_ORDER_SELECT = sql.raw(`select ${selectList('o', ORDER_COLUMNS)} from orders o where o.order_id = `);
+
 export async function lockOrder(tx: Tx, orderId: string): Promise<LockedOrder | undefined> {
   // One round trip: the three statements go down the transaction's connection together and Postgres
   // runs them in order, so the calls and tiers are read after the row lock is held (as if awaited one by one).
   const [[row], calls, tiers] = await Promise.all([
-    tx.select().from(orders).where(eq(orders.orderId, orderId)).for('update'),
-    tx.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId)),
-    tx.select({ tier: orderTiers.tier, state: orderTiers.state, detail: orderTiers.detail }).from(orderTiers).where(eq(orderTiers.orderId, orderId)),
+    tx.execute<Record<string, unknown>>(sql`${LOCK_ORDER_SELECT}${orderId} for update`),
+    tx.execute<{ kind: string; key: string; state: OrderCallState }>(sql`select kind, key, state from order_calls where order_id = ${orderId}`),
+    tx.execute<{ tier: TierNumber; state: TierState; detail: Record<string, unknown> }>(
+      sql`select tier, state, detail from order_tiers where order_id = ${orderId}`,
+    ),
   ]);
   if (!row) return undefined;
   return {
-    ...row,
+    ...fromRow<OrderRow>(row, 'o', ORDER_COLUMNS),
     calls: Object.fromEntries(calls.map((c) => [`${c.kind}:${c.key}`, c.state])),
     tiers: Object.fromEntries(tiers.map((t) => [t.tier, { state: t.state, detail: t.detail }])),
   } as LockedOrder;

@@ -1,5 +1,6 @@
 import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
+import { preparedQuery } from '../db/prepared.js';
 import { orderCalls, orders, type OrderCallState } from '../db/schema/index.js';
 import type { OrderRow } from '../db/types.js';
 import type { Tx } from '../db/types.js';
@@ -27,9 +28,19 @@ export async function orderCallStates(db: Db, orderId: string): Promise<Record<s
   return Object.fromEntries(rows.map((r) => [`${r.kind}:${r.key}`, r.state]));
 }
 
+/** Every partner call's first read: prepared once (see preparedQuery). */
+const orderCallWithOrderQuery = preparedQuery((db) =>
+  db
+    .select({ order: orders, record: orderCalls })
+    .from(orders)
+    .leftJoin(orderCalls, and(eq(orderCalls.orderId, orders.orderId), eq(orderCalls.kind, sql.placeholder('kind')), eq(orderCalls.key, sql.placeholder('key'))))
+    .where(eq(orders.orderId, sql.placeholder('orderId')))
+    .prepare('order_call_with_order'),
+);
+
 /** A call's record with its order, in one statement (the record is undefined when never owed). */
-export async function readOrderCallWithOrder(db: Db, ref: OrderCallRef): Promise<{ record: OrderCallRow | undefined; order: OrderRow | undefined }> {
-  const [row] = await db.select({ order: orders, record: orderCalls }).from(orders).leftJoin(orderCalls, refIs(ref)).where(eq(orders.orderId, ref.orderId));
+export async function readOrderCallWithOrder(db: Database, ref: OrderCallRef): Promise<{ record: OrderCallRow | undefined; order: OrderRow | undefined }> {
+  const [row] = await orderCallWithOrderQuery(db).execute({ orderId: ref.orderId, kind: ref.kind, key: ref.key });
   return { record: row?.record ?? undefined, order: row?.order };
 }
 
