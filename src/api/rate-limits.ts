@@ -70,9 +70,9 @@ export function createRateLimits(deps: HubDeps): RateLimits {
             keyPrefix: `${prefix}:client:${role}`,
             points: limit.points,
             duration: limit.durationSeconds,
-            // Over budget: refused from memory for the rest of the window.
+            // Over budget: refused from memory for the rest of the window (the key's own expiry; a
+            // fixed inMemoryBlockDuration would outlast the window, and stretch a partial lease past it).
             inMemoryBlockOnConsumed: limit.points + 1,
-            inMemoryBlockDuration: limit.durationSeconds,
             insuranceLimiter: new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }),
           }),
         ),
@@ -158,16 +158,18 @@ export function createRateLimits(deps: HubDeps): RateLimits {
   /** Takes `points` of the client's budget from the shared count into its lease (or what is left of the budget). */
   const takeLease = (client: { id: string; role: Role }, lease: Lease, points: number): Promise<void> => {
     const limit = config.rateLimits[client.role];
+    // The window's end as of the ask: a slow answer must not stretch the lease past it.
+    const asked = Date.now();
     return byRole[client.role].consume(client.id, points).then(
       (granted) => {
-        Object.assign(lease, { left: points, until: Date.now() + granted.msBeforeNext });
+        Object.assign(lease, { left: points, until: asked + granted.msBeforeNext });
       },
       (rejection: unknown) => {
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
         // Counted and refused: the points the budget still had before this lease are this process's.
         // (A refusal from memory, for a client already over budget, counts nothing: consumedPoints 0.)
         const left = rejection.consumedPoints > limit.points ? limit.points - (rejection.consumedPoints - points) : 0;
-        const until = Date.now() + rejection.msBeforeNext;
+        const until = asked + rejection.msBeforeNext;
         if (left > 0) Object.assign(lease, { left, until });
         else lease.refusedUntil = until;
       },

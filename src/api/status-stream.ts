@@ -74,6 +74,9 @@ export class StatusStream {
   private running = false;
   private stopped = false;
   private reading: Promise<void> | undefined;
+  /** Resolves once the read has its starting position; a replay waits for it (see serve). */
+  private positioned: Promise<void> = Promise.resolve();
+  private markPositioned: () => void = () => {};
 
   constructor(
     /** A connection of its own: XREAD BLOCK holds it. */
@@ -93,6 +96,11 @@ export class StatusStream {
     if (this.running || this.stopped) return;
     this.running = true;
     this.lastSeen = '$';
+    let resolvePositioned!: () => void;
+    this.positioned = new Promise<void>((resolve) => {
+      resolvePositioned = resolve;
+    });
+    this.markPositioned = resolvePositioned;
     this.reading = this.readLoop();
   }
 
@@ -108,8 +116,9 @@ export class StatusStream {
       try {
         const [newest] = await this.reader.xrevrange(this.topic, '+', '-', 'COUNT', 1);
         this.lastSeen = newest ? newest[0] : '0-0';
+        this.markPositioned();
       } catch (err) {
-        if (this.stopped) return;
+        if (this.stopped) return this.markPositioned();
         this.logger.warn({ err: (err as Error).message }, 'status stream could not read the topic; retrying');
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -223,6 +232,9 @@ export class StatusStream {
     });
     res.write(': connected\n\n');
     if (client.pending) {
+      // A read just (re)started must know where it starts before the replay reads up to the end:
+      // otherwise an entry written between the replay's last page and the read's start is in neither.
+      await this.positioned;
       try {
         // Replay everything after the client's last id, page by page; live changes meanwhile wait.
         let from = `(${client.lastId}`;
@@ -268,6 +280,7 @@ export class StatusStream {
   /** Ends every client's stream (they reconnect elsewhere with Last-Event-ID) and stops reading. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.markPositioned();
     for (const client of [...this.clients]) this.drop(client);
     this.reader.disconnect();
     // A read queued while Redis was never reached is not always rejected by the disconnect: do not
