@@ -1,5 +1,9 @@
+import { connect } from 'node:net';
+import express from 'express';
+import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatusStream } from '../../src/api/status-stream.js';
 import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
 import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
@@ -168,6 +172,61 @@ describe('the live stream of status changes', () => {
 });
 
 describe('a client too slow to follow', () => {
+  it('a resume that restarts the read misses nothing written while the read finds its start', async () => {
+    // A stream of its own whose reader answers XREVRANGE (where the live read starts) only when let go.
+    const real = new Redis(hub.config.redisUrl);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const reader = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'xrevrange') return (...args: unknown[]) => held.then(() => (target.xrevrange as (...a: unknown[]) => Promise<unknown>)(...args));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const stream = new StatusStream(reader, hub.redis, hub.config.topicStream, { warn() {} } as never);
+    const app = express();
+    app.get('/stream', (req, res) => void stream.serve(req, res, {}));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+
+    const orderId = `SO-RESUME-${Date.now()}`;
+    const change = (to: number) =>
+      hub.redis.xadd(
+        hub.config.topicStream,
+        '*',
+        'type',
+        'status.changed',
+        'orderId',
+        orderId,
+        'payload',
+        JSON.stringify({ orderId, from: to - 100, to, at: new Date().toISOString(), locationId: 'STORE-007' }),
+      );
+    const seen = (await change(3500))!;
+    const missed = (await change(3600))!;
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString()));
+    socket.write(`GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: ${seen}\r\n\r\n`);
+    const ids = () => [...received.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    // While the read is finding its start: a replay that did not wait for it has sent `missed` by now.
+    await eventually(async () => ids().includes(missed), 'a replay that did not wait', 300).catch(() => undefined);
+    const during = (await change(3700))!;
+    release();
+    await eventually(async () => (ids().includes(during) ? true : undefined), 'the change written while the read found its start');
+    const after = (await change(3800))!;
+    await eventually(async () => (ids().includes(after) ? true : undefined), 'the next change, live');
+    expect(ids()).toEqual([missed, during, after]);
+    socket.destroy();
+    await stream.stop();
+    server.closeAllConnections();
+    server.close();
+    real.disconnect();
+  });
+
   it('writes what one read of the topic brings a client in one chunk, not one write per change', async () => {
     const net = await import('node:net');
     const url = new URL(hub.baseUrl);
