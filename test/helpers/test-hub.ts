@@ -242,6 +242,20 @@ export async function registerOrder(hub: TestHub, overrides: Record<string, unkn
 }
 
 let eventCounter = 0;
+/** A Grab courier status for PUT /api/delivery/status (a RESCHEDULED one carries its new date). */
+export function courierEvent(orderId: string, status: string, extra: Record<string, unknown> = {}) {
+  return {
+    eventId: `grab-${orderId}-${status}-${++eventCounter}`,
+    orderId,
+    trackingId: `GRB-${orderId}`,
+    carrierCode: 'GRAB',
+    status,
+    occurredAt: new Date().toISOString(),
+    ...(status === 'RESCHEDULED' ? { rescheduledFor: new Date(Date.now() + 86_400_000).toISOString() } : {}),
+    ...extra,
+  };
+}
+
 export function shipEvent(orderId: string, eventType: string, overrides: Record<string, unknown> = {}) {
   return {
     eventId: `evt-${orderId}-${eventType}-${++eventCounter}`,

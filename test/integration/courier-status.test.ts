@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyInboundEvents } from '../../src/inbox/inbox-engine.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
-import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { courierEvent, eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /** The courier's delivery status (SPEC §5.1) over signed HTTP, from a fulfilled order to 7500 and its branches. */
 let hub: TestHub;
@@ -17,19 +17,6 @@ beforeEach(() => hub.sims.reset());
 const PATH = '/api/delivery/status';
 const WAIT = { prefer: 'wait=10' };
 
-let n = 0;
-function courier(orderId: string, status: string, extra: Record<string, unknown> = {}) {
-  return {
-    eventId: `grab-${orderId}-${status}-${++n}`,
-    orderId,
-    trackingId: `GRB-${orderId}`,
-    carrierCode: 'GRAB',
-    status,
-    occurredAt: new Date().toISOString(),
-    ...(status === 'RESCHEDULED' ? { rescheduledFor: new Date(Date.now() + 86_400_000).toISOString() } : {}),
-    ...extra,
-  };
-}
 const send = (body: Record<string, unknown>, headers: Record<string, string> = WAIT) => hub.clients.grab.put(PATH, body, headers);
 const order = async (orderId: string) => (await hub.clients.viewer.get(`/api/orders/${orderId}`)).body;
 const history = async (orderId: string) => (await hub.clients.viewer.get(`/api/orders/${orderId}/history`)).body.history as Array<Record<string, any>>;
@@ -73,10 +60,10 @@ async function topicOf(orderId: string, until: (messages: Array<Record<string, s
 describe('courier status end to end', () => {
   it('takes an order 7000 → 7100 → 7200 → 7300 → 7500, records the delivery, notifies and publishes', async () => {
     const orderId = await fulfilledOrder();
-    await expectApplied(courier(orderId, 'SHIPPED', { location: { lat: 13.7, lng: 100.5 } }), 7100);
-    await expectApplied(courier(orderId, 'IN_TRANSIT'), 7200);
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
-    const delivered = courier(orderId, 'DELIVERED', {
+    await expectApplied(courierEvent(orderId, 'SHIPPED', { location: { lat: 13.7, lng: 100.5 } }), 7100);
+    await expectApplied(courierEvent(orderId, 'IN_TRANSIT'), 7200);
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    const delivered = courierEvent(orderId, 'DELIVERED', {
       location: { lat: 13.7563, lng: 100.5018 },
       proofOfDelivery: { receivedBy: 'Somchai', photoUrl: 'https://example.com/pod.jpg' },
     });
@@ -131,7 +118,7 @@ describe('courier status end to end', () => {
 
   it('answers 202 without Prefer, repeats a duplicate as the first, and refuses the same eventId with another body', async () => {
     const orderId = await fulfilledOrder();
-    const event = courier(orderId, 'SHIPPED');
+    const event = courierEvent(orderId, 'SHIPPED');
     const first = await send(event, {});
     expect(first.status).toBe(202);
     expect(first.body).toEqual({ eventId: event.eventId, state: 'queued' });
@@ -148,15 +135,15 @@ describe('courier status end to end', () => {
 
   it("rejects a tracking id or carrier that is not the order's, an order not yet fulfilled, and an unknown order", async () => {
     const orderId = await fulfilledOrder();
-    await expectRejected(courier(orderId, 'SHIPPED', { trackingId: 'GRB-SOMEONE-ELSE' }), 'tracking_mismatch');
-    await expectRejected(courier(orderId, 'SHIPPED', { carrierCode: 'LALAMOVE' }), 'tracking_mismatch');
+    await expectRejected(courierEvent(orderId, 'SHIPPED', { trackingId: 'GRB-SOMEONE-ELSE' }), 'tracking_mismatch');
+    await expectRejected(courierEvent(orderId, 'SHIPPED', { carrierCode: 'LALAMOVE' }), 'tracking_mismatch');
     expect((await order(orderId)).status).toBe(7000);
 
     const notFulfilled = await registerOrder(hub);
-    await expectRejected(courier(notFulfilled, 'SHIPPED'), 'invalid_transition');
+    await expectRejected(courierEvent(notFulfilled, 'SHIPPED'), 'invalid_transition');
     expect((await order(notFulfilled)).status).toBe(3000);
 
-    const unknown = courier('SO-NOBODY-KNOWS', 'SHIPPED');
+    const unknown = courierEvent('SO-NOBODY-KNOWS', 'SHIPPED');
     const res = await expectRejected(unknown, 'unknown_order');
     expect(res.body.error.details.orderStatus).toBeNull();
   });
@@ -164,7 +151,7 @@ describe('courier status end to end', () => {
   it('skips forward with implied steps, and a late event is stale and gives its implied step its real time', async () => {
     const orderId = await fulfilledOrder();
     const pickedUpAt = new Date(Date.now() - 60_000).toISOString();
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
     let rows = await expectSequentialHistory(hub, orderId);
     expect(rows.slice(-3).map((r) => [r.to, r.implied, r.occurredAt === null])).toEqual([
       [7100, true, true],
@@ -172,7 +159,7 @@ describe('courier status end to end', () => {
       [7300, false, false],
     ]);
 
-    const late = courier(orderId, 'SHIPPED', { occurredAt: pickedUpAt });
+    const late = courierEvent(orderId, 'SHIPPED', { occurredAt: pickedUpAt });
     const res = await send(late);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ state: 'ignored', reason: 'stale', orderStatus: 7300, type: 'SHIPPED' });
@@ -187,16 +174,16 @@ describe('courier status end to end', () => {
 
   it('a failed attempt, then a re-attempt delivered: attempts counted, the reason kept, 7300 notified once', async () => {
     const orderId = await fulfilledOrder();
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
-    const failed = courier(orderId, 'FAILED', { failureReason: 'customer not at home' });
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    const failed = courierEvent(orderId, 'FAILED', { failureReason: 'customer not at home' });
     await expectApplied(failed, 7400);
     let o = await order(orderId);
     expect(o.deliveryAttempts).toBe(1);
     expect(o.delivery.lastFailure).toEqual({ reason: 'customer not at home', occurredAt: failed.occurredAt });
     expect((await history(orderId)).at(-1)).toMatchObject({ from: 7300, to: 7400, reasonCode: 'delivery_failed', note: 'customer not at home' });
 
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
-    await expectApplied(courier(orderId, 'DELIVERED', { proofOfDelivery: { receivedBy: 'neighbour' } }), 7500);
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    await expectApplied(courierEvent(orderId, 'DELIVERED', { proofOfDelivery: { receivedBy: 'neighbour' } }), 7500);
     o = await order(orderId);
     expect(o).toMatchObject({ status: 7500, deliveryAttempts: 1 });
     expect(o.delivery.lastFailure.reason).toBe('customer not at home');
@@ -218,11 +205,11 @@ describe('courier status end to end', () => {
 
   it('a report from before a failure that arrives after it is stale: no going back to 7300, and its implied step gets its time', async () => {
     const orderId = await fulfilledOrder();
-    await expectApplied(courier(orderId, 'IN_TRANSIT'), 7200);
+    await expectApplied(courierEvent(orderId, 'IN_TRANSIT'), 7200);
     const outAt = new Date(Date.now() - 30_000).toISOString();
     // The failure is received first; it implies 7300.
-    await expectApplied(courier(orderId, 'FAILED', { failureReason: 'gate locked' }), 7400);
-    const late = courier(orderId, 'OUT_FOR_DELIVERY', { occurredAt: outAt });
+    await expectApplied(courierEvent(orderId, 'FAILED', { failureReason: 'gate locked' }), 7400);
+    const late = courierEvent(orderId, 'OUT_FOR_DELIVERY', { occurredAt: outAt });
     const res = await send(late);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ state: 'ignored', reason: 'stale', orderStatus: 7400 });
@@ -235,48 +222,48 @@ describe('courier status end to end', () => {
     ]);
     expect(rows.at(-2)).toMatchObject({ occurredAt: outAt, eventId: late.eventId });
     // A real re-attempt (after the failure) still goes back out.
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
   });
 
   it('names a wrong tracking id as such at any delivery status, before asking whether the move is allowed', async () => {
     const orderId = await fulfilledOrder();
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
     // RETURNED is not allowed from 7300 either; the wrong tracking is what the courier must hear about.
-    await expectRejected(courier(orderId, 'RETURNED', { trackingId: 'GRB-NOT-THIS-ONE' }), 'tracking_mismatch');
-    await expectRejected(courier(orderId, 'RETURNED'), 'invalid_transition');
+    await expectRejected(courierEvent(orderId, 'RETURNED', { trackingId: 'GRB-NOT-THIS-ONE' }), 'tracking_mismatch');
+    await expectRejected(courierEvent(orderId, 'RETURNED'), 'invalid_transition');
   });
 
   it('rescheduled, failed again and returned: two attempts, a terminal 8500, and DELIVERED after it rejected', async () => {
     const orderId = await fulfilledOrder();
-    await expectApplied(courier(orderId, 'SHIPPED'), 7100);
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
-    await expectApplied(courier(orderId, 'FAILED', { failureReason: 'address not found' }), 7400);
-    const rescheduled = courier(orderId, 'RESCHEDULED');
+    await expectApplied(courierEvent(orderId, 'SHIPPED'), 7100);
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    await expectApplied(courierEvent(orderId, 'FAILED', { failureReason: 'address not found' }), 7400);
+    const rescheduled = courierEvent(orderId, 'RESCHEDULED');
     await expectApplied(rescheduled, 7200);
     expect((await order(orderId)).delivery.rescheduledFor).toBe(rescheduled.rescheduledFor);
-    await expectApplied(courier(orderId, 'OUT_FOR_DELIVERY'), 7300);
-    await expectApplied(courier(orderId, 'FAILED', { failureReason: 'refused' }), 7400);
-    const returned = courier(orderId, 'RETURNED');
+    await expectApplied(courierEvent(orderId, 'OUT_FOR_DELIVERY'), 7300);
+    await expectApplied(courierEvent(orderId, 'FAILED', { failureReason: 'refused' }), 7400);
+    const returned = courierEvent(orderId, 'RETURNED');
     await expectApplied(returned, 8500);
 
     const o = await order(orderId);
     expect(o).toMatchObject({ status: 8500, statusName: 'Returned', deliveryAttempts: 2 });
     expect(o.delivery).toMatchObject({ returnedAt: returned.occurredAt, lastFailure: { reason: 'refused' }, rescheduledFor: rescheduled.rescheduledFor });
 
-    await expectRejected(courier(orderId, 'DELIVERED'), 'invalid_transition');
+    await expectRejected(courierEvent(orderId, 'DELIVERED'), 'invalid_transition');
     expect((await order(orderId)).status).toBe(8500);
     expect((await history(orderId)).at(-1)).toMatchObject({ from: 7400, to: 8500 });
   });
 
   it('guards the endpoint like every partner endpoint: role, signature, schema', async () => {
     const orderId = await fulfilledOrder();
-    const body = courier(orderId, 'SHIPPED');
+    const body = courierEvent(orderId, 'SHIPPED');
     expect((await hub.clients.slick.put(PATH, body)).status).toBe(403);
     expect((await hub.clients.grab.put(PATH, body, { 'x-signature': 't=1,v1=00' })).status).toBe(401);
     const bad = await send({ ...body, status: 'TELEPORTED' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('validation_failed');
-    expect((await send({ ...courier(orderId, 'RESCHEDULED'), rescheduledFor: undefined })).status).toBe(400);
+    expect((await send({ ...courierEvent(orderId, 'RESCHEDULED'), rescheduledFor: undefined })).status).toBe(400);
     expect((await send({ ...body, location: { lat: 200, lng: 0 } })).status).toBe(400);
     expect((await hub.clients.grab.post(PATH, body)).status).toBe(404);
     // Nothing of the refused calls was stored.
@@ -292,7 +279,7 @@ describe('events of two kinds for one order', () => {
     try {
       // A Slick event from the wrong store (only ship-event rules check the location), then Grab's pick-up.
       const slick = shipEvent(orderId, 'packed', { shipFromLocationId: 'STORE-001' });
-      const grab = courier(orderId, 'IN_TRANSIT');
+      const grab = courierEvent(orderId, 'IN_TRANSIT');
       expect((await hub.clients.slick.post('/api/fulfillment/ship-events', slick)).status).toBe(202);
       expect((await send(grab, {})).status).toBe(202);
 

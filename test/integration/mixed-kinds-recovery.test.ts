@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
-import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { courierEvent, eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
  * Slick and Grab events for the same orders, through the crashes and losses the inbox promises to
@@ -15,17 +15,6 @@ afterEach(async () => {
 
 const SHIP = '/api/fulfillment/ship-events';
 const DELIVERY = '/api/delivery/status';
-let n = 0;
-function courier(orderId: string, status: string) {
-  return {
-    eventId: `grab-${orderId}-${status}-${++n}`,
-    orderId,
-    trackingId: `GRB-${orderId}`,
-    carrierCode: 'GRAB',
-    status,
-    occurredAt: new Date().toISOString(),
-  };
-}
 
 async function eventStates(h: TestHub) {
   return h.web.db.execute<{ kind: string; state: string; n: number }>(
@@ -59,7 +48,7 @@ describe('Slick and Grab events for the same orders', () => {
           expect((await h.clients.slick.post(SHIP, shipEvent(orderId, t))).status).toBe(202);
         await eventually(async () => ((await orderStatus(h, orderId)) === 7000 ? true : undefined), `${orderId} at 7000`, 60_000);
         for (const s of ['SHIPPED', 'IN_TRANSIT', 'OUT_FOR_DELIVERY', 'DELIVERED'])
-          expect((await h.clients.grab.put(DELIVERY, courier(orderId, s))).status).toBe(202);
+          expect((await h.clients.grab.put(DELIVERY, courierEvent(orderId, s))).status).toBe(202);
       }),
     );
     // Kill the worker once courier events are flowing too.
@@ -127,9 +116,9 @@ describe('Slick and Grab events for the same orders', () => {
       // A late Slick event between two courier events of the same order: the order is in delivery by
       // then (7100), which ship-event rules refuse.
       const events: Array<[string, Record<string, unknown>, 'post' | 'put']> = [
-        [DELIVERY, courier(orderId, 'SHIPPED'), 'put'],
+        [DELIVERY, courierEvent(orderId, 'SHIPPED'), 'put'],
         [SHIP, shipEvent(orderId, 'packing'), 'post'],
-        [DELIVERY, courier(orderId, 'OUT_FOR_DELIVERY'), 'put'],
+        [DELIVERY, courierEvent(orderId, 'OUT_FOR_DELIVERY'), 'put'],
       ];
       for (const [path, body, method] of events) {
         const res = method === 'put' ? await h.clients.grab.put(path, body) : await h.clients.slick.post(path, body);

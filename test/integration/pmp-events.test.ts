@@ -4,7 +4,7 @@ import { partnerForOrder } from '../../src/simulators/pmp.simulator.js';
 import { createPartnerClients } from '../../src/workers/hub-workers.js';
 import { reconcileOnce, type PmpDeliveryLookup } from '../../src/tiers/reconciliation.js';
 import { openTierSlaBreaches } from '../../src/tiers/discrepancies.js';
-import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { courierEvent, eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
  * PMP's events (SPEC §5.2) and the three tiers (§5.3) over signed HTTP, with the real Slick, PMP, MAO
@@ -28,17 +28,6 @@ function pmp(orderId: string, type: string, extra: Record<string, unknown> = {})
     orderId,
     partnerId: partnerForOrder(orderId).partnerId,
     type,
-    occurredAt: new Date().toISOString(),
-    ...extra,
-  };
-}
-function courier(orderId: string, status: string, extra: Record<string, unknown> = {}) {
-  return {
-    eventId: `grab-${orderId}-${status}-${++n}`,
-    orderId,
-    trackingId: `GRB-${orderId}`,
-    carrierCode: 'GRAB',
-    status,
     occurredAt: new Date().toISOString(),
     ...extra,
   };
@@ -208,15 +197,15 @@ describe('PMP events and the three tiers', () => {
 
     // The courier then says FAILED too (agreeing), and PMP says delivered: 7500, but the courier's last word was FAILED.
     const other = await fulfilledOrder();
-    expect((await sendCourier(courier(other, 'OUT_FOR_DELIVERY'))).body.orderStatus).toBe(7300);
-    expect((await sendCourier(courier(other, 'FAILED', { failureReason: 'no one home' }))).body.orderStatus).toBe(7400);
+    expect((await sendCourier(courierEvent(other, 'OUT_FOR_DELIVERY'))).body.orderStatus).toBe(7300);
+    expect((await sendCourier(courierEvent(other, 'FAILED', { failureReason: 'no one home' }))).body.orderStatus).toBe(7400);
     expect((await sendPmp(pmp(other, 'delivery.delivered'))).body).toMatchObject({ state: 'applied', orderStatus: 7500 });
     expect((await tiers(other)).discrepancies.map((d: { code: string }) => d.code)).toEqual(['courier_pmp_conflict']);
 
     // The reverse: PMP delivered, then the courier reports a failed attempt.
     const third = await fulfilledOrder();
     expect((await sendPmp(pmp(third, 'delivery.delivered'))).body.orderStatus).toBe(7500);
-    const late = await sendCourier(courier(third, 'FAILED'));
+    const late = await sendCourier(courierEvent(third, 'FAILED'));
     expect(late.body).toMatchObject({ state: 'ignored', reason: 'stale', orderStatus: 7500 });
     expect((await tiers(third)).discrepancies.map((d: { code: string }) => d.code)).toEqual(['courier_pmp_conflict']);
     expect((await openCases(third)).map((c) => c.cause)).toContain('courier_pmp_conflict');
@@ -280,8 +269,8 @@ describe('PMP events and the three tiers', () => {
     const orderId = await fulfilledOrder();
     await eventually(async () => ((await order(orderId)).partner ? true : undefined), 'PMP assignment');
     const outAt = new Date(Date.now() - 60_000).toISOString();
-    expect((await sendCourier(courier(orderId, 'OUT_FOR_DELIVERY', { occurredAt: outAt }))).body.orderStatus).toBe(7300);
-    const failure = courier(orderId, 'FAILED', { failureReason: 'no one home' });
+    expect((await sendCourier(courierEvent(orderId, 'OUT_FOR_DELIVERY', { occurredAt: outAt }))).body.orderStatus).toBe(7300);
+    const failure = courierEvent(orderId, 'FAILED', { failureReason: 'no one home' });
     expect((await sendCourier(failure)).body.orderStatus).toBe(7400);
     // PMP still knows the parcel as out for delivery, from before the failure.
     hub.sims.pmp.setDelivery(orderId, { status: 'OUT_FOR_DELIVERY', occurredAt: outAt });
