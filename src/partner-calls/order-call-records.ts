@@ -1,7 +1,7 @@
 import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { preparedQuery } from '../db/prepared.js';
-import { orderCalls, orders, type OrderCallState } from '../db/schema/index.js';
+import { orderCalls, orders } from '../db/schema/index.js';
 import type { OrderRow } from '../db/types.js';
 import type { Tx } from '../db/types.js';
 import { lockOrder, writeRecords, type LockedOrder, type TransitionRecord } from '../orders/apply-transition.js';
@@ -21,12 +21,6 @@ export type OrderCallRow = typeof orderCalls.$inferSelect;
 type Db = Database | Tx;
 
 const refIs = (ref: OrderCallRef) => and(eq(orderCalls.orderId, ref.orderId), eq(orderCalls.kind, ref.kind), eq(orderCalls.key, ref.key));
-
-/** The state of every call owed about an order, keyed `<kind>:<key>` (as LockedOrder.calls is). */
-export async function orderCallStates(db: Db, orderId: string): Promise<Record<string, OrderCallState>> {
-  const rows = await db.select({ kind: orderCalls.kind, key: orderCalls.key, state: orderCalls.state }).from(orderCalls).where(eq(orderCalls.orderId, orderId));
-  return Object.fromEntries(rows.map((r) => [`${r.kind}:${r.key}`, r.state]));
-}
 
 /** Every partner call's first read: prepared once (see preparedQuery). */
 const orderCallWithOrderQuery = preparedQuery((db) =>

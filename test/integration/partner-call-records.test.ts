@@ -7,7 +7,8 @@ import { INTEGRATIONS } from '../../src/config.js';
 import { orderCalls } from '../../src/db/schema/index.js';
 import type { CallKind } from '../../src/partner-calls/call-kind.js';
 import { callIdempotencyKey, callKind, callKindForCause, callKinds } from '../../src/partner-calls/call-kinds.js';
-import { orderCallStates, reopenFailedCalls } from '../../src/partner-calls/order-call-records.js';
+import { getOrder } from '../../src/orders/order-registration.js';
+import { reopenFailedCalls } from '../../src/partner-calls/order-call-records.js';
 import { NOTIFIED_STATUSES } from '../../src/partner-calls/customer-notification.js';
 import { orderCallJobId } from '../../src/partner-calls/schedule.js';
 import { callsOwedOnReaching, STATUS_REACTIONS } from '../../src/partner-calls/status-reactions.js';
@@ -190,7 +191,7 @@ describe('per-order call records on a running hub', () => {
       const confirmed = await untilRecord(orderId, 'slick.ship-confirmation', '', 'confirmed');
       expect(confirmed).toMatchObject({ attempts: 3, lastError: null, data: { orderId } });
       expect((await order(orderId)).status).toBe(7000);
-      expect((await orderCallStates(hub.web.db, orderId))['slick.ship-confirmation:']).toBe('confirmed');
+      expect((await getOrder(hub.web.db, orderId)).calls['slick.ship-confirmation:']).toBe('confirmed');
       // Slick's confirmation id is kept in the history of the step it made.
       const history = (await hub.clients.viewer.get(`/api/orders/${orderId}/history`)).body.history as Array<Record<string, any>>;
       expect(history.at(-1)).toMatchObject({ to: 7000, note: expect.stringMatching(/^Slick confirmation SLK-/) });
@@ -252,7 +253,7 @@ describe('per-order call records on a running hub', () => {
       expect(notifyCalls(orderId).at(-1)!.body).toEqual({ orderId, customerId: 'CUST-1', status: 7000, template: 'order_shipped' });
       await untilRecord(orderId, 'pmp.assignment', '', 'confirmed');
       await untilRecord(orderId, 'mao.order-status', '', 'confirmed');
-      expect(await orderCallStates(hub.web.db, orderId)).toEqual({
+      expect((await getOrder(hub.web.db, orderId)).calls).toEqual({
         'slick.ship-confirmation:': 'confirmed',
         'notify.customer:7000': 'confirmed',
         'pmp.assignment:': 'confirmed',
@@ -459,7 +460,7 @@ describe('a Slick 200 whose body is not an acceptance of the order', () => {
       answer = body(orderId);
       for (const type of ['packed', 'shipped']) expect((await hub.clients.slick.post(SHIP_PATH, shipEvent(orderId, type), WAIT)).body.state).toBe('applied');
       const failed = await eventually(async () => {
-        const states = await orderCallStates(hub.web.db, orderId);
+        const states = (await getOrder(hub.web.db, orderId)).calls;
         return states['slick.ship-confirmation:'] === 'failed' ? states : undefined;
       }, 'confirmation failed');
       expect(failed).toBeDefined();
