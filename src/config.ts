@@ -163,6 +163,18 @@ const envSchema = z.object({
   INTAKE_MAX_BACKLOG: int(1).default(2_000),
   /** How long a new event may wait at the door for room in a full backlog before it is refused with 503. */
   INTAKE_ADMISSION_WAIT_MS: int(0, 10_000).default(1_000),
+  /**
+   * Who applies the events a web stores: `web` (the web itself, at once, by group commit as a worker
+   * does; the queue only takes what it has no room for, and the sweeper whatever a crash left) or
+   * `queue` (every event goes to the workers through the inbound queue).
+   */
+  INTAKE_APPLY: z.enum(['web', 'queue']).default('web'),
+  /**
+   * With INTAKE_APPLY=web, the events one web applies at once (in a transaction or waiting for one): a
+   * new event waits at the door for room (INTAKE_ADMISSION_WAIT_MS at most, then goes to the queue), so
+   * the events it has accepted keep their latency while a partner outruns it.
+   */
+  INTAKE_APPLY_MAX_IN_HAND: int(1, 10_000).default(8),
   /** How long intake waits for Postgres to store an event before it answers 503 with Retry-After. */
   INTAKE_STORE_DEADLINE_MS: int(100, 60_000).default(5_000),
   /**
@@ -213,6 +225,8 @@ export interface Config {
   partnerCallConcurrency: number;
   intakeMaxBacklog: number;
   intakeAdmissionWaitMs: number;
+  intakeApply: 'web' | 'queue';
+  intakeApplyMaxInHand: number;
   intakeStoreDeadlineMs: number;
   /** Port of a worker's /metrics (0: any free one), and whether it was set or is the default. */
   workerMetricsPort: { port: number; explicit: boolean };
@@ -305,6 +319,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     partnerCallConcurrency: e.PARTNER_CALL_CONCURRENCY,
     intakeMaxBacklog: e.INTAKE_MAX_BACKLOG,
     intakeAdmissionWaitMs: e.INTAKE_ADMISSION_WAIT_MS,
+    intakeApply: e.INTAKE_APPLY,
+    intakeApplyMaxInHand: e.INTAKE_APPLY_MAX_IN_HAND,
     intakeStoreDeadlineMs: e.INTAKE_STORE_DEADLINE_MS,
     workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },
     schedulerMetricsPort: { port: e.SCHEDULER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9102), explicit: e.SCHEDULER_METRICS_PORT !== undefined },

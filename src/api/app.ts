@@ -30,6 +30,8 @@ export interface AppOptions {
   waiters: EventOutcomeWaiters;
   /** The live stream of status changes; without it `GET /api/stream` answers 503. */
   statusStream?: StatusStream;
+  /** The partner events' intake (a new one when not given); its owner waits for it to drain before closing the pools. */
+  intake?: PartnerEventIntake;
 }
 
 /** Builds the web app from its dependencies. Never listens: main.ts and the tests do that. */
@@ -57,7 +59,7 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
 
   // Everything under /api past the health routes needs a key.
   app.use('/api', authenticate(directory), rateLimits.perClient);
-  app.use(partnerEventRoutes(deps, { intake: new PartnerEventIntake(deps), waiters: options.waiters }));
+  app.use(partnerEventRoutes(deps, { intake: options.intake ?? new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(operatorMoveRoutes(deps)); // before any /api/orders/:orderId route, so bulk-status is never an order id
   app.use(orderSearchRoutes(deps)); // before orderRoutes, so export is never an order id
   app.use(orderRoutes(deps));

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { loadConfigOrExit } from '../config.js';
 import { EventOutcomeWaiters, eventOutcomeChannel } from '../inbox/event-outcomes.js';
+import { PartnerEventIntake } from '../inbox/intake.js';
 import { connectRedis } from '../queues/redis-connection.js';
 import { buildHubDeps, checkDatabaseOrExit, stopOnSignals } from '../runtime.js';
 import { createApp } from './app.js';
@@ -27,7 +28,9 @@ streamReader.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 
 // It reads the topic only while stream clients are connected (the first one starts it).
 const statusStream = new StatusStream(streamReader, deps.redis, config.topicStream, deps.logger);
 
-const server = createApp(deps, { waiters, statusStream }).listen(config.port);
+// With INTAKE_APPLY=web it applies the events it stores itself (src/inbox/intake.ts).
+const intake = new PartnerEventIntake(deps);
+const server = createApp(deps, { waiters, statusStream, intake }).listen(config.port);
 answerClientErrorsAsJson(server);
 await once(server, 'listening');
 
@@ -44,6 +47,9 @@ stopOnSignals(deps.logger, async () => {
   await closed;
   clearTimeout(grace);
   server.closeAllConnections();
+  // Events answered 202 may still be in hand: their outcomes commit before the pools close (a kill
+  // here leaves them queued in Postgres for the sweeper).
+  await intake.drained();
   subscriber.disconnect();
   await deps.close();
 });

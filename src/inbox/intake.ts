@@ -2,7 +2,9 @@ import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { UnavailableError } from '../errors.js';
 import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
-import { inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
+import { InboxBatches } from './inbox-batches.js';
+import type { InboundEventResult } from './inbox-engine.js';
+import { INBOUND_EVENT_JOB, inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 
 /** Statements (and Redis round trips) a web process has under way at once for the intake. */
 export const INTAKE_CONCURRENCY = 2;
@@ -17,6 +19,8 @@ export const BACKLOG_RECHECK_MS = 10;
  * intake (the event is stored in Postgres, and the sweeper enqueues it later), so the last reading stands.
  */
 export const BACKLOG_READ_DEADLINE_MS = 50;
+/** How long intake waits for Redis to take a job before answering anyway (the event is already stored). */
+export const ENQUEUE_DEADLINE_MS = 1000;
 /** What a refused partner is told to wait before sending again. */
 export const BACKLOG_RETRY_AFTER_S = 1;
 
@@ -119,6 +123,68 @@ export function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error)
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * The events one web applies itself (INTAKE_APPLY=web), at most `limit` at once: a place is taken
+ * before the event is stored, and given back once its outcome is committed (or its transaction
+ * failed). A new event waits for a place in the order it came; a place given back goes straight to
+ * the longest waiting.
+ */
+export class EventsInHand {
+  private inHand = 0;
+  private readonly waiting: Array<() => void> = [];
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  get count(): number {
+    return this.inHand;
+  }
+
+  /** Takes a place, waiting up to `ms` for one; false when none came free in time. */
+  take(ms: number): Promise<boolean> {
+    if (this.inHand < this.limit && this.waiting.length === 0) {
+      this.inHand++;
+      return Promise.resolve(true);
+    }
+    if (ms <= 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const given = () => {
+        clearTimeout(timer);
+        resolve(true); // the place is handed over by give(): the count stays
+      };
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(given), 1);
+        resolve(false);
+      }, ms);
+      this.waiting.push(given);
+    });
+  }
+
+  /** Gives a place back: to the longest waiting event, or free. */
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) {
+      next();
+      return;
+    }
+    this.inHand--;
+    if (this.inHand === 0) for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  /** Resolves once no event is in hand (for a clean stop). */
+  drained(): Promise<void> {
+    if (this.inHand === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+}
+
+/** What `accept` did with a new event: stored it, and, when this web applies it, the outcome to come. */
+export interface AcceptedEvent {
+  stored: StoreResult;
+  /** With INTAKE_APPLY=web: settles once the outcome is committed, or with undefined when the event went to the queue instead. */
+  applied?: Promise<InboundEventResult | undefined>;
+}
+
 export interface InboundEventJob {
   name: InboundEventJobName;
   data: InboundEventJobData;
@@ -135,11 +201,14 @@ export class PartnerEventIntake {
   private readonly storing: GroupCommit<NewInboundEvent, StoreResult>;
   private readonly enqueuing: GroupCommit<InboundEventJob, void>;
   private readonly admission: BacklogAdmission;
+  /** With INTAKE_APPLY=web: the events this web applies, and the engine it applies them with. */
+  private readonly here: { inHand: EventsInHand; inbox: InboxBatches } | undefined;
 
   private readonly storeDeadlineMs: number;
 
-  constructor(deps: HubDeps) {
+  constructor(private readonly deps: HubDeps) {
     this.storeDeadlineMs = deps.config.intakeStoreDeadlineMs;
+    this.here = deps.config.intakeApply === 'web' ? { inHand: new EventsInHand(deps.config.intakeApplyMaxInHand), inbox: new InboxBatches(deps) } : undefined;
     this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog, deps.config.intakeAdmissionWaitMs);
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
     this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
@@ -161,5 +230,72 @@ export class PartnerEventIntake {
   /** Hands the stored event's job to Redis. */
   enqueue(job: InboundEventJob): Promise<void> {
     return this.enqueuing.submit(job);
+  }
+
+  /** Events this web is applying now (0 with INTAKE_APPLY=queue). */
+  get eventsInHand(): number {
+    return this.here?.inHand.count ?? 0;
+  }
+
+  /**
+   * A partner's event, from the door to whoever applies it: admitted (see BacklogAdmission), stored
+   * (committed: only then may the partner be answered), and handed on, unless it is a duplicate
+   * already processed. With INTAKE_APPLY=web this web applies it at once, once it has a place for it
+   * (waiting at the door up to INTAKE_ADMISSION_WAIT_MS for one, before the event is stored, so the
+   * wait counts in no event's latency); an event that found no place, or whose transaction failed,
+   * goes to the workers' queue. Nothing stored is lost either way: a job Redis did not take, or an
+   * apply cut short by a crash, leaves the event `queued` in Postgres, where the sweeper finds it.
+   * `announce`: a partner waits for the outcome (announced to every web when a worker applies it).
+   */
+  async accept(event: NewInboundEvent, announce: boolean): Promise<AcceptedEvent> {
+    await this.admission.admit();
+    const placed = this.here ? await this.here.inHand.take(this.deps.config.intakeAdmissionWaitMs) : false;
+    let stored: StoreResult;
+    try {
+      stored = await this.store(event);
+    } catch (err) {
+      if (placed) this.here!.inHand.give();
+      throw err;
+    }
+    // A duplicate still queued is handed on again (its job id keeps one job, and applying is
+    // idempotent): the first request may have been answered 503 before its INSERT committed.
+    if (stored.duplicate && stored.event.state !== 'queued') {
+      if (placed) this.here!.inHand.give();
+      return { stored };
+    }
+    const job: InboundEventJob = { name: INBOUND_EVENT_JOB, data: { eventId: event.eventId, ...(announce ? { announce: true } : {}) } };
+    if (!placed) {
+      await this.enqueueOrLeave(job, event);
+      return { stored };
+    }
+    const applied = this.here!.inbox.apply({ eventId: event.eventId })
+      .catch(async (err: unknown) => {
+        this.deps.logger.warn(
+          { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
+          'event not applied by the web; handed to the queue',
+        );
+        await this.enqueueOrLeave(job, event);
+        return undefined;
+      })
+      .finally(() => this.here!.inHand.give());
+    return { stored, applied };
+  }
+
+  /** Resolves once the events this web holds are applied (or handed to the queue): for a clean stop. */
+  drained(): Promise<void> {
+    return this.here?.inHand.drained() ?? Promise.resolve();
+  }
+
+  /** Enqueues the stored event's job, waiting for Redis at most ENQUEUE_DEADLINE_MS; past that (or on an error) the sweeper enqueues it. */
+  private async enqueueOrLeave(job: InboundEventJob, event: NewInboundEvent): Promise<void> {
+    try {
+      // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
+      await withDeadline(this.enqueue(job), ENQUEUE_DEADLINE_MS, () => new Error(`enqueue took longer than ${ENQUEUE_DEADLINE_MS} ms`));
+    } catch (err) {
+      this.deps.logger.warn(
+        { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
+        'event stored but not enqueued; the sweeper will enqueue it',
+      );
+    }
   }
 }

@@ -12,6 +12,7 @@ import { StatusStream } from '../../src/api/status-stream.js';
 import { HubClient } from '../../src/api/hub-client.js';
 import { DEVELOPMENT_CLIENTS, loadConfig, type Config } from '../../src/config.js';
 import { EventOutcomeWaiters, eventOutcomeChannel } from '../../src/inbox/event-outcomes.js';
+import { PartnerEventIntake } from '../../src/inbox/intake.js';
 import { connectRedis } from '../../src/queues/redis-connection.js';
 import { buildHubDeps } from '../../src/runtime.js';
 import { startAllSimulators, type AllSimulators } from '../../src/simulators/index.js';
@@ -69,6 +70,8 @@ export async function startTestHub(options: TestHubOptions = {}) {
     OUTBOX_POLL_MS: '20',
     SWEEP_AFTER_MS: '60000',
     SWEEP_INTERVAL_MS: '60000',
+    // Without workers nothing applies events, the web included, unless a test asks for it.
+    ...(options.inProcessWorkers === false ? { INTAKE_APPLY: 'queue' } : {}),
     ...options.env,
   };
   const config: Readonly<Config> = loadConfig(env);
@@ -89,7 +92,8 @@ export async function startTestHub(options: TestHubOptions = {}) {
     config.topicStream,
     logger.child({ role: 'web' }),
   );
-  const server: Server = createApp(web, { waiters, statusStream }).listen(0, '127.0.0.1');
+  const intake = new PartnerEventIntake(web);
+  const server: Server = createApp(web, { waiters, statusStream, intake }).listen(0, '127.0.0.1');
   // As the web process does: what Node's HTTP parser refuses is answered in the JSON error format.
   answerClientErrorsAsJson(server);
   await once(server, 'listening');
@@ -112,6 +116,8 @@ export async function startTestHub(options: TestHubOptions = {}) {
     baseUrl,
     /** The web's live stream of status changes (GET /api/stream). */
     statusStream,
+    /** The web's intake of partner events. */
+    intake,
     sims: sims as AllSimulators,
     web,
     worker,
@@ -169,6 +175,7 @@ export async function startTestHub(options: TestHubOptions = {}) {
       await statusStream.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await intake.drained();
       subscriber.disconnect();
       workerConnection.disconnect();
       await Promise.allSettled([web.close(), worker.close(), sims.close()]);

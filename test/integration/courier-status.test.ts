@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyInboundEvents } from '../../src/inbox/inbox-engine.js';
 import { expectSequentialHistory } from '../helpers/history-checks.js';
-import { courierEvent, eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { courierEvent, eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /** The courier's delivery status (SPEC §5.1) over signed HTTP, from a fulfilled order to 7500 and its branches. */
 let hub: TestHub;
@@ -276,12 +276,14 @@ describe('events of two kinds for one order', () => {
   it("are applied in one transaction, each by its own kind's rules, in the order received", async () => {
     const orderId = await fulfilledOrder();
     await hub.stopInProcessWorkers();
+    // Sent through a web that leaves its events to the queue (no worker takes them now).
+    const queueing = await startExtraWeb(hub, { INTAKE_APPLY: 'queue' });
     try {
       // A Slick event from the wrong store (only ship-event rules check the location), then Grab's pick-up.
       const slick = shipEvent(orderId, 'packed', { shipFromLocationId: 'STORE-001' });
       const grab = courierEvent(orderId, 'IN_TRANSIT');
-      expect((await hub.clients.slick.post('/api/fulfillment/ship-events', slick)).status).toBe(202);
-      expect((await send(grab, {})).status).toBe(202);
+      expect((await queueing.clients.slick.post('/api/fulfillment/ship-events', slick)).status).toBe(202);
+      expect((await queueing.clients.grab.put(PATH, grab)).status).toBe(202);
 
       const results = await applyInboundEvents(hub.worker, [{ eventId: grab.eventId }]);
       expect(results.get(grab.eventId)).toEqual({ state: 'applied', reason: null, orderStatus: 7200 });
@@ -299,6 +301,7 @@ describe('events of two kinds for one order', () => {
         [7200, false, 'grab'],
       ]);
     } finally {
+      await queueing.close();
       hub.startInProcessWorkers();
     }
   });

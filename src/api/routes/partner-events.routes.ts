@@ -5,15 +5,12 @@ import { ALL_EVENT_KINDS } from '../../event-kinds/index.js';
 import type { EventKind } from '../../inbox/event-kind.js';
 import type { EventOutcomeWaiters } from '../../inbox/event-outcomes.js';
 import { eventOutcomeView, findInboundEvent } from '../../inbox/event-store.js';
-import { INBOUND_EVENT_JOB } from '../../queues/inbound-events.queue.js';
 import { authorize, clientOf, requireSignature } from '../auth.js';
 import { errorBody } from '../error-handler.js';
 import { withDeadline, type PartnerEventIntake } from '../../inbox/intake.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
 export const MAX_PREFER_WAIT_SECONDS = 10;
-/** How long intake waits for Redis to take a job before answering anyway (the event is already stored). */
-export const ENQUEUE_DEADLINE_MS = 1000;
 
 /** `Prefer: wait=N` (RFC 7240), capped at 10 s; undefined when absent. */
 export function preferWaitSeconds(req: Request): number | undefined {
@@ -37,7 +34,7 @@ export function withIdempotencyKey(req: Request, body: unknown): unknown {
 
 /**
  * The common path of every partner event endpoint, for any event kind: store (commit) first, then
- * enqueue; answer 202, or with `Prefer: wait=N` the outcome once known.
+ * hand on (see PartnerEventIntake.accept); answer 202, or with `Prefer: wait=N` the outcome once known.
  */
 export async function acceptPartnerEvent(
   deps: HubDeps,
@@ -48,39 +45,31 @@ export async function acceptPartnerEvent(
   body: { eventId: string; orderId: string },
 ) {
   const client = clientOf(res);
-  const stored = await intake.store({
-    eventId: body.eventId,
-    kind: kind.name,
-    source: kind.source,
-    type: kind.partnerType(body as never),
-    orderId: body.orderId,
-    actor: client.id,
-    payload: body as unknown as Record<string, unknown>,
-  });
-  deps.metrics.eventsReceived.inc({ kind: kind.name, result: stored.duplicate ? 'duplicate' : 'new' });
   const wait = preferWaitSeconds(req);
-  // A duplicate still queued is enqueued again (its job id keeps one job): the first request may have
-  // been answered 503 before its INSERT committed, and so never enqueued it.
-  if (!stored.duplicate || stored.event.state === 'queued') {
-    try {
-      // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
-      await withDeadline(
-        intake.enqueue({ name: INBOUND_EVENT_JOB, data: { eventId: body.eventId, ...(wait ? { announce: true } : {}) } }),
-        ENQUEUE_DEADLINE_MS,
-        () => new Error(`enqueue took longer than ${ENQUEUE_DEADLINE_MS} ms`),
-      );
-    } catch (err) {
-      // Stored is what counts: the sweeper enqueues events whose job never made it to Redis.
-      deps.logger.warn(
-        { eventId: body.eventId, orderId: body.orderId, err: (err as Error).message },
-        'event stored but not enqueued; the sweeper will enqueue it',
-      );
-    }
-  }
+  const { stored, applied } = await intake.accept(
+    {
+      eventId: body.eventId,
+      kind: kind.name,
+      source: kind.source,
+      type: kind.partnerType(body as never),
+      orderId: body.orderId,
+      actor: client.id,
+      payload: body as unknown as Record<string, unknown>,
+    },
+    Boolean(wait),
+  );
+  deps.metrics.eventsReceived.inc({ kind: kind.name, result: stored.duplicate ? 'duplicate' : 'new' });
 
   let current = stored.event;
   if (wait !== undefined && wait > 0 && current.state === 'queued') {
-    await waiters.wait(body.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, body.eventId))?.state !== 'queued');
+    const deadline = Date.now() + wait * 1000;
+    // Applied by this web: its outcome is in hand once committed. Handed to the queue instead (no
+    // place, or its transaction failed): a worker announces it.
+    const here = applied && (await withDeadline(applied, wait * 1000, () => new Error('not applied in time')).catch(() => undefined));
+    const left = deadline - Date.now();
+    if (here === undefined && left > 0) {
+      await waiters.wait(body.eventId, left, async () => (await findInboundEvent(deps.db, body.eventId))?.state !== 'queued');
+    }
     current = (await findInboundEvent(deps.db, body.eventId)) ?? current;
   }
   const view = { ...eventOutcomeView(current), ...(stored.duplicate ? { duplicate: true } : {}) };

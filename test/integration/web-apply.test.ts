@@ -1,0 +1,125 @@
+import postgres from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { inboundEventJobId } from '../../src/queues/inbound-events.queue.js';
+import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+
+/**
+ * INTAKE_APPLY=web: the web applies the events it stores itself, without the inbound queue; at most
+ * INTAKE_APPLY_MAX_IN_HAND at once, a new event waiting at the door for a place, and going to the
+ * workers' queue when none comes in time. No worker runs here until a test starts one, so whatever
+ * is applied was applied by the web.
+ */
+const SHIP_EVENTS = '/api/fulfillment/ship-events';
+/** How long a new event waits at the door for a place before it goes to the queue. */
+const DOOR_WAIT_MS = 300;
+
+let hub: TestHub;
+let locker: postgres.Sql;
+beforeAll(async () => {
+  hub = await startTestHub({
+    inProcessWorkers: false,
+    env: { INTAKE_APPLY: 'web', INTAKE_APPLY_MAX_IN_HAND: '1', INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS) },
+  });
+  locker = postgres(hub.databaseUrl, { max: 2, onnotice: () => {} });
+});
+afterEach(async () => hub.stopInProcessWorkers());
+afterAll(async () => {
+  await locker?.end({ timeout: 5 });
+  await hub?.close();
+});
+
+const eventRow = async (eventId: string) =>
+  (
+    await locker<{ state: string; received_at: Date; processed_at: Date | null }[]>`
+    select state, received_at, processed_at from inbound_events where event_id = ${eventId}`
+  )[0];
+const orderStatus = async (orderId: string) => (await locker<{ status: number }[]>`select status from orders where order_id = ${orderId}`)[0]?.status;
+
+/** Holds the order's row lock (as a long transaction of another process would) until `release()`. */
+async function holdOrderLock(orderId: string) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const done = locker.begin(async (tx) => {
+    await tx`select 1 from orders where order_id = ${orderId} for update`;
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    release: async () => {
+      release();
+      await done;
+    },
+  };
+}
+
+describe('the web applies the events it stores (INTAKE_APPLY=web)', () => {
+  it('answers Prefer: wait with the outcome, and applies a 202 event, with no worker and no job in the queue', async () => {
+    const orderId = await registerOrder(hub);
+    const picking = shipEvent(orderId, 'picking');
+    const waited = await hub.clients.slick.post(SHIP_EVENTS, picking, { prefer: 'wait=5' });
+    expect(waited.status).toBe(200);
+    expect(waited.body).toMatchObject({ eventId: picking.eventId, state: 'applied', orderStatus: 3500 });
+
+    const picked = shipEvent(orderId, 'picked');
+    const accepted = await hub.clients.slick.post(SHIP_EVENTS, picked);
+    expect(accepted.status).toBe(202);
+    await eventually(async () => (await eventRow(picked.eventId))?.state === 'applied', 'the 202 event applied by the web');
+    expect(await orderStatus(orderId)).toBe(3600);
+    for (const e of [picking, picked]) expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(e.eventId))).toBeUndefined();
+    expect(hub.intake.eventsInHand).toBe(0);
+  });
+
+  it('an event that finds no place within the door wait goes to the queue, and a worker applies it', async () => {
+    const held = await registerOrder(hub);
+    const other = await registerOrder(hub);
+    const lock = await holdOrderLock(held);
+    // The first event takes the web's only place; its transaction waits for the lock.
+    const first = shipEvent(held, 'picking');
+    expect((await hub.clients.slick.post(SHIP_EVENTS, first)).status).toBe(202);
+    expect(hub.intake.eventsInHand).toBe(1);
+    let drained = false;
+    void hub.intake.drained().then(() => (drained = true));
+
+    // The second waits at the door, finds no place, and is stored and handed to the queue.
+    const second = shipEvent(other, 'picking');
+    const answer = await hub.clients.slick.post(SHIP_EVENTS, second);
+    expect(answer.status).toBe(202);
+    expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(second.eventId))).toBeDefined();
+    expect((await eventRow(second.eventId))?.state).toBe('queued');
+    expect((await eventRow(first.eventId))?.state).toBe('queued');
+    expect(drained).toBe(false); // a clean stop still waits for the event in hand
+
+    await lock.release();
+    await eventually(async () => (await eventRow(first.eventId))?.state === 'applied', 'the first event applied once its order is free');
+    await eventually(async () => drained, 'the intake drained');
+    expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(first.eventId))).toBeUndefined();
+
+    expect((await eventRow(second.eventId))?.state).toBe('queued'); // nothing applies it but a worker
+    hub.startInProcessWorkers();
+    await eventually(async () => (await eventRow(second.eventId))?.state === 'applied', 'the queued event applied by a worker');
+    expect(await orderStatus(other)).toBe(3500);
+  });
+
+  it('an event that gets a place while it waits at the door is stored only then, and applied by the web', async () => {
+    const held = await registerOrder(hub);
+    const other = await registerOrder(hub);
+    const lock = await holdOrderLock(held);
+    const first = shipEvent(held, 'picking');
+    expect((await hub.clients.slick.post(SHIP_EVENTS, first)).status).toBe(202);
+
+    // Sent while the place is taken; the place comes free well inside the door wait.
+    const second = shipEvent(other, 'picking');
+    const answering = hub.clients.slick.post(SHIP_EVENTS, second, { prefer: 'wait=5' });
+    await lock.release();
+    const answer = await answering;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ state: 'applied', orderStatus: 3500 });
+    const [a, b] = [await eventRow(first.eventId), await eventRow(second.eventId)];
+    // Stored only once the first event's outcome was committed: the wait at the door is in no event's latency.
+    expect(b!.received_at.getTime()).toBeGreaterThanOrEqual(a!.processed_at!.getTime());
+    expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(second.eventId))).toBeUndefined();
+  }, 20_000);
+});
