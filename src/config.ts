@@ -174,7 +174,7 @@ const envSchema = z.object({
    * new event waits at the door for room (INTAKE_ADMISSION_WAIT_MS at most, then goes to the queue), so
    * the events it has accepted keep their latency while a partner outruns it.
    */
-  INTAKE_APPLY_MAX_IN_HAND: int(1, 10_000).default(8),
+  INTAKE_APPLY_MAX_IN_HAND: int(1, 10_000).default(16),
   /** How long intake waits for Postgres to store an event before it answers 503 with Retry-After. */
   INTAKE_STORE_DEADLINE_MS: int(100, 60_000).default(5_000),
   /**

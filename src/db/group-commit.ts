@@ -10,6 +10,8 @@
 export class GroupCommit<Request, Result> {
   private readonly waiting: Array<{ request: Request; resolve: (r: Result) => void; reject: (err: unknown) => void }> = [];
   private running = 0;
+  /** With `keyOf`: the keys of the commits under way, each with how many of them hold it. */
+  private readonly busy = new Map<string, number>();
 
   constructor(
     private readonly commit: (requests: Request[]) => Promise<Array<Result | Error>>,
@@ -18,6 +20,12 @@ export class GroupCommit<Request, Result> {
       maxBatch: number;
       /** Told when a shared commit failed and its requests are about to be committed one by one. */
       onSharedFailure?: (requests: Request[], err: unknown) => void;
+      /**
+       * Requests of one key never go into two commits under way at once: one whose key is in a commit
+       * under way waits for it to end (and those after it with that key wait behind it), while
+       * requests of other keys go ahead. For commits that lock by key, so one never waits on another.
+       */
+      keyOf?: (request: Request) => string;
     },
   ) {}
 
@@ -30,7 +38,10 @@ export class GroupCommit<Request, Result> {
 
   private startCommits(): void {
     while (this.running < this.options.concurrency && this.waiting.length > 0) {
-      const taken = this.waiting.splice(0, this.options.maxBatch);
+      const taken = this.take();
+      if (taken.length === 0) return;
+      const keys = this.options.keyOf ? [...new Set(taken.map((t) => this.options.keyOf!(t.request)))] : [];
+      for (const k of keys) this.busy.set(k, (this.busy.get(k) ?? 0) + 1);
       this.running += 1;
       this.commitIsolatingFailures(taken.map((t) => t.request))
         .then((results) => {
@@ -44,10 +55,34 @@ export class GroupCommit<Request, Result> {
           for (const t of taken) t.reject(err);
         })
         .finally(() => {
+          for (const k of keys) {
+            const n = this.busy.get(k)! - 1;
+            if (n === 0) this.busy.delete(k);
+            else this.busy.set(k, n);
+          }
           this.running -= 1;
           this.startCommits();
         });
     }
+  }
+
+  /** The next commit's requests, oldest first: up to maxBatch, none of a key busy in a commit under way (nor behind one left waiting). */
+  private take(): typeof this.waiting {
+    const keyOf = this.options.keyOf;
+    if (!keyOf) return this.waiting.splice(0, this.options.maxBatch);
+    const taken: typeof this.waiting = [];
+    const left: typeof this.waiting = [];
+    const held = new Set<string>();
+    for (const w of this.waiting) {
+      const key = keyOf(w.request);
+      if (taken.length < this.options.maxBatch && !this.busy.has(key) && !held.has(key)) taken.push(w);
+      else {
+        left.push(w);
+        held.add(key);
+      }
+    }
+    this.waiting.splice(0, this.waiting.length, ...left);
+    return taken;
   }
 
   private async commitIsolatingFailures(requests: Request[]): Promise<Array<Result | Error>> {

@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { withDeadline } from '../deadlines.js';
 
 /** A statement ready for the wire: drizzle's `toSQL()` output, or hand-written SQL. */
 export interface RenderedStatement {
@@ -47,6 +48,30 @@ export async function twoRoundTripTransaction<T>(
   });
 }
 
+/** How long a transaction waits for a connection of the pool at most before it fails (and its caller's fallback takes over). */
+export const RESERVE_DEADLINE_MS = 3000;
+
+/**
+ * A connection reserved from the pool, or an error once `ms` have passed. postgres.js 3.4 can leave a
+ * waiting `reserve()` unsettled for ever when the connection it waits for is terminated by the server
+ * (porsager/postgres#1195): a transaction must not hang with it, holding up whatever waits for it. A
+ * connection that comes after the deadline goes straight back to the pool.
+ */
+function reserveWithin(pool: postgres.Sql, ms: number): Promise<postgres.ReservedSql> {
+  let late = false;
+  const reserving = pool.reserve();
+  reserving.then(
+    (conn) => {
+      if (late) conn.release();
+    },
+    () => {},
+  );
+  return withDeadline(reserving, ms, () => {
+    late = true;
+    return new Error(`no Postgres connection within ${ms} ms`);
+  });
+}
+
 /**
  * Runs a transaction's `body` on a connection of its own, reserved from the pool: if it fails, the
  * transaction is rolled back (harmless if a pipelined COMMIT already ended it) and the connection goes
@@ -54,7 +79,7 @@ export async function twoRoundTripTransaction<T>(
  * back to the pool (see connectionLost).
  */
 export async function onReservedConnection<T>(pool: postgres.Sql, body: (conn: postgres.ReservedSql) => Promise<T>): Promise<T> {
-  const conn = await pool.reserve();
+  const conn = await reserveWithin(pool, RESERVE_DEADLINE_MS);
   let lost = false;
   try {
     return await body(conn);

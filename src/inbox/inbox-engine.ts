@@ -8,6 +8,9 @@ import { countTransition, transitionWrites } from '../orders/apply-transition.js
 import { enqueuePartnerCalls, pendingCallsStatement } from '../partner-calls/schedule.js';
 import type { EventOutcome, EventPlan } from './event-kind.js';
 import { announceOutcomes } from './event-outcomes.js';
+import { bodyHash, insertEventsStatement, storedEventsStatement, storeResults, type NewInboundEvent, type StoreResult } from './event-store.js';
+import { ConflictError } from '../errors.js';
+import { ENQUEUE_DEADLINE_MS, withDeadline } from '../deadlines.js';
 import { INBOX_BATCH, lockedInboxes, lockEventsWithoutOrderStatement, lockInboxesStatement, orderCallStatesStatement } from './inbox-lock.js';
 
 /**
@@ -21,6 +24,8 @@ export type InboundEventResult = EventOutcome | 'already_processed';
 export interface InboundEventRequest {
   eventId: string;
   announce?: boolean;
+  /** The event's order, when the requester knows it (see InboxBatches' `byOrder`). */
+  orderId?: string;
 }
 
 /** What the engine does with one locked event: its kind's plan, or the engine's own answer. */
@@ -55,26 +60,25 @@ interface Applied {
 }
 
 /**
- * Applies stored events exactly once, each together with any earlier events of its order still
- * waiting (of any kind), in the order they were received, and the events of all their orders in one
- * transaction: the orders' rows and their queued events' rows are locked together; an event no longer
- * `queued` is left alone (a job run twice applies once; the job of an event applied in an earlier batch
- * finds nothing to do). Outcomes, status changes, history, topic messages and the partner calls the
- * events made owed commit at once; the calls' jobs are scheduled after the commit.
- *
- * This is the hot path, so it is a two-round-trip transaction: BEGIN with the locking reads, then every
- * write with COMMIT, a constant number of statements however many events and kinds are in it.
- * Returns each requested event's outcome, or `already_processed`.
+ * One inbox transaction: BEGIN with `leading` statements (the intake's INSERT, say) and the locking
+ * reads of the orders of `eventIds`, then every write with COMMIT (see applyInboundEvents). Returns
+ * what it applied, whether the lock statement was cut off at INBOX_BATCH, and the leading statements'
+ * rows, which `check` sees before anything is decided (it may throw to roll everything back).
  */
-export async function applyInboundEvents(deps: HubDeps, requests: readonly InboundEventRequest[]): Promise<Map<string, InboundEventResult>> {
-  const eventIds = [...new Set(requests.map((r) => r.eventId))];
+async function inboxTransaction(
+  deps: HubDeps,
+  eventIds: readonly string[],
+  leading: readonly RenderedStatement[] = [],
+): Promise<{ batch: Applied[]; cutOff: boolean; leadingRows: Array<ReadonlyArray<Record<string, unknown>>> }> {
   const batch: Applied[] = [];
   let cutOff = false;
-
+  let leadingRows: Array<ReadonlyArray<Record<string, unknown>>> = [];
   await twoRoundTripTransaction<void>(
     deps.pg,
-    [lockInboxesStatement(eventIds), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
-    async ([withOrder, callStates, withoutOrder]) => {
+    [...leading, lockInboxesStatement(eventIds), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
+    async (rows) => {
+      leadingRows = rows.slice(0, leading.length);
+      const [withOrder, callStates, withoutOrder] = rows.slice(leading.length);
       cutOff = withOrder!.length === INBOX_BATCH;
       for (const inbox of lockedInboxes(withOrder!, callStates!, withoutOrder!)) {
         let order = inbox.order;
@@ -98,7 +102,15 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
       return { writes, value: undefined };
     },
   );
+  return { batch, cutOff, leadingRows };
+}
 
+/**
+ * What follows an inbox transaction's commit: metrics and log lines per event, the owed partner
+ * calls' jobs, and the news for partners waiting on other web processes. `requested`: the events some
+ * caller asked for; `announce`: one of them has a partner waiting elsewhere.
+ */
+async function afterInboxCommit(deps: HubDeps, batch: readonly Applied[], requested: ReadonlySet<string>, announce: boolean): Promise<void> {
   const now = deps.clock.now();
   for (const { row, outcome, plan } of batch) {
     const ids = { eventId: row.eventId, orderId: row.orderId };
@@ -115,21 +127,53 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
   }
   const calls = batch.flatMap((b) => b.plan?.calls ?? []);
   if (calls.length > 0) {
-    // If Redis cannot take them now, the calls stay pending in Postgres and the sweeper schedules them.
-    await enqueuePartnerCalls(deps, calls).catch((err: unknown) =>
-      deps.logger.warn({ eventIds, orderIds: calls.map((c) => c.orderId), err: (err as Error).message }, 'partner calls not scheduled; the sweeper will'),
+    // If Redis cannot take them now, the calls stay pending in Postgres and the sweeper schedules them
+    // (BullMQ waits for a lost connection to come back; the partner waiting for its answer must not).
+    await withDeadline(enqueuePartnerCalls(deps, calls), ENQUEUE_DEADLINE_MS, () => new Error(`Redis took longer than ${ENQUEUE_DEADLINE_MS} ms`)).catch(
+      (err: unknown) =>
+        deps.logger.warn(
+          { eventIds: [...requested], orderIds: calls.map((c) => c.orderId), err: (err as Error).message },
+          'partner calls not scheduled; the sweeper will',
+        ),
     );
   }
-  // A partner waiting with `Prefer: wait` needs the news; events applied for another job's request
+  // A partner waiting with `Prefer: wait` needs the news; events applied for another request
   // (earlier events of the same order) may have waiters of their own.
-  const requested = new Set(eventIds);
-  if (batch.length > 0 && (requests.some((r) => r.announce) || batch.some((b) => !requested.has(b.row.eventId)))) {
-    await announceOutcomes(
-      deps.redis,
-      deps.config.redisPrefix,
-      batch.map((b) => b.row.eventId),
-    ).catch((err: unknown) => deps.logger.warn({ eventIds, err }, 'could not announce event outcomes; waiters read them at their deadline'));
+  if (batch.length > 0 && (announce || batch.some((b) => !requested.has(b.row.eventId)))) {
+    await withDeadline(
+      announceOutcomes(
+        deps.redis,
+        deps.config.redisPrefix,
+        batch.map((b) => b.row.eventId),
+      ),
+      ENQUEUE_DEADLINE_MS,
+      () => new Error(`Redis took longer than ${ENQUEUE_DEADLINE_MS} ms`),
+    ).catch((err: unknown) => deps.logger.warn({ eventIds: [...requested], err }, 'could not announce event outcomes; waiters read them at their deadline'));
   }
+}
+
+/**
+ * Applies stored events exactly once, each together with any earlier events of its order still
+ * waiting (of any kind), in the order they were received, and the events of all their orders in one
+ * transaction: the orders' rows and their queued events' rows are locked together; an event no longer
+ * `queued` is left alone (a job run twice applies once; the job of an event applied in an earlier batch
+ * finds nothing to do). Outcomes, status changes, history, topic messages and the partner calls the
+ * events made owed commit at once; the calls' jobs are scheduled after the commit.
+ *
+ * This is the hot path, so it is a two-round-trip transaction: BEGIN with the locking reads, then every
+ * write with COMMIT, a constant number of statements however many events and kinds are in it.
+ * Returns each requested event's outcome, or `already_processed`.
+ */
+export async function applyInboundEvents(deps: HubDeps, requests: readonly InboundEventRequest[]): Promise<Map<string, InboundEventResult>> {
+  const eventIds = [...new Set(requests.map((r) => r.eventId))];
+  const { batch, cutOff } = await inboxTransaction(deps, eventIds);
+  const requested = new Set(eventIds);
+  await afterInboxCommit(
+    deps,
+    batch,
+    requested,
+    requests.some((r) => r.announce),
+  );
 
   const results = new Map<string, InboundEventResult>();
   for (const b of batch) if (requested.has(b.row.eventId)) results.set(b.row.eventId, b.outcome);
@@ -138,6 +182,42 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
   if (cutOff && left.length > 0) for (const [id, result] of await applyInboundEvents(deps, left)) results.set(id, result);
   for (const id of eventIds) if (!results.has(id)) results.set(id, 'already_processed');
   return results;
+}
+
+/** A new event stored and, in the same transaction, applied: its store result and outcome. */
+export interface StoredAndApplied {
+  stored: StoreResult;
+  /** Its outcome, committed with it; `already_processed` for a duplicate processed earlier. */
+  outcome: InboundEventResult;
+}
+
+/**
+ * Stores new partner events and applies them in one transaction (the intake of a web with
+ * INTAKE_APPLY=web): the INSERT goes out with the locking reads, so an event is stored and applied in
+ * two round trips and one commit, never committed as stored without its outcome, nor the other way
+ * round. Each event: its store result (see storeResults; a ConflictError fails only its own) and its
+ * outcome. Applying follows the rules of applyInboundEvents: a duplicate still queued is applied, and
+ * the earlier queued events of the same orders with them. Throws when the transaction failed: nothing
+ * of it is stored.
+ */
+export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly NewInboundEvent[]): Promise<Array<StoredAndApplied | ConflictError>> {
+  const hashes = inputs.map((i) => bodyHash(i.payload));
+  const eventIds = [...new Set(inputs.map((i) => i.eventId))];
+  const { batch, cutOff, leadingRows } = await inboxTransaction(deps, eventIds, [insertEventsStatement(inputs, hashes), storedEventsStatement(eventIds)]);
+  const stored = storeResults(inputs, hashes, leadingRows[0]!, leadingRows[1]!);
+  const requested = new Set(eventIds);
+  await afterInboxCommit(deps, batch, requested, false);
+  const outcomes = new Map<string, InboundEventResult>();
+  for (const b of batch) if (requested.has(b.row.eventId)) outcomes.set(b.row.eventId, b.outcome);
+  const left = eventIds.filter((id) => !outcomes.has(id));
+  // A full lock statement may have left some for another transaction (a long backlog of one order).
+  if (cutOff && left.length > 0)
+    for (const [id, result] of await applyInboundEvents(
+      deps,
+      left.map((eventId) => ({ eventId })),
+    ))
+      outcomes.set(id, result);
+  return stored.map((s) => (s instanceof ConflictError ? s : { stored: s, outcome: outcomes.get(s.event.eventId) ?? 'already_processed' }));
 }
 
 /** Applies one stored event (with its order's earlier waiting events); see `applyInboundEvents`. */

@@ -1,9 +1,9 @@
 import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { UnavailableError } from '../errors.js';
+import { ConflictError, UnavailableError } from '../errors.js';
+import { ENQUEUE_DEADLINE_MS, withDeadline } from '../deadlines.js';
 import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
-import { InboxBatches } from './inbox-batches.js';
-import type { InboundEventResult } from './inbox-engine.js';
+import { storeAndApplyInboundEvents, type InboundEventResult, type StoredAndApplied } from './inbox-engine.js';
 import { INBOUND_EVENT_JOB, inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 
 /** Statements (and Redis round trips) a web process has under way at once for the intake. */
@@ -19,8 +19,6 @@ export const BACKLOG_RECHECK_MS = 10;
  * intake (the event is stored in Postgres, and the sweeper enqueues it later), so the last reading stands.
  */
 export const BACKLOG_READ_DEADLINE_MS = 50;
-/** How long intake waits for Redis to take a job before answering anyway (the event is already stored). */
-export const ENQUEUE_DEADLINE_MS = 1000;
 /** What a refused partner is told to wait before sending again. */
 export const BACKLOG_RETRY_AFTER_S = 1;
 
@@ -101,7 +99,7 @@ export class BacklogAdmission {
  * later; the partner then sends the same event again and is answered like the first time (a
  * duplicate), so nothing is lost and nothing is applied twice, and a 2xx never precedes the commit.
  */
-function withStoreDeadline(storing: Promise<StoreResult>, deadlineMs: number): Promise<StoreResult> {
+function withStoreDeadline<T>(storing: Promise<T>, deadlineMs: number): Promise<T> {
   return withDeadline(
     storing,
     deadlineMs,
@@ -111,16 +109,6 @@ function withStoreDeadline(storing: Promise<StoreResult>, deadlineMs: number): P
         retryAfterSeconds: 1,
       }),
   );
-}
-
-/** `work`, or the error `late` gives once `ms` have passed first; a rejection of `work` after that is ignored. */
-export function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(late()), ms);
-  });
-  work.catch(() => {}); // answered already by the deadline
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -138,6 +126,11 @@ export class EventsInHand {
 
   get count(): number {
     return this.inHand;
+  }
+
+  /** Events waiting for a place. */
+  get waitingCount(): number {
+    return this.waiting.length;
   }
 
   /** Takes a place, waiting up to `ms` for one; false when none came free in time. */
@@ -178,11 +171,11 @@ export class EventsInHand {
   }
 }
 
-/** What `accept` did with a new event: stored it, and, when this web applies it, the outcome to come. */
+/** What `accept` did with a new event: stored it, and, when this web applied it with the store, its outcome. */
 export interface AcceptedEvent {
   stored: StoreResult;
-  /** With INTAKE_APPLY=web: settles once the outcome is committed, or with undefined when the event went to the queue instead. */
-  applied?: Promise<InboundEventResult | undefined>;
+  /** With INTAKE_APPLY=web, when the event was applied in its store's transaction (undefined when it went to the queue). */
+  outcome?: InboundEventResult;
 }
 
 export interface InboundEventJob {
@@ -201,16 +194,32 @@ export class PartnerEventIntake {
   private readonly storing: GroupCommit<NewInboundEvent, StoreResult>;
   private readonly enqueuing: GroupCommit<InboundEventJob, void>;
   private readonly admission: BacklogAdmission;
-  /** With INTAKE_APPLY=web: the events this web applies, and the engine it applies them with. */
-  private readonly here: { inHand: EventsInHand; inbox: InboxBatches } | undefined;
+  /** With INTAKE_APPLY=web: the places for events this web applies, and its group commit of store-and-apply transactions. */
+  private readonly here: { inHand: EventsInHand; storingAndApplying: GroupCommit<NewInboundEvent, StoredAndApplied> } | undefined;
 
   private readonly storeDeadlineMs: number;
 
   constructor(private readonly deps: HubDeps) {
     this.storeDeadlineMs = deps.config.intakeStoreDeadlineMs;
-    this.here = deps.config.intakeApply === 'web' ? { inHand: new EventsInHand(deps.config.intakeApplyMaxInHand), inbox: new InboxBatches(deps) } : undefined;
-    this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog, deps.config.intakeAdmissionWaitMs);
     const options = { concurrency: INTAKE_CONCURRENCY, maxBatch: INTAKE_BATCH };
+    this.here =
+      deps.config.intakeApply === 'web'
+        ? {
+            inHand: new EventsInHand(deps.config.intakeApplyMaxInHand),
+            storingAndApplying: new GroupCommit<NewInboundEvent, StoredAndApplied>((events) => storeAndApplyInboundEvents(deps, events), {
+              ...options,
+              // One order's events never go into two of this web's transactions at once: the second
+              // would only wait for the first's row lock, holding up the other orders' events in it.
+              keyOf: (e) => e.orderId,
+              onSharedFailure: (events, err) =>
+                deps.logger.warn(
+                  { eventIds: events.map((e) => e.eventId), err: (err as Error).message },
+                  'store-and-apply batch failed; trying its events one by one',
+                ),
+            }),
+          }
+        : undefined;
+    this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog, deps.config.intakeAdmissionWaitMs);
     this.storing = new GroupCommit<NewInboundEvent, StoreResult>((events) => storeInboundEvents(deps.pg, events), options);
     this.enqueuing = new GroupCommit<InboundEventJob, void>(async (jobs) => {
       await deps.queues.inboundEvents.addBulk(jobs.map((j) => ({ name: j.name, data: j.data, opts: { jobId: inboundEventJobId(j.data.eventId) } })));
@@ -232,53 +241,51 @@ export class PartnerEventIntake {
     return this.enqueuing.submit(job);
   }
 
-  /** Events this web is applying now (0 with INTAKE_APPLY=queue). */
+  /** Events this web is storing and applying now (0 with INTAKE_APPLY=queue). */
   get eventsInHand(): number {
     return this.here?.inHand.count ?? 0;
+  }
+
+  /** Events waiting at the door for a place among those. */
+  get eventsAtTheDoor(): number {
+    return this.here?.inHand.waitingCount ?? 0;
   }
 
   /**
    * A partner's event, from the door to whoever applies it: admitted (see BacklogAdmission), stored
    * (committed: only then may the partner be answered), and handed on, unless it is a duplicate
-   * already processed. With INTAKE_APPLY=web this web applies it at once, once it has a place for it
-   * (waiting at the door up to INTAKE_ADMISSION_WAIT_MS for one, before the event is stored, so the
-   * wait counts in no event's latency); an event that found no place, or whose transaction failed,
-   * goes to the workers' queue. Nothing stored is lost either way: a job Redis did not take, or an
-   * apply cut short by a crash, leaves the event `queued` in Postgres, where the sweeper finds it.
+   * already processed. With INTAKE_APPLY=web this web stores and applies it in one transaction, once
+   * it has a place for it (waiting at the door up to INTAKE_ADMISSION_WAIT_MS for one, before the event
+   * is stored, so the wait counts in no event's latency). An event that found no place goes to the
+   * workers' queue; so does one whose store-and-apply transaction failed (it is then stored alone):
+   * Postgres refusing the event is answered 503 either way, and nothing stored is lost (a job Redis
+   * did not take leaves the event `queued`, where the sweeper finds it).
    * `announce`: a partner waits for the outcome (announced to every web when a worker applies it).
    */
   async accept(event: NewInboundEvent, announce: boolean): Promise<AcceptedEvent> {
     await this.admission.admit();
-    const placed = this.here ? await this.here.inHand.take(this.deps.config.intakeAdmissionWaitMs) : false;
-    let stored: StoreResult;
-    try {
-      stored = await this.store(event);
-    } catch (err) {
-      if (placed) this.here!.inHand.give();
-      throw err;
-    }
-    // A duplicate still queued is handed on again (its job id keeps one job, and applying is
-    // idempotent): the first request may have been answered 503 before its INSERT committed.
-    if (stored.duplicate && stored.event.state !== 'queued') {
-      if (placed) this.here!.inHand.give();
-      return { stored };
-    }
     const job: InboundEventJob = { name: INBOUND_EVENT_JOB, data: { eventId: event.eventId, ...(announce ? { announce: true } : {}) } };
-    if (!placed) {
-      await this.enqueueOrLeave(job, event);
-      return { stored };
-    }
-    const applied = this.here!.inbox.apply({ eventId: event.eventId })
-      .catch(async (err: unknown) => {
+    if (this.here && (await this.here.inHand.take(this.deps.config.intakeAdmissionWaitMs))) {
+      try {
+        const { stored, outcome } = await withStoreDeadline(this.here.storingAndApplying.submit(event), this.storeDeadlineMs);
+        return { stored, outcome };
+      } catch (err) {
+        // A conflict is the partner's to hear; past the deadline the transaction may still commit
+        // (stored and applied together), and the partner sending again is answered as a duplicate.
+        if (err instanceof ConflictError || (err instanceof UnavailableError && err.code === 'store_timeout')) throw err;
         this.deps.logger.warn(
           { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
-          'event not applied by the web; handed to the queue',
+          'event not stored and applied at once; storing it for the queue',
         );
-        await this.enqueueOrLeave(job, event);
-        return undefined;
-      })
-      .finally(() => this.here!.inHand.give());
-    return { stored, applied };
+      } finally {
+        this.here.inHand.give();
+      }
+    }
+    const stored = await this.store(event);
+    // A duplicate still queued is enqueued again (its job id keeps one job): the first request may
+    // have been answered 503 before its INSERT committed, and so never enqueued it.
+    if (!stored.duplicate || stored.event.state === 'queued') await this.enqueueOrLeave(job, event);
+    return { stored };
   }
 
   /** Resolves once the events this web holds are applied (or handed to the queue): for a clean stop. */

@@ -9,6 +9,7 @@ import { inject } from 'vitest';
 import { createDatabaseFromTemplate, databaseUrlFor, dropDatabase, adminDatabaseUrl } from '../helpers/test-database.js';
 import { HubClient } from '../../src/api/hub-client.js';
 import { DEVELOPMENT_CLIENTS } from '../../src/config.js';
+import { onReservedConnection, RESERVE_DEADLINE_MS } from '../../src/db/pipelined-transaction.js';
 import { eventually, newOrderId, REPO_ROOT, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
@@ -210,5 +211,24 @@ describe('a lost connection once running', () => {
     worker.child.kill('SIGTERM');
     expect((await web.exited).code).toBe(0);
     expect((await worker.exited).code).toBe(0);
+  });
+
+  it('a transaction waiting for a pool connection that the server then terminates fails after RESERVE_DEADLINE_MS instead of hanging', async () => {
+    // postgres.js 3.4 leaves such a reserve() unsettled for ever (porsager/postgres#1195).
+    const pool = postgres(hub.databaseUrl, { max: 1, onnotice: () => {} });
+    const admin = postgres(adminDatabaseUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const held = await pool.reserve();
+      const [row] = await held<Array<{ pid: number }>>`select pg_backend_pid() as pid`;
+      const pid = row!.pid;
+      const startedAt = Date.now();
+      const waiting = onReservedConnection(pool, async (conn) => conn`select 1 as one`);
+      await admin`select pg_terminate_backend(${pid})`;
+      await expect(waiting).rejects.toThrow(/no Postgres connection within/);
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(RESERVE_DEADLINE_MS - 50);
+    } finally {
+      await admin.end();
+      await pool.end({ timeout: 1 });
+    }
   });
 });

@@ -134,8 +134,12 @@ describe('PMP events and the three tiers', () => {
       collectedBy: partnerForOrder(orderId).partnerId,
       relay: 'confirmed',
     });
-    const message = (await hub.topicMessages()).find((m) => m.orderId === orderId && m.type === 'cod.collected');
-    expect(JSON.parse(message!.payload!)).toMatchObject({ amount: 450, expectedAmount: 450, relayed: true });
+    // The relay publishes it once committed.
+    const message = await eventually(
+      async () => (await hub.topicMessages()).find((m) => m.orderId === orderId && m.type === 'cod.collected'),
+      'cod.collected on the topic',
+    );
+    expect(JSON.parse(message.payload!)).toMatchObject({ amount: 450, expectedAmount: 450, relayed: true });
   });
 
   it('COD with a wrong amount: a discrepancy and its case, tier 3 not done, nothing relayed; resolving the case resolves it', async () => {

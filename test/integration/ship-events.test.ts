@@ -82,12 +82,12 @@ describe('ship events end to end', () => {
     for (const m of messages) expect(Object.keys(m).sort()).toEqual(['id', 'occurredAt', 'orderId', 'payload', 'type']);
   });
 
-  it('answers 202 queued without Prefer, and GET /api/events shows the outcome', async () => {
+  it('answers 202 without Prefer, in the state committed (the web stores and applies it at once), and GET /api/events shows the outcome', async () => {
     const orderId = await registerOrder(hub);
     const event = shipEvent(orderId, 'picking');
     const res = await send(event, {});
     expect(res.status).toBe(202);
-    expect(res.body).toEqual({ eventId: event.eventId, state: 'queued' });
+    expect(res.body).toEqual({ eventId: event.eventId, state: 'applied' });
     const outcome = await eventually(async () => {
       const r = await hub.clients.slick.get(`/api/events/${encodeURIComponent(event.eventId)}`);
       return r.body.state === 'applied' ? r.body : undefined;

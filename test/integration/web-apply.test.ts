@@ -55,31 +55,39 @@ async function holdOrderLock(orderId: string) {
   };
 }
 
-describe('the web applies the events it stores (INTAKE_APPLY=web)', () => {
-  it('answers Prefer: wait with the outcome, and applies a 202 event, with no worker and no job in the queue', async () => {
+describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () => {
+  it('answers with the committed outcome, with Prefer: wait and without, with no worker and no job in the queue', async () => {
     const orderId = await registerOrder(hub);
     const picking = shipEvent(orderId, 'picking');
     const waited = await hub.clients.slick.post(SHIP_EVENTS, picking, { prefer: 'wait=5' });
     expect(waited.status).toBe(200);
     expect(waited.body).toMatchObject({ eventId: picking.eventId, state: 'applied', orderStatus: 3500 });
 
+    // Without Prefer: 202, and the state it was committed in (stored and applied in one transaction).
     const picked = shipEvent(orderId, 'picked');
     const accepted = await hub.clients.slick.post(SHIP_EVENTS, picked);
     expect(accepted.status).toBe(202);
-    await eventually(async () => (await eventRow(picked.eventId))?.state === 'applied', 'the 202 event applied by the web');
+    expect(accepted.body).toEqual({ eventId: picked.eventId, state: 'applied' });
+    expect((await eventRow(picked.eventId))?.state).toBe('applied');
     expect(await orderStatus(orderId)).toBe(3600);
-    for (const e of [picking, picked]) expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(e.eventId))).toBeUndefined();
+    // A rule's refusal is committed too (from a store the order does not ship from).
+    const late = shipEvent(orderId, 'packing', { shipFromLocationId: 'STORE-001' });
+    expect((await hub.clients.slick.post(SHIP_EVENTS, late)).body).toEqual({ eventId: late.eventId, state: 'rejected' });
+    // The same event again: a duplicate, answered from its stored row.
+    const again = await hub.clients.slick.post(SHIP_EVENTS, picked);
+    expect(again.body).toEqual({ eventId: picked.eventId, state: 'applied', duplicate: true });
+    for (const e of [picking, picked, late]) expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(e.eventId))).toBeUndefined();
     expect(hub.intake.eventsInHand).toBe(0);
   });
 
-  it('an event that finds no place within the door wait goes to the queue, and a worker applies it', async () => {
+  it('an event that finds no place within the door wait is stored alone and goes to the queue, and a worker applies it', async () => {
     const held = await registerOrder(hub);
     const other = await registerOrder(hub);
     const lock = await holdOrderLock(held);
-    // The first event takes the web's only place; its transaction waits for the lock.
+    // The first event takes the web's only place; its transaction (store and apply) waits for the lock.
     const first = shipEvent(held, 'picking');
-    expect((await hub.clients.slick.post(SHIP_EVENTS, first)).status).toBe(202);
-    expect(hub.intake.eventsInHand).toBe(1);
+    const firstAnswer = hub.clients.slick.post(SHIP_EVENTS, first);
+    await eventually(async () => hub.intake.eventsInHand === 1, 'the first event in hand');
     let drained = false;
     void hub.intake.drained().then(() => (drained = true));
 
@@ -87,13 +95,16 @@ describe('the web applies the events it stores (INTAKE_APPLY=web)', () => {
     const second = shipEvent(other, 'picking');
     const answer = await hub.clients.slick.post(SHIP_EVENTS, second);
     expect(answer.status).toBe(202);
+    expect(answer.body).toEqual({ eventId: second.eventId, state: 'queued' });
     expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(second.eventId))).toBeDefined();
     expect((await eventRow(second.eventId))?.state).toBe('queued');
-    expect((await eventRow(first.eventId))?.state).toBe('queued');
+    // The first is not committed yet: it is stored with its outcome or not at all.
+    expect(await eventRow(first.eventId)).toBeUndefined();
     expect(drained).toBe(false); // a clean stop still waits for the event in hand
 
     await lock.release();
-    await eventually(async () => (await eventRow(first.eventId))?.state === 'applied', 'the first event applied once its order is free');
+    expect((await firstAnswer).body).toEqual({ eventId: first.eventId, state: 'applied' });
+    expect((await eventRow(first.eventId))?.state).toBe('applied');
     await eventually(async () => drained, 'the intake drained');
     expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(first.eventId))).toBeUndefined();
 
@@ -108,13 +119,16 @@ describe('the web applies the events it stores (INTAKE_APPLY=web)', () => {
     const other = await registerOrder(hub);
     const lock = await holdOrderLock(held);
     const first = shipEvent(held, 'picking');
-    expect((await hub.clients.slick.post(SHIP_EVENTS, first)).status).toBe(202);
+    const firstAnswer = hub.clients.slick.post(SHIP_EVENTS, first);
+    await eventually(async () => hub.intake.eventsInHand === 1, 'the first event in hand');
 
-    // Sent while the place is taken; the place comes free well inside the door wait.
+    // Sent while the place is taken (a door wait of 5 s); the place comes free once the lock goes.
     const second = shipEvent(other, 'picking');
-    const answering = hub.clients.slick.post(SHIP_EVENTS, second, { prefer: 'wait=5' });
+    const secondAnswer = hub.clients.slick.post(SHIP_EVENTS, second, { prefer: 'wait=5' });
+    await eventually(async () => hub.intake.eventsAtTheDoor === 1, 'the second event at the door');
     await lock.release();
-    const answer = await answering;
+    expect((await firstAnswer).status).toBe(202);
+    const answer = await secondAnswer;
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ state: 'applied', orderStatus: 3500 });
     const [a, b] = [await eventRow(first.eventId), await eventRow(second.eventId)];

@@ -8,6 +8,9 @@ function manualCommits() {
   return { calls, commit };
 }
 
+/** Lets the commits' bookkeeping after an answer run. */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
 describe('group commit', () => {
   it('a lone request goes straight in; those arriving meanwhile share the next commit', async () => {
     const { calls, commit } = manualCommits();
@@ -31,6 +34,27 @@ describe('group commit', () => {
     const group = new GroupCommit(commit, { concurrency: 2, maxBatch: 10 });
     for (const n of [1, 2, 3, 4]) void group.submit(n).catch(() => {});
     expect(calls.map((c) => c.requests)).toEqual([[1], [2]]);
+  });
+
+  it('with keyOf, a request whose key is in a commit under way waits for it, behind it in order, while other keys go ahead', async () => {
+    const { calls, commit } = manualCommits();
+    // Requests are numbers; their key is the tens (11 and 12 share key 1).
+    const group = new GroupCommit(commit, { concurrency: 2, maxBatch: 10, keyOf: (n) => String(Math.floor(n / 10)) });
+    const answers = new Map([11, 21, 12, 31, 13, 22].map((n) => [n, group.submit(n)]));
+    // 11 goes in alone; 21 takes the second commit; the rest wait for a free one.
+    expect(calls.map((c) => c.requests)).toEqual([[11], [21]]);
+    calls[1]!.finish(['21']);
+    await answers.get(21);
+    await settled();
+    // Key 1 is still under way: 12 and 13 wait; 31 and 22 go (22's 21 has committed).
+    expect(calls.map((c) => c.requests)).toEqual([[11], [21], [31, 22]]);
+    calls[0]!.finish(['11']);
+    await answers.get(11);
+    await settled();
+    expect(calls.map((c) => c.requests)).toEqual([[11], [21], [31, 22], [12, 13]]);
+    calls[2]!.finish(['31', '22']);
+    calls[3]!.finish(['12', '13']);
+    expect(await Promise.all([...answers.values()])).toEqual(['11', '21', '12', '31', '13', '22']);
   });
 
   it('a commit that answers the wrong number of requests fails them all', async () => {

@@ -63,7 +63,8 @@ ${Object.entries(ERROR_CODES)
 ## Partner events
 Each event has an \`eventId\` (1–128 characters), also accepted as the \`Idempotency-Key\` header (if both are
 given they must be equal). The same eventId and body again is answered like the first with \`duplicate: true\`
-and applied at most once; another body is 409. \`202\` means the event is committed to Postgres. With
+and applied at most once; another body is 409. \`202\` means the event is committed to Postgres; its \`state\` is
+the one committed: \`queued\` for the workers, or the outcome when the web stored and applied it at once. With
 \`Prefer: wait=N\` (N ≤ ${MAX_PREFER_WAIT_SECONDS}) the call waits for the outcome: 200 applied or ignored, 422 rejected
 (\`error.details\` is the outcome), 202 if not done in time. \`GET /api/events/{eventId}\` reads the outcome at any time.`;
 
@@ -132,7 +133,7 @@ function partnerEventOperations(): Operation[] {
     },
     responses: {
       200: { description: 'With `Prefer: wait=N`: applied or ignored.', content: json(s.eventOutcomeSchema) },
-      202: { description: 'Stored (committed); applied asynchronously.', content: json(s.eventAcceptedSchema) },
+      202: { description: 'Stored (committed): queued, or already applied with the store (its state says which).', content: json(s.eventAcceptedSchema) },
       ...errors(400, 401, 403, 409, 413, 415),
       422: {
         description: 'With `Prefer: wait=N`: rejected; `error.code` is the reason and `error.details` the outcome.',

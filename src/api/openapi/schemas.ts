@@ -119,8 +119,12 @@ export const eventOutcomeSchema = z
   .meta({ id: 'EventOutcome' });
 
 export const eventAcceptedSchema = z
-  .strictObject({ eventId: z.string(), state: z.literal('queued'), duplicate: z.literal(true).optional() })
-  .meta({ id: 'EventAccepted', description: 'The event is committed to Postgres; it is applied asynchronously.' });
+  .strictObject({ eventId: z.string(), state: z.enum(['queued', 'applied', 'ignored', 'rejected', 'failed']), duplicate: z.literal(true).optional() })
+  .meta({
+    id: 'EventAccepted',
+    description:
+      'The event is committed to Postgres, in the state it was committed in: `queued` when it waits for a worker, or its outcome when the web stored and applied it in one transaction (INTAKE_APPLY=web, the default). `GET /api/events/{eventId}` reads the outcome.',
+  });
 
 export const orderEventsSchema = z.strictObject({ orderId: z.string(), events: z.array(eventOutcomeSchema) }).meta({ id: 'OrderEvents' });
 

@@ -7,7 +7,7 @@ import type { EventOutcomeWaiters } from '../../inbox/event-outcomes.js';
 import { eventOutcomeView, findInboundEvent } from '../../inbox/event-store.js';
 import { authorize, clientOf, requireSignature } from '../auth.js';
 import { errorBody } from '../error-handler.js';
-import { withDeadline, type PartnerEventIntake } from '../../inbox/intake.js';
+import type { PartnerEventIntake } from '../../inbox/intake.js';
 import { parseWith, readJsonBody } from '../request-body.js';
 
 export const MAX_PREFER_WAIT_SECONDS = 10;
@@ -46,7 +46,7 @@ export async function acceptPartnerEvent(
 ) {
   const client = clientOf(res);
   const wait = preferWaitSeconds(req);
-  const { stored, applied } = await intake.accept(
+  const { stored, outcome } = await intake.accept(
     {
       eventId: body.eventId,
       kind: kind.name,
@@ -61,15 +61,13 @@ export async function acceptPartnerEvent(
   deps.metrics.eventsReceived.inc({ kind: kind.name, result: stored.duplicate ? 'duplicate' : 'new' });
 
   let current = stored.event;
-  if (wait !== undefined && wait > 0 && current.state === 'queued') {
-    const deadline = Date.now() + wait * 1000;
-    // Applied by this web: its outcome is in hand once committed. Handed to the queue instead (no
-    // place, or its transaction failed): a worker announces it.
-    const here = applied && (await withDeadline(applied, wait * 1000, () => new Error('not applied in time')).catch(() => undefined));
-    const left = deadline - Date.now();
-    if (here === undefined && left > 0) {
-      await waiters.wait(body.eventId, left, async () => (await findInboundEvent(deps.db, body.eventId))?.state !== 'queued');
-    }
+  if (outcome !== undefined && outcome !== 'already_processed') {
+    // Stored and applied in one transaction by this web: the outcome is committed.
+    current = { ...current, ...outcome };
+    if (wait) current = (await findInboundEvent(deps.db, body.eventId)) ?? current; // with its processedAt
+  } else if (wait !== undefined && wait > 0 && current.state === 'queued') {
+    // In the queue: a worker announces the outcome.
+    await waiters.wait(body.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, body.eventId))?.state !== 'queued');
     current = (await findInboundEvent(deps.db, body.eventId)) ?? current;
   }
   const view = { ...eventOutcomeView(current), ...(stored.duplicate ? { duplicate: true } : {}) };
