@@ -172,8 +172,10 @@ proto._writeGeneric = function (this: net.Socket, writev: boolean, data: unknown
 
 export interface RoundTripReport {
   events: number;
-  /** `shipped` and everything it causes, per shipped event. */
+  /** `shipped` and everything it causes, per shipped event (INTAKE_APPLY=queue). */
   shipped?: RoundTripReport['parts'][number];
+  /** The same with INTAKE_APPLY=web (the default): the web stores and applies, the relay publishes. */
+  web?: { parts: RoundTripReport['parts']; shipped: RoundTripReport['parts'][number] };
   parts: Array<{
     part: string;
     perEvent: { pgRoundTrips: number; pgDescribeRoundTrips: number; pgStatements: number; redisRoundTrips: number; redisCommands: number };
@@ -222,6 +224,9 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     cleanups.push(() => sims.close());
 
     const config = loadConfig({
+      // This web hands every event to the queue (the worker's part is counted on its own); the one
+      // below stores and applies them itself, the default.
+      INTAKE_APPLY: 'queue',
       SLICK_BASE_URL: sims.slick.url,
       SLICK_API_TOKEN: SLICK_TOKEN,
       PMP_BASE_URL: sims.pmp.url,
@@ -249,7 +254,18 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
       server.closeAllConnections();
     });
     const slick = DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!;
-    const client = new HubClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, slick);
+    const queueClient = new HubClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, slick);
+    const applyingWeb = buildHubDeps({ ...config, intakeApply: 'web' }, 'web');
+    cleanups.push(() => applyingWeb.close());
+    if (applyingWeb.redis.status !== 'ready') await once(applyingWeb.redis, 'ready');
+    const applyingServer = createApp(applyingWeb, { waiters }).listen(0, '127.0.0.1');
+    await once(applyingServer, 'listening');
+    cleanups.push(async () => {
+      applyingServer.close();
+      applyingServer.closeAllConnections();
+    });
+    const webClient = new HubClient(`http://127.0.0.1:${(applyingServer.address() as AddressInfo).port}`, slick);
+    let client = queueClient;
 
     const loc = (n: number) => `STORE-${String((n % 25) + 1).padStart(3, '0')}`;
     const TYPES = ['picking', 'picked', 'packing', 'packed'];
@@ -294,6 +310,14 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
           occurredAt: new Date().toISOString(),
         });
         if (res.status !== 202) throw new Error(`intake answered ${res.status}: ${JSON.stringify(res.body)}`);
+      }
+      if (client === webClient) {
+        const intake = summarize('web: stores and applies', tally, events.length);
+        tally = newTally();
+        let published = 0;
+        for (let n = await relayOutboxOnce(web); n > 0; n = await relayOutboxOnce(web)) published += n;
+        const relay = summarize(`outbox relay (${(published / events.length).toFixed(2)} messages/event)`, tally, events.length);
+        return { total: events.length, parts: [intake, relay] };
       }
       const intake = summarize('intake (web)', tally, events.length);
 
@@ -371,9 +395,16 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
         // Per order: Slick's confirmation, PMP's assignment, MAO's status, the 7000 notification.
         return r!.fulfilled === count && r!.pending === 0 && r!.confirmed === 4 * count;
       });
-      const part = summarize('shipped, end to end (intake, worker, Slick confirmation, relay, PMP + MAO + notification calls)', tally, count);
+      const part = summarize(
+        client === webClient
+          ? 'shipped, end to end (web: stores and applies; Slick confirmation, relay, PMP + MAO + notification calls)'
+          : 'shipped, end to end (intake, worker, Slick confirmation, relay, PMP + MAO + notification calls)',
+        tally,
+        count,
+      );
       await workers.close();
-      processed += sent + count;
+      // The worker counts what it applied; the applying web counts its own.
+      processed = await processedSoFar();
       return part;
     };
 
@@ -386,8 +417,14 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     } = await round('count', orders);
     await shippedRound('swarm', 20);
     const shipped = await shippedRound('ship', Math.max(20, Math.round(orders / 2)));
+
+    client = webClient;
+    await round('wwarm', 50);
+    const { parts: webParts } = await round('wcount', orders);
+    await shippedRound('wswarm', 20);
+    const webShipped = await shippedRound('wship', Math.max(20, Math.round(orders / 2)));
     await seed.close();
-    return { events: total, parts: [intake!, worker!, relay!], shipped };
+    return { events: total, parts: [intake!, worker!, relay!], shipped, web: { parts: webParts, shipped: webShipped } };
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await admin.unsafe(`drop database if exists "${database}" with (force)`).catch(() => {});
@@ -397,32 +434,36 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
 
 export function roundTripMarkdown(r: RoundTripReport): string {
   const f = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
-  const lines = [
-    `| part | Postgres round trips | … of which describe-only | Postgres statements | Redis round trips | Redis commands |`,
-    `|---|---:|---:|---:|---:|---:|`,
-    ...r.parts.map(
-      (p) =>
-        `| ${p.part} | ${f(p.perEvent.pgRoundTrips)} | ${f(p.perEvent.pgDescribeRoundTrips)} | ${f(p.perEvent.pgStatements)} | ${f(p.perEvent.redisRoundTrips)} | ${f(p.perEvent.redisCommands)} |`,
-    ),
+  const row = (p: RoundTripReport['parts'][number], suffix = '') =>
+    `| ${p.part}${suffix} | ${f(p.perEvent.pgRoundTrips)} | ${f(p.perEvent.pgDescribeRoundTrips)} | ${f(p.perEvent.pgStatements)} | ${f(p.perEvent.redisRoundTrips)} | ${f(p.perEvent.redisCommands)} |`;
+  const lines: string[] = [];
+  const paths: Array<[string, RoundTripReport['parts'], RoundTripReport['parts'][number] | undefined]> = [
+    ...(r.web ? [['INTAKE_APPLY=web (the default)', r.web.parts, r.web.shipped] as [string, RoundTripReport['parts'], RoundTripReport['parts'][number]]] : []),
+    ['INTAKE_APPLY=queue', r.parts, r.shipped],
   ];
-  const total = r.parts.reduce(
-    (a, p) => ({
-      pg: a.pg + p.perEvent.pgRoundTrips,
-      pd: a.pd + p.perEvent.pgDescribeRoundTrips,
-      st: a.st + p.perEvent.pgStatements,
-      rr: a.rr + p.perEvent.redisRoundTrips,
-      rc: a.rc + p.perEvent.redisCommands,
-    }),
-    { pg: 0, pd: 0, st: 0, rr: 0, rc: 0 },
-  );
-  lines.push(`| **total** | **${f(total.pg)}** | **${f(total.pd)}** | **${f(total.st)}** | **${f(total.rr)}** | **${f(total.rc)}** |`);
-  if (r.shipped) {
-    const p = r.shipped.perEvent;
+  for (const [name, parts, shipped] of paths) {
     lines.push(
-      `| ${r.shipped.part}, per shipped event | ${f(p.pgRoundTrips)} | ${f(p.pgDescribeRoundTrips)} | ${f(p.pgStatements)} | ${f(p.redisRoundTrips)} | ${f(p.redisCommands)} |`,
+      `${name}:`,
+      '',
+      `| part | Postgres round trips | … of which describe-only | Postgres statements | Redis round trips | Redis commands |`,
+      `|---|---:|---:|---:|---:|---:|`,
     );
+    lines.push(...parts.map((p) => row(p)));
+    const total = parts.reduce(
+      (a, p) => ({
+        pg: a.pg + p.perEvent.pgRoundTrips,
+        pd: a.pd + p.perEvent.pgDescribeRoundTrips,
+        st: a.st + p.perEvent.pgStatements,
+        rr: a.rr + p.perEvent.redisRoundTrips,
+        rc: a.rc + p.perEvent.redisCommands,
+      }),
+      { pg: 0, pd: 0, st: 0, rr: 0, rc: 0 },
+    );
+    lines.push(`| **total** | **${f(total.pg)}** | **${f(total.pd)}** | **${f(total.st)}** | **${f(total.rr)}** | **${f(total.rc)}** |`);
+    if (shipped) lines.push(row(shipped, ', per shipped event'));
+    lines.push('');
   }
-  for (const p of [...r.parts, ...(r.shipped ? [r.shipped] : [])]) {
+  for (const p of [...(r.web ? [...r.web.parts, r.web.shipped] : []), ...r.parts, ...(r.shipped ? [r.shipped] : [])]) {
     lines.push('', `${p.part}, per event:`, '');
     for (const [s, n] of p.statements) lines.push(`- ${f(n)} × \`${s}\``);
     for (const [c, n] of p.commands) lines.push(`- ${f(n)} × Redis \`${c}\``);
