@@ -246,25 +246,22 @@ export async function measureRoundTrips(options: { serverUrl: string; redisUrl: 
     cleanups.push(async () => subscriber.disconnect());
     const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(config.redisPrefix));
     await waiters.start();
-    if (web.redis.status !== 'ready') await once(web.redis, 'ready');
-    const server = createApp(web, { waiters }).listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    cleanups.push(async () => {
-      server.close();
-      server.closeAllConnections();
-    });
     const slick = DEVELOPMENT_CLIENTS.find((c) => c.id === 'slick')!;
-    const queueClient = new HubClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, slick);
+    /** A web app of these deps on a port of its own, and Slick's client of it. */
+    const serve = async (deps: typeof web) => {
+      if (deps.redis.status !== 'ready') await once(deps.redis, 'ready');
+      const server = createApp(deps, { waiters }).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      cleanups.push(async () => {
+        server.close();
+        server.closeAllConnections();
+      });
+      return new HubClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, slick);
+    };
+    const queueClient = await serve(web);
     const applyingWeb = buildHubDeps({ ...config, intakeApply: 'web' }, 'web');
     cleanups.push(() => applyingWeb.close());
-    if (applyingWeb.redis.status !== 'ready') await once(applyingWeb.redis, 'ready');
-    const applyingServer = createApp(applyingWeb, { waiters }).listen(0, '127.0.0.1');
-    await once(applyingServer, 'listening');
-    cleanups.push(async () => {
-      applyingServer.close();
-      applyingServer.closeAllConnections();
-    });
-    const webClient = new HubClient(`http://127.0.0.1:${(applyingServer.address() as AddressInfo).port}`, slick);
+    const webClient = await serve(applyingWeb);
     let client = queueClient;
 
     const loc = (n: number) => `STORE-${String((n % 25) + 1).padStart(3, '0')}`;

@@ -82,7 +82,9 @@ export async function startTestHub(options: TestHubOptions = {}) {
     { write: (line: string) => void logLines.push(line) },
   );
 
-  const web = buildHubDeps(config, 'web', { logger: logger.child({ role: 'web' }) });
+  // A smaller pool than a web process's 10 (its intake uses four at most): two test files run at once,
+  // some beside real processes (a chaos run's take 60), within Postgres's 100 connections.
+  const web = buildHubDeps(config, 'web', { logger: logger.child({ role: 'web' }), dbPoolSize: 6 });
   const subscriber = connectRedis(config.redisUrl, 'subscriber', 'test-outcomes');
   const waiters = new EventOutcomeWaiters(subscriber, eventOutcomeChannel(prefix));
   await waiters.start();

@@ -55,6 +55,20 @@ async function holdOrderLock(orderId: string) {
   };
 }
 
+/**
+ * Two orders; the first one's row locked, and its picking sent: it takes the web's only place, and its
+ * transaction (store and apply) waits for the lock until `lock.release()`.
+ */
+async function firstEventHeld() {
+  const held = await registerOrder(hub);
+  const other = await registerOrder(hub);
+  const lock = await holdOrderLock(held);
+  const first = shipEvent(held, 'picking');
+  const firstAnswer = hub.clients.slick.post(SHIP_EVENTS, first);
+  await eventually(async () => hub.intake.eventsInHand === 1, 'the first event in hand');
+  return { other, lock, first, firstAnswer };
+}
+
 describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () => {
   it('answers with the committed outcome, with Prefer: wait and without, with no worker and no job in the queue', async () => {
     const orderId = await registerOrder(hub);
@@ -81,13 +95,7 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
   });
 
   it('an event that finds no place within the door wait is stored alone and goes to the queue, and a worker applies it', async () => {
-    const held = await registerOrder(hub);
-    const other = await registerOrder(hub);
-    const lock = await holdOrderLock(held);
-    // The first event takes the web's only place; its transaction (store and apply) waits for the lock.
-    const first = shipEvent(held, 'picking');
-    const firstAnswer = hub.clients.slick.post(SHIP_EVENTS, first);
-    await eventually(async () => hub.intake.eventsInHand === 1, 'the first event in hand');
+    const { other, lock, first, firstAnswer } = await firstEventHeld();
     let drained = false;
     void hub.intake.drained().then(() => (drained = true));
 
@@ -115,12 +123,7 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
   });
 
   it('an event that gets a place while it waits at the door is stored only then, and applied by the web', async () => {
-    const held = await registerOrder(hub);
-    const other = await registerOrder(hub);
-    const lock = await holdOrderLock(held);
-    const first = shipEvent(held, 'picking');
-    const firstAnswer = hub.clients.slick.post(SHIP_EVENTS, first);
-    await eventually(async () => hub.intake.eventsInHand === 1, 'the first event in hand');
+    const { other, lock, first, firstAnswer } = await firstEventHeld();
 
     // Sent while the place is taken (a door wait of 5 s); the place comes free once the lock goes.
     const second = shipEvent(other, 'picking');
