@@ -787,7 +787,7 @@ try {
     databases.delete(`bench_${runId}_rt`);
     const out = readFileSync(rt.log, 'utf8');
     if (rtCode === 0) {
-      roundTrips = out.slice(out.indexOf('| part'));
+      roundTrips = out.slice(out.indexOf('INTAKE_APPLY='));
       console.log('done');
     } else {
       console.log(`failed (${rtCode}); see ${rt.log}`);
