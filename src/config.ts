@@ -175,6 +175,12 @@ const envSchema = z.object({
    * the events it has accepted keep their latency while a partner outruns it.
    */
   INTAKE_APPLY_MAX_IN_HAND: int(1, 10_000).default(16),
+  /**
+   * With INTAKE_APPLY=web, how long a store-and-apply transaction waits for a row lock (an order held
+   * by another transaction, or the same event being inserted by another web) before it gives up and
+   * its events are tried one by one, the one whose order is held going to the queue.
+   */
+  INTAKE_LOCK_TIMEOUT_MS: int(10, 60_000).default(2_000),
   /** How long intake waits for Postgres to store an event before it answers 503 with Retry-After. */
   INTAKE_STORE_DEADLINE_MS: int(100, 60_000).default(5_000),
   /**
@@ -227,6 +233,7 @@ export interface Config {
   intakeAdmissionWaitMs: number;
   intakeApply: 'web' | 'queue';
   intakeApplyMaxInHand: number;
+  intakeLockTimeoutMs: number;
   intakeStoreDeadlineMs: number;
   /** Port of a worker's /metrics (0: any free one), and whether it was set or is the default. */
   workerMetricsPort: { port: number; explicit: boolean };
@@ -321,6 +328,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     intakeAdmissionWaitMs: e.INTAKE_ADMISSION_WAIT_MS,
     intakeApply: e.INTAKE_APPLY,
     intakeApplyMaxInHand: e.INTAKE_APPLY_MAX_IN_HAND,
+    intakeLockTimeoutMs: e.INTAKE_LOCK_TIMEOUT_MS,
     intakeStoreDeadlineMs: e.INTAKE_STORE_DEADLINE_MS,
     workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },
     schedulerMetricsPort: { port: e.SCHEDULER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9102), explicit: e.SCHEDULER_METRICS_PORT !== undefined },

@@ -92,8 +92,25 @@ export class GroupCommit<Request, Result> {
     } catch (err) {
       if (requests.length === 1) throw err;
       this.options.onSharedFailure?.(requests, err);
-      const alone = await Promise.allSettled(requests.map((r) => this.commit([r])));
-      results = alone.map((a) => (a.status === 'fulfilled' ? a.value[0]! : a.reason instanceof Error ? a.reason : new Error(String(a.reason))));
+      // One key's requests one after another, in their order (with keyOf); the rest side by side.
+      const byKey = new Map<string, number[]>();
+      requests.forEach((r, i) => {
+        const key = this.options.keyOf ? this.options.keyOf(r) : String(i);
+        byKey.set(key, [...(byKey.get(key) ?? []), i]);
+      });
+      const alone = new Array<Result | Error>(requests.length);
+      await Promise.all(
+        [...byKey.values()].map(async (indexes) => {
+          for (const i of indexes) {
+            try {
+              alone[i] = (await this.commit([requests[i]!]))[0]!;
+            } catch (err) {
+              alone[i] = err instanceof Error ? err : new Error(String(err));
+            }
+          }
+        }),
+      );
+      results = alone;
     }
     // A commit that answers the wrong number of requests is a bug: every request of the batch fails.
     if (results.length !== requests.length) throw new Error(`group commit answered ${results.length} of ${requests.length} requests`);

@@ -203,8 +203,16 @@ export interface StoredAndApplied {
 export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly NewInboundEvent[]): Promise<Array<StoredAndApplied | ConflictError>> {
   const hashes = inputs.map((i) => bodyHash(i.payload));
   const eventIds = [...new Set(inputs.map((i) => i.eventId))];
-  const { batch, cutOff, leadingRows } = await inboxTransaction(deps, eventIds, [insertEventsStatement(inputs, hashes), storedEventsStatement(eventIds)]);
-  const stored = storeResults(inputs, hashes, leadingRows[0]!, leadingRows[1]!);
+  const { batch, cutOff, leadingRows } = await inboxTransaction(deps, eventIds, [
+    // A lock held elsewhere (an operator's long transaction, a session idle in one) must not hold up
+    // these events, nor their uncommitted rows the same events sent to another web: past
+    // INTAKE_LOCK_TIMEOUT_MS the transaction fails, its events are tried one by one, and the one whose
+    // order is held goes to the queue.
+    { sql: `set local lock_timeout = '${Math.trunc(deps.config.intakeLockTimeoutMs)}ms'`, params: [] },
+    insertEventsStatement(inputs, hashes),
+    storedEventsStatement(eventIds),
+  ]);
+  const stored = storeResults(inputs, hashes, leadingRows[1]!, leadingRows[2]!);
   const requested = new Set(eventIds);
   await afterInboxCommit(deps, batch, requested, false);
   const outcomes = new Map<string, InboundEventResult>();

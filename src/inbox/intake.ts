@@ -233,6 +233,11 @@ export class PartnerEventIntake {
    */
   async store(event: NewInboundEvent): Promise<StoreResult> {
     await this.admission.admit();
+    return this.storeAdmitted(event);
+  }
+
+  /** `store` for an event admitted already. */
+  private storeAdmitted(event: NewInboundEvent): Promise<StoreResult> {
     return withStoreDeadline(this.storing.submit(event), this.storeDeadlineMs);
   }
 
@@ -265,9 +270,19 @@ export class PartnerEventIntake {
   async accept(event: NewInboundEvent, announce: boolean): Promise<AcceptedEvent> {
     await this.admission.admit();
     const job: InboundEventJob = { name: INBOUND_EVENT_JOB, data: { eventId: event.eventId, ...(announce ? { announce: true } : {}) } };
-    if (this.here && (await this.here.inHand.take(this.deps.config.intakeAdmissionWaitMs))) {
+    const here = this.here;
+    if (here && (await here.inHand.take(this.deps.config.intakeAdmissionWaitMs))) {
+      const submitted = here.storingAndApplying.submit(event);
+      // The place is the transaction's until it ends, even when the partner is answered 503 first.
+      submitted.then(
+        () => here.inHand.give(),
+        () => here.inHand.give(),
+      );
       try {
-        const { stored, outcome } = await withStoreDeadline(this.here.storingAndApplying.submit(event), this.storeDeadlineMs);
+        const { stored, outcome } = await withStoreDeadline(submitted, this.storeDeadlineMs);
+        // Stored here but not applied with it (its order was created while the lock statement waited,
+        // say, or applying it went on in a transaction that failed after the commit): the workers' then.
+        if (outcome === 'already_processed' && stored.event.state === 'queued') await this.enqueueOrLeave(job, event);
         return { stored, outcome };
       } catch (err) {
         // A conflict is the partner's to hear; past the deadline the transaction may still commit
@@ -277,11 +292,9 @@ export class PartnerEventIntake {
           { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
           'event not stored and applied at once; storing it for the queue',
         );
-      } finally {
-        this.here.inHand.give();
       }
     }
-    const stored = await this.store(event);
+    const stored = await this.storeAdmitted(event);
     // A duplicate still queued is enqueued again (its job id keeps one job): the first request may
     // have been answered 503 before its INSERT committed, and so never enqueued it.
     if (!stored.duplicate || stored.event.state === 'queued') await this.enqueueOrLeave(job, event);

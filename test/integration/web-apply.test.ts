@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inboundEventJobId } from '../../src/queues/inbound-events.queue.js';
-import { eventually, registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
+import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
  * INTAKE_APPLY=web: the web applies the events it stores itself, without the inbound queue; at most
@@ -18,7 +18,8 @@ let locker: postgres.Sql;
 beforeAll(async () => {
   hub = await startTestHub({
     inProcessWorkers: false,
-    env: { INTAKE_APPLY: 'web', INTAKE_APPLY_MAX_IN_HAND: '1', INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS) },
+    // The tests below hold an order's lock as long as they need (the lock timeout has its own test).
+    env: { INTAKE_APPLY: 'web', INTAKE_APPLY_MAX_IN_HAND: '1', INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS), INTAKE_LOCK_TIMEOUT_MS: '60000' },
   });
   locker = postgres(hub.databaseUrl, { max: 2, onnotice: () => {} });
 });
@@ -139,4 +140,23 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
     expect(b!.received_at.getTime()).toBeGreaterThanOrEqual(a!.processed_at!.getTime());
     expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(second.eventId))).toBeUndefined();
   }, 20_000);
+
+  it('an order locked past INTAKE_LOCK_TIMEOUT_MS does not hold its event: stored alone for the queue, applied by a worker once the lock goes', async () => {
+    const quick = await startExtraWeb(hub, { INTAKE_APPLY: 'web', INTAKE_LOCK_TIMEOUT_MS: '200' });
+    try {
+      const held = await registerOrder(hub);
+      const lock = await holdOrderLock(held);
+      const event = shipEvent(held, 'picking');
+      const answer = await quick.clients.slick.post(SHIP_EVENTS, event);
+      expect(answer.status).toBe(202);
+      expect(answer.body).toEqual({ eventId: event.eventId, state: 'queued' });
+      expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(event.eventId))).toBeDefined();
+      await lock.release();
+      hub.startInProcessWorkers();
+      await eventually(async () => (await eventRow(event.eventId))?.state === 'applied', 'the event applied by a worker');
+      expect(await orderStatus(held)).toBe(3500);
+    } finally {
+      await quick.close();
+    }
+  });
 });

@@ -57,6 +57,39 @@ describe('group commit', () => {
     expect(await Promise.all([...answers.values()])).toEqual(['11', '21', '12', '31', '13', '22']);
   });
 
+  it('with keyOf, the requests of a failed shared commit are retried alone one key at a time, in order', async () => {
+    const alone: number[] = [];
+    const running = new Set<string>();
+    let overlap = false;
+    const keyOf = (n: number) => String(Math.floor(n / 10));
+    let release!: () => void;
+    const firstDone = new Promise<void>((r) => (release = r));
+    const group = new GroupCommit(
+      async (requests: number[]) => {
+        if (requests.length === 1 && requests[0] === 1) {
+          await firstDone;
+          return ['ok 1'];
+        }
+        if (requests.length > 1) throw new Error('shared commit refused');
+        const key = keyOf(requests[0]!);
+        if (running.has(key)) overlap = true;
+        running.add(key);
+        await new Promise((r) => setImmediate(r));
+        running.delete(key);
+        alone.push(requests[0]!);
+        return [`ok ${requests[0]}`];
+      },
+      { concurrency: 1, maxBatch: 10, keyOf },
+    );
+    const first = group.submit(1);
+    const answers = [11, 21, 12, 13].map((n) => group.submit(n));
+    release();
+    await first;
+    expect(await Promise.all(answers)).toEqual(['ok 11', 'ok 21', 'ok 12', 'ok 13']);
+    expect(overlap).toBe(false);
+    expect(alone.filter((n) => keyOf(n) === '1')).toEqual([11, 12, 13]);
+  });
+
   it('a commit that answers the wrong number of requests fails them all', async () => {
     const group = new GroupCommit(async () => ['only one'], { concurrency: 1, maxBatch: 10 });
     const first = group.submit(1);

@@ -64,7 +64,7 @@ export async function acceptPartnerEvent(
   if (outcome !== undefined && outcome !== 'already_processed') {
     // Stored and applied in one transaction by this web: the outcome is committed.
     current = { ...current, ...outcome };
-    if (wait) current = (await findInboundEvent(deps.db, body.eventId)) ?? current; // with its processedAt
+    if (wait !== undefined) current = (await findInboundEvent(deps.db, body.eventId)) ?? current; // with its processedAt
   } else if (wait !== undefined && wait > 0 && current.state === 'queued') {
     // In the queue: a worker announces the outcome.
     await waiters.wait(body.eventId, wait * 1000, async () => (await findInboundEvent(deps.db, body.eventId))?.state !== 'queued');
