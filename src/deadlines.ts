@@ -10,3 +10,8 @@ export function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error)
   work.catch(() => {}); // answered already by the deadline
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
+
+/** `work` (Redis taking jobs or news about committed work), or an error after ENQUEUE_DEADLINE_MS. */
+export function withinEnqueueDeadline<T>(work: Promise<T>): Promise<T> {
+  return withDeadline(work, ENQUEUE_DEADLINE_MS, () => new Error(`Redis took longer than ${ENQUEUE_DEADLINE_MS} ms`));
+}

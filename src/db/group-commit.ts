@@ -96,7 +96,9 @@ export class GroupCommit<Request, Result> {
       const byKey = new Map<string, number[]>();
       requests.forEach((r, i) => {
         const key = this.options.keyOf ? this.options.keyOf(r) : String(i);
-        byKey.set(key, [...(byKey.get(key) ?? []), i]);
+        const indexes = byKey.get(key);
+        if (indexes) indexes.push(i);
+        else byKey.set(key, [i]);
       });
       const alone = new Array<Result | Error>(requests.length);
       await Promise.all(

@@ -15,20 +15,14 @@ export const INBOX_REQUESTS_PER_TRANSACTION = 64;
 export class InboxBatches {
   private readonly group: GroupCommit<InboundEventRequest, InboundEventResult>;
 
-  /**
-   * `byOrder`: the requests carry their orderId, and one order's events never go into two of this
-   * process's transactions at once (the second would only wait for the first's row lock, holding up
-   * the other orders' events in it); a later one waits for the first to commit and goes in the next.
-   */
-  constructor(deps: HubDeps, options: { transactions?: number; byOrder?: boolean } = {}) {
+  constructor(deps: HubDeps, transactions = INBOX_TRANSACTIONS) {
     this.group = new GroupCommit(
       async (requests) => {
         const results = await applyInboundEvents(deps, requests);
         return requests.map((r) => results.get(r.eventId)!);
       },
       {
-        concurrency: options.transactions ?? INBOX_TRANSACTIONS,
-        ...(options.byOrder ? { keyOf: (r: InboundEventRequest) => r.orderId ?? r.eventId } : {}),
+        concurrency: transactions,
         maxBatch: INBOX_REQUESTS_PER_TRANSACTION,
         // Whatever failed the shared transaction must fail only its own job: each event is tried alone.
         onSharedFailure: (requests, err) =>

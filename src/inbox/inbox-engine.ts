@@ -10,7 +10,7 @@ import type { EventOutcome, EventPlan } from './event-kind.js';
 import { announceOutcomes } from './event-outcomes.js';
 import { bodyHash, insertEventsStatement, storedEventsStatement, storeResults, type NewInboundEvent, type StoreResult } from './event-store.js';
 import { ConflictError } from '../errors.js';
-import { ENQUEUE_DEADLINE_MS, withDeadline } from '../deadlines.js';
+import { withinEnqueueDeadline } from '../deadlines.js';
 import { INBOX_BATCH, lockedInboxes, lockEventsWithoutOrderStatement, lockInboxesStatement, orderCallStatesStatement } from './inbox-lock.js';
 
 /**
@@ -24,8 +24,6 @@ export type InboundEventResult = EventOutcome | 'already_processed';
 export interface InboundEventRequest {
   eventId: string;
   announce?: boolean;
-  /** The event's order, when the requester knows it (see InboxBatches' `byOrder`). */
-  orderId?: string;
 }
 
 /** What the engine does with one locked event: its kind's plan, or the engine's own answer. */
@@ -63,7 +61,7 @@ interface Applied {
  * One inbox transaction: BEGIN with `leading` statements (the intake's INSERT, say) and the locking
  * reads of the orders of `eventIds`, then every write with COMMIT (see applyInboundEvents). Returns
  * what it applied, whether the lock statement was cut off at INBOX_BATCH, and the leading statements'
- * rows, which `check` sees before anything is decided (it may throw to roll everything back).
+ * rows.
  */
 async function inboxTransaction(
   deps: HubDeps,
@@ -129,25 +127,22 @@ async function afterInboxCommit(deps: HubDeps, batch: readonly Applied[], reques
   if (calls.length > 0) {
     // If Redis cannot take them now, the calls stay pending in Postgres and the sweeper schedules them
     // (BullMQ waits for a lost connection to come back; the partner waiting for its answer must not).
-    await withDeadline(enqueuePartnerCalls(deps, calls), ENQUEUE_DEADLINE_MS, () => new Error(`Redis took longer than ${ENQUEUE_DEADLINE_MS} ms`)).catch(
-      (err: unknown) =>
-        deps.logger.warn(
-          { eventIds: [...requested], orderIds: calls.map((c) => c.orderId), err: (err as Error).message },
-          'partner calls not scheduled; the sweeper will',
-        ),
+    await withinEnqueueDeadline(enqueuePartnerCalls(deps, calls)).catch((err: unknown) =>
+      deps.logger.warn(
+        { eventIds: [...requested], orderIds: calls.map((c) => c.orderId), err: (err as Error).message },
+        'partner calls not scheduled; the sweeper will',
+      ),
     );
   }
   // A partner waiting with `Prefer: wait` needs the news; events applied for another request
   // (earlier events of the same order) may have waiters of their own.
   if (batch.length > 0 && (announce || batch.some((b) => !requested.has(b.row.eventId)))) {
-    await withDeadline(
+    await withinEnqueueDeadline(
       announceOutcomes(
         deps.redis,
         deps.config.redisPrefix,
         batch.map((b) => b.row.eventId),
       ),
-      ENQUEUE_DEADLINE_MS,
-      () => new Error(`Redis took longer than ${ENQUEUE_DEADLINE_MS} ms`),
     ).catch((err: unknown) => deps.logger.warn({ eventIds: [...requested], err }, 'could not announce event outcomes; waiters read them at their deadline'));
   }
 }

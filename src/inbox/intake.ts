@@ -1,7 +1,7 @@
 import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { ConflictError, UnavailableError } from '../errors.js';
-import { ENQUEUE_DEADLINE_MS, withDeadline } from '../deadlines.js';
+import { withDeadline, withinEnqueueDeadline } from '../deadlines.js';
 import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
 import { storeAndApplyInboundEvents, type InboundEventResult, type StoredAndApplied } from './inbox-engine.js';
 import { INBOUND_EVENT_JOB, inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
@@ -120,7 +120,7 @@ function withStoreDeadline<T>(storing: Promise<T>, deadlineMs: number): Promise<
 export class EventsInHand {
   private inHand = 0;
   private readonly waiting: Array<() => void> = [];
-  private idle: Array<() => void> = [];
+  private readonly idle: Array<() => void> = [];
 
   constructor(private readonly limit: number) {}
 
@@ -310,7 +310,7 @@ export class PartnerEventIntake {
   private async enqueueOrLeave(job: InboundEventJob, event: NewInboundEvent): Promise<void> {
     try {
       // BullMQ waits for a Redis connection rather than failing; the partner must not wait with it.
-      await withDeadline(this.enqueue(job), ENQUEUE_DEADLINE_MS, () => new Error(`enqueue took longer than ${ENQUEUE_DEADLINE_MS} ms`));
+      await withinEnqueueDeadline(this.enqueue(job));
     } catch (err) {
       this.deps.logger.warn(
         { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },

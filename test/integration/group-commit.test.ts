@@ -102,7 +102,7 @@ describe('ship events applied together', () => {
     const events = orders.map((o) => shipEvent(o, 'picking'));
     await store(events);
 
-    const batches = new InboxBatches(hub.worker, { transactions: 1 });
+    const batches = new InboxBatches(hub.worker, 1);
     // The first request starts a transaction at once; the other five arrive while it runs.
     const results = await Promise.all(events.map((e) => batches.apply({ eventId: e.eventId })));
     expect(results).toEqual(events.map(() => ({ state: 'applied', reason: null, orderStatus: 3500 })));
@@ -127,7 +127,7 @@ describe('ship events applied together', () => {
           values (${`broken-${broken.eventId}`}, 'ship-event', 'slick', 'shipped', ${orders[1]}, 'slick', 'x', ${JSON.stringify({ ...broken, orderId: orders[1] })}::jsonb)`,
     );
 
-    const batches = new InboxBatches(hub.worker, { transactions: 1 });
+    const batches = new InboxBatches(hub.worker, 1);
     const blocker = shipEvent(orders[2]!, 'picked');
     await store([blocker]);
     const asked = [blocker.eventId, ...good.map((e) => e.eventId), `broken-${broken.eventId}`];
