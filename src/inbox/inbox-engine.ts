@@ -214,12 +214,19 @@ export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly
   for (const b of batch) if (requested.has(b.row.eventId)) outcomes.set(b.row.eventId, b.outcome);
   const left = eventIds.filter((id) => !outcomes.has(id));
   // A full lock statement may have left some for another transaction (a long backlog of one order).
-  if (cutOff && left.length > 0)
-    for (const [id, result] of await applyInboundEvents(
-      deps,
-      left.map((eventId) => ({ eventId })),
-    ))
-      outcomes.set(id, result);
+  // The events are committed already: if that fails, they stay queued (`already_processed` here) and
+  // the caller hands them to the queue, rather than the whole batch being tried again as duplicates.
+  if (cutOff && left.length > 0) {
+    try {
+      for (const [id, result] of await applyInboundEvents(
+        deps,
+        left.map((eventId) => ({ eventId })),
+      ))
+        outcomes.set(id, result);
+    } catch (err) {
+      deps.logger.warn({ eventIds: left, err: (err as Error).message }, 'events stored, but the rest of their backlog not applied; handed to the queue');
+    }
+  }
   return stored.map((s) => (s instanceof ConflictError ? s : { stored: s, outcome: outcomes.get(s.event.eventId) ?? 'already_processed' }));
 }
 
