@@ -13,6 +13,7 @@
  *
  * `--traffic=partner` runs the partner scenario instead (bench/partner-traffic.ts: each order's whole life,
  * the next event sent on the answer to the last, through the hub and a naive reference).
+ * `--traffic=shipped-cost` measures what a `shipped` costs beyond a plain ship event in CPU (bench/shipped-cost.ts).
  *
  * Flags: --duration=20 --warmup=3 --rates=500,1000 --scenarios=hub,stripped,naive --workers=1 (worker processes; on 2 cores one is enough, see README)
  *        --concurrency=16 (WORKER_CONCURRENCY) --connections=256 (HTTP client) --drain=10 (s)
@@ -69,11 +70,14 @@ import { cpuByRootMs, cpuDeltaMs, cpuSnapshot, machineTicks, CLK_TCK, type CpuSn
 const SCENARIOS = ['hub', 'stripped', 'naive'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-// `--traffic=partner`: the partner scenario (closed loop, whole order lives), bench/partner-traffic.ts, with the other flags.
-if (process.argv.includes('--traffic=partner')) {
+// `--traffic=partner`: the partner scenario (closed loop, whole order lives), bench/partner-traffic.ts;
+// `--traffic=shipped-cost`: what a shipped costs beyond a plain event in CPU, bench/shipped-cost.ts. With the other flags.
+const TRAFFIC_SCRIPTS: Record<string, string> = { '--traffic=partner': './partner-traffic.ts', '--traffic=shipped-cost': './shipped-cost.ts' };
+const traffic = process.argv.slice(2).find((a) => a in TRAFFIC_SCRIPTS);
+if (traffic) {
   const { spawnSync } = await import('node:child_process');
-  const args = process.argv.slice(2).filter((a) => a !== '--traffic=partner');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL('./partner-traffic.ts', import.meta.url).pathname, ...args], { stdio: 'inherit' });
+  const args = process.argv.slice(2).filter((a) => a !== traffic);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL(TRAFFIC_SCRIPTS[traffic]!, import.meta.url).pathname, ...args], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 
