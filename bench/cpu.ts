@@ -137,12 +137,20 @@ export function cpuByRootMs(before: CpuSnapshot, after: CpuSnapshot): Map<number
   return out;
 }
 
-/** Machine-wide CPU counters from /proc/stat, in clock ticks: busy (not idle, not iowait) and total. */
-export function machineTicks(): { busy: number; total: number } {
+/**
+ * Machine-wide CPU counters from /proc/stat, in clock ticks: busy (not idle, not iowait), total, and
+ * steal (time a virtual machine's CPUs were runnable but the host ran something else: on a shared
+ * host the same run gets slower, and this says by how much).
+ */
+export function machineTicks(): { busy: number; total: number; steal: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal (guest time is already in user)
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, steal: v[7] ?? 0 };
 }
+
+/** The share of the machine's CPU time the host stole between two readings (0–1). */
+export const stolenShare = (a: { total: number; steal: number }, b: { total: number; steal: number }) =>
+  b.total > a.total ? (b.steal - a.steal) / (b.total - a.total) : 0;

@@ -47,7 +47,7 @@ import {
   waitFor,
   type Proc,
 } from './bench-processes.js';
-import { cpuByRootMs, cpuDeltaMs, cpuSnapshot, type CpuSnapshot } from './cpu.js';
+import { cpuByRootMs, cpuDeltaMs, cpuSnapshot, machineTicks, stolenShare, type CpuSnapshot } from './cpu.js';
 import { location, SHIP_EVENT_TYPES } from './partner-order-life.js';
 
 const opts = {
@@ -97,6 +97,8 @@ interface Phase {
   wallS: number;
   /** CPU ms per event by part, idle taken off. */
   perEvent: Record<string, number>;
+  /** Share of the machine's CPU time the host stole during the phase. */
+  stolen: number;
 }
 
 try {
@@ -223,6 +225,7 @@ try {
 
     process.stdout.write(`  ${name}: ${opts.events} events at ${opts.rate}/s… `);
     const c0 = cpuSnapshot(roots, database);
+    const machine0 = machineTicks();
     const self0 = process.cpuUsage();
     const t0 = performance.now();
     const sends: Promise<void>[] = [];
@@ -246,13 +249,14 @@ try {
     }
     const wallS = (performance.now() - t0) / 1000;
     const used = parts(c0, cpuSnapshot(roots, database));
+    const stolen = stolenShare(machine0, machineTicks());
     const self = process.cpuUsage(self0);
     const perEvent: Record<string, number> = {};
     for (const [k, ms] of Object.entries(used)) perEvent[k] = (ms - ((idle[k] ?? 0) / idleS) * wallS) / opts.events;
     perEvent.hub = Object.values(perEvent).reduce((a, b) => a + b, 0);
     perEvent['generator+simulators'] = (self.user + self.system) / 1000 / opts.events;
     console.log(`done in ${wallS.toFixed(1)} s`);
-    return { name, events: opts.events, wallS, perEvent };
+    return { name, events: opts.events, wallS, perEvent, stolen };
   };
 
   const plain = await runPhase('plain');
@@ -270,7 +274,9 @@ try {
 |---|${cols.map(() => '---:').join('|')}|
 ${row('plain (picking)', plain.perEvent)}
 ${row('shipped, with its four partner calls', shipped.perEvent)}
-${row('shipped beyond plain', beyond)}`;
+${row('shipped beyond plain', beyond)}
+
+CPU stolen by the host: ${fmt(plain.stolen * 100, 0)} % of the machine's time in the plain phase, ${fmt(shipped.stolen * 100, 0)} % in the shipped phase.`;
   console.log(`\n${table}\n`);
   if (opts.write) {
     const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
