@@ -36,7 +36,7 @@ import { Agent, request } from 'undici';
 import { signatureHeader } from '../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
 import { INBOUND_EVENTS_QUEUE } from '../src/queues/inbound-events.queue.js';
-import { startAllSimulators, type AllSimulators } from '../src/simulators/index.js';
+import { hubPartnerEnv, startAllSimulators, type AllSimulators } from '../src/simulators/index.js';
 import {
   cleanupOnce,
   dbUrl,
@@ -165,13 +165,7 @@ async function runScenario(scenario: Scenario): Promise<Result> {
     PORT: String(port),
     LOG_LEVEL: 'warn',
     WORKER_CONCURRENCY: String(opts.concurrency),
-    SLICK_BASE_URL: sims.slick.url,
-    SLICK_API_TOKEN: SLICK_TOKEN,
-    PMP_BASE_URL: sims.pmp.url,
-    MAO_BASE_URL: sims.mao.url,
-    GRAB_BASE_URL: sims.grab.url,
-    NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
-    INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
+    ...hubPartnerEnv(sims, SLICK_TOKEN),
     ...(opts.maxBacklog ? { INTAKE_MAX_BACKLOG: opts.maxBacklog } : {}),
     WORKER_METRICS_PORT: '0',
     SCHEDULER_METRICS_PORT: '0',

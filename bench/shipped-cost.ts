@@ -29,7 +29,7 @@ import postgres from 'postgres';
 import { Agent, request } from 'undici';
 import { signatureHeader } from '../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
-import { startAllSimulators, type AllSimulators } from '../src/simulators/index.js';
+import { hubPartnerEnv, startAllSimulators, type AllSimulators } from '../src/simulators/index.js';
 import {
   cleanupOnce,
   dbUrl,
@@ -117,13 +117,7 @@ try {
     TOPIC_STREAM: `${prefix}:order.fulfillment.v1`,
     PORT: String(port),
     LOG_LEVEL: 'warn',
-    SLICK_BASE_URL: sims.slick.url,
-    SLICK_API_TOKEN: SLICK_TOKEN,
-    PMP_BASE_URL: sims.pmp.url,
-    MAO_BASE_URL: sims.mao.url,
-    GRAB_BASE_URL: sims.grab.url,
-    NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
-    INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
+    ...hubPartnerEnv(sims, SLICK_TOKEN),
     WORKER_METRICS_PORT: '0',
     SCHEDULER_METRICS_PORT: '0',
   };

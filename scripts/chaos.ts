@@ -56,7 +56,7 @@ import postgres from 'postgres';
 import { Agent, request } from 'undici';
 import { signatureHeader } from '../src/api/signature.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
-import { startAllSimulators, type AllSimulators, type PartnerSimulator, type RecordedRequest } from '../src/simulators/index.js';
+import { hubPartnerEnv, startAllSimulators, type AllSimulators, type PartnerSimulator, type RecordedRequest } from '../src/simulators/index.js';
 import {
   cleanupOnce,
   dbUrl,
@@ -395,13 +395,7 @@ async function main(): Promise<number> {
     DATABASE_URL: dbUrl(database),
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     LOG_LEVEL: 'warn',
-    SLICK_BASE_URL: sims.slick.url,
-    SLICK_API_TOKEN: SLICK_TOKEN,
-    PMP_BASE_URL: sims.pmp.url,
-    MAO_BASE_URL: sims.mao.url,
-    GRAB_BASE_URL: sims.grab.url,
-    NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
-    INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
+    ...hubPartnerEnv(sims, SLICK_TOKEN),
     // A hanging partner costs each attempt its whole timeout; 5 s instead of Slick's 30 s keeps a
     // short run's hang about the hang, not about one timeout. Everything else is the hub's default.
     SLICK_TIMEOUT_MS: '5000',

@@ -40,6 +40,23 @@ export interface AllSimulators {
   close(): Promise<void>;
 }
 
+/**
+ * The hub's configuration that points every integration at these simulators (Slick with `slickToken`,
+ * the notification and incident receivers at their webhook paths): what a test, the chaos run and the
+ * benchmarks give the hub's processes.
+ */
+export function hubPartnerEnv(sims: AllSimulators, slickToken: string): Record<string, string> {
+  return {
+    SLICK_BASE_URL: sims.slick.url,
+    SLICK_API_TOKEN: slickToken,
+    PMP_BASE_URL: sims.pmp.url,
+    MAO_BASE_URL: sims.mao.url,
+    GRAB_BASE_URL: sims.grab.url,
+    NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
+    INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
+  };
+}
+
 export async function startAllSimulators(options: AllSimulatorsOptions = {}): Promise<AllSimulators> {
   const { host, ports = {} } = options;
   const started = await Promise.allSettled([
