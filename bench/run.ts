@@ -51,6 +51,7 @@ import {
   deleteRedisKeys,
   flag,
   freePort,
+  mapLimit,
   numberFlag,
   redisUrl,
   releaseDatabase,
@@ -183,15 +184,6 @@ function calibrate(): number {
     best = Math.min(best, (u.user + u.system) / 1000);
   }
   return best;
-}
-
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
 }
 
 function percentile(sorted: Float64Array, p: number): number {

@@ -26,8 +26,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { Agent, request } from 'undici';
-import { signatureHeader } from '../src/api/signature.js';
+import { request } from 'undici';
+import { HubClient } from '../src/api/hub-client.js';
 import { DEVELOPMENT_CLIENTS } from '../src/config.js';
 import { hubPartnerEnv, startAllSimulators, type AllSimulators } from '../src/simulators/index.js';
 import {
@@ -36,6 +36,7 @@ import {
   deleteRedisKeys,
   flag,
   freePort,
+  mapLimit,
   numberFlag,
   redisUrl,
   releaseDatabase,
@@ -138,16 +139,11 @@ try {
     procs,
   );
   const sql = postgres(dbUrl(database), { max: 4, onnotice: () => {} });
-  const agent = new Agent({ connections: 256, keepAliveTimeout: 60_000 });
-
-  const send = async (clientId: string, route: string, body: Record<string, unknown>): Promise<void> => {
-    const c = client(clientId);
-    const raw = JSON.stringify(body);
-    const headers: Record<string, string> = { authorization: `Bearer ${c.key}`, 'content-type': 'application/json' };
-    if (c.secret) headers['x-signature'] = signatureHeader(c.secret, raw);
-    const res = await request(`${baseUrl}${route}`, { method: 'POST', headers, body: raw, dispatcher: agent });
-    const text = await res.body.text();
-    if (res.statusCode >= 300) throw new Error(`POST ${route} ${body.eventId ?? body.orderId}: ${res.statusCode} ${text}`);
+  // Signed as each partner signs (the project's own client); any answer but 2xx stops the run.
+  const partners = { mao: new HubClient(baseUrl, client('mao')), slick: new HubClient(baseUrl, client('slick')) };
+  const send = async (clientId: keyof typeof partners, route: string, body: Record<string, unknown>): Promise<void> => {
+    const res = await partners[clientId].post(route, body);
+    if (res.status >= 300) throw new Error(`POST ${route} ${body.eventId ?? body.orderId}: ${res.status} ${JSON.stringify(res.body)}`);
   };
   const shipEvent = (orderId: string, n: number, eventType: (typeof SHIP_EVENT_TYPES)[number]) =>
     send('slick', '/api/fulfillment/ship-events', {
@@ -160,14 +156,6 @@ try {
         ? { tracking: { trackingId: `GRB-${orderId}`, carrierCode: 'GRAB', estimatedDelivery: new Date(Date.now() + 3600_000).toISOString() } }
         : {}),
     });
-  const inParallel = async (count: number, limit: number, fn: (i: number) => Promise<void>) => {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(limit, count) }, async () => {
-        while (next < count) await fn(next++);
-      }),
-    );
-  };
   const quiet = async (what: string) =>
     waitFor(
       what,
@@ -186,12 +174,13 @@ try {
   process.stdout.write('  preparing orders… ');
   const plainId = (n: number) => `plain-o${n}`;
   const shippedId = (n: number) => `shipped-o${n}`;
-  await inParallel(opts.events * 2, 32, async (i) => {
+  const upTo = (n: number) => Array.from({ length: n }, (_, i) => i);
+  await mapLimit(upTo(opts.events * 2), 32, async (i) => {
     const n = i % opts.events;
     const orderId = i < opts.events ? plainId(n) : shippedId(n);
     await send('mao', '/api/orders', { orderId, shipFromLocationId: location(n), customer: { id: `c-${orderId}` }, paymentMethod: 'PREPAID', status: 3000 });
   });
-  await inParallel(opts.events, 32, async (n) => {
+  await mapLimit(upTo(opts.events), 32, async (n) => {
     for (const t of SHIP_EVENT_TYPES.slice(0, 4)) await shipEvent(shippedId(n), n, t);
   });
   await quiet('the preparation to settle');
@@ -255,7 +244,6 @@ try {
 
   const plain = await runPhase('plain');
   const shipped = await runPhase('shipped');
-  await agent.close();
   await sql.end({ timeout: 5 });
 
   const cols = ['web', 'worker', 'scheduler', 'postgres', 'redis', 'hub', 'generator+simulators'];

@@ -15,7 +15,7 @@ import { EventOutcomeWaiters, eventOutcomeChannel } from '../../src/inbox/event-
 import { PartnerEventIntake } from '../../src/inbox/intake.js';
 import { connectRedis } from '../../src/queues/redis-connection.js';
 import { buildHubDeps } from '../../src/runtime.js';
-import { startAllSimulators, type AllSimulators } from '../../src/simulators/index.js';
+import { hubPartnerEnv, startAllSimulators, type AllSimulators } from '../../src/simulators/index.js';
 import { startHubWorkers, type HubWorkers } from '../../src/workers/hub-workers.js';
 import { startSchedulerTasks } from '../../src/workers/scheduler-tasks.js';
 import { createDatabaseFromTemplate, dropDatabase } from './test-database.js';
@@ -57,15 +57,9 @@ export async function startTestHub(options: TestHubOptions = {}) {
     REDIS_URL,
     REDIS_PREFIX: prefix,
     TOPIC_STREAM: `${prefix}:order.fulfillment.v1`,
-    SLICK_BASE_URL: sims.slick.url,
-    SLICK_API_TOKEN: SLICK_TOKEN,
+    ...hubPartnerEnv(sims, SLICK_TOKEN),
     SLICK_TIMEOUT_MS: '2000',
     SLICK_RETRY_DELAYS_MS: '100,200,400',
-    PMP_BASE_URL: sims.pmp.url,
-    MAO_BASE_URL: sims.mao.url,
-    GRAB_BASE_URL: sims.grab.url,
-    NOTIFY_WEBHOOK_URL: `${sims.notify.url}/notifications`,
-    INCIDENT_WEBHOOK_URL: `${sims.incident.url}/incidents`,
     WORKER_CONCURRENCY: '8',
     OUTBOX_POLL_MS: '20',
     SWEEP_AFTER_MS: '60000',
