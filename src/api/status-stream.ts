@@ -19,6 +19,12 @@ export const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** Live changes held for a client while it is replayed, at most; past this it is dropped (and may resume by id). */
 export const MAX_PENDING_CHANGES = 10_000;
 const REPLAY_PAGE = 500;
+/**
+ * After a read that brought changes, the next read waits until this long after it: under a burst the
+ * changes of ~10 ms go out in one write per client instead of one per entry (at 500 changes/s and 500
+ * clients, ~50,000 writes/s instead of up to 250,000); a lone change is still sent at once.
+ */
+export const PUBLISH_INTERVAL_MS = 10;
 
 export interface StatusChange {
   id: string;
@@ -137,7 +143,12 @@ export class StatusStream {
               if (change) changes.push(change);
             }
           }
-          if (changes.length > 0) this.publish(changes);
+          if (changes.length > 0) {
+            const readAt = performance.now();
+            this.publish(changes);
+            const wait = readAt + PUBLISH_INTERVAL_MS - performance.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          }
         }
         // No client left: stop here (in the same turn as the check, so a client arriving next starts a new read).
         if (this.clients.size === 0) {
@@ -158,8 +169,15 @@ export class StatusStream {
 
   /** Hands what one read brought to every client: one write per client, however many changes it gets. */
   private publish(changes: StatusChange[]): void {
+    // Clients without a filter that have had none of these changes all get the same bytes: encoded once.
+    let everything: Buffer | undefined;
+    const first = changes[0]!;
+    const last = changes.at(-1)!;
     for (const client of this.clients) {
-      if (!client.pending) this.send(client, changes);
+      if (!client.pending && !client.orderId && !client.locationId && idAfter(first.id, client.lastId)) {
+        everything ??= Buffer.from(changes.map((c) => c.frame).join(''));
+        this.write(client, everything, last.id);
+      } else if (!client.pending) this.send(client, changes);
       else
         for (const change of changes) {
           if (!this.matches(client, change)) continue;
@@ -189,6 +207,13 @@ export class StatusStream {
       frames += change.frame;
     }
     if (!frames) return;
+    this.write(client, frames, client.lastId, replaying);
+  }
+
+  /** Writes a client's frames up to lastId; a live client is dropped past MAX_BUFFERED_BYTES. */
+  private write(client: Client, frames: string | Buffer, lastId: string, replaying = false): void {
+    if (!this.clients.has(client) || client.res.writableEnded) return;
+    client.lastId = lastId;
     client.res.write(frames);
     if (!replaying && client.res.writableLength > MAX_BUFFERED_BYTES) {
       this.logger.warn(

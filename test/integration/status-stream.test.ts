@@ -109,6 +109,10 @@ describe('the live stream of status changes', () => {
     await first.stop();
     // The blocked read ends on the next entry or its 5 s block; with no client left the loop ends there.
     await hub.clients.slick.post('/api/fulfillment/ship-events', shipEvent(orderId, 'picking'), { prefer: 'wait=10' });
+    // The relay puts the change on the topic after its commit: the next client must not be the one to see it.
+    const on3500 = (m: Record<string, string>) =>
+      m.type === 'status.changed' && m.payload?.includes(`"orderId":"${orderId}"`) && m.payload.includes('"to":3500');
+    await eventually(async () => ((await hub.topicMessages()).some(on3500) ? true : undefined), 'the 3500 change on the topic');
     await eventually(async () => (hub.statusStream.readingTopic ? undefined : true), 'the web to stop reading the topic', 10_000);
 
     const next = await listen(hub.baseUrl, `?orderId=${orderId}`);
