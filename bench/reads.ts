@@ -17,6 +17,7 @@
  *
  * Flags: --orders=1000000 --duration=15 --warmup=2 --read-rate=500 --event-rate=500 --side-rate=50
  *        --search-walks=40 --pages=5 --sse-clients=500 --change-rate=500 --connections=128 --no-write
+ *        --phases=A0,A,B,C,D (the phases to run; all by default)
  * Env:   DATABASE_URL (its server is used; the database name is ignored), REDIS_URL, BENCH_NODE_ARGS (node flags for the hub processes, e.g. --cpu-prof).
  * The database and the run's Redis keys are dropped at the end, and on Ctrl-C.
  */
@@ -64,6 +65,7 @@ const FLAGS = [
   'change-rate',
   'connections',
   'no-write',
+  'phases',
 ];
 for (const a of process.argv.slice(2)) {
   if (!FLAGS.some((f) => a === `--${f}` || a.startsWith(`--${f}=`))) {
@@ -85,6 +87,15 @@ const opts = {
   connections: numberFlag('connections', 128, 1),
   write: flag('no-write', 'false') !== 'true',
 };
+const PHASES = ['A0', 'A', 'B', 'C', 'D'];
+/** --phases=A0,A runs only those phases (all by default), to look at one of them without the rest. */
+const phases = new Set(flag('phases', PHASES.join(',')).split(','));
+for (const p of phases) {
+  if (!PHASES.includes(p)) {
+    console.error(`--phases: unknown phase ${p} (phases: ${PHASES.join(',')})`);
+    process.exit(2);
+  }
+}
 
 const runId = Date.now();
 const database = `bench_reads_${runId}`;
@@ -561,216 +572,226 @@ try {
   console.log(`machine CPU busy before the load (our idle processes included): ${fmt(idleBusy, 2)} cores`);
   notes.push(`- machine CPU busy in the second before phase A0 (our idle processes included): ${fmt(idleBusy, 2)} of ${os.cpus().length} cores`);
 
-  // ── phase A0: the same reads with no ingestion, to tell the reads' own cost from CPU contention ──
-  console.log(`A0: GET /api/orders/{id} at ${opts.readRate}/s and /history at ${opts.sideRate}/s, no ship events, ${opts.warmup} s + ${opts.duration} s…`);
-  const [byId0, hist0] = await Promise.all([
-    readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
-    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
-  ]);
-  readRow('A0', 'GET /api/orders/{id}, no ingestion', byId0, opts.readRate);
-  readRow('A0', 'GET /api/orders/{id}/history, no ingestion', hist0, opts.sideRate);
+  if (phases.has('A0')) {
+    // ── phase A0: the same reads with no ingestion, to tell the reads' own cost from CPU contention ──
+    console.log(`A0: GET /api/orders/{id} at ${opts.readRate}/s and /history at ${opts.sideRate}/s, no ship events, ${opts.warmup} s + ${opts.duration} s…`);
+    const [byId0, hist0] = await Promise.all([
+      readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
+      opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+    ]);
+    readRow('A0', 'GET /api/orders/{id}, no ingestion', byId0, opts.readRate);
+    readRow('A0', 'GET /api/orders/{id}/history, no ingestion', hist0, opts.sideRate);
+  }
 
-  // ── phase A: reads by id while ship events are ingested ──
-  console.log(
-    `A: GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`,
-  );
-  const mA0 = machineTicks();
-  const loadA = shipLoad(shipPool, opts.eventRate, opts.warmup + opts.duration, 0, `${redisPrefix}-a`);
-  const [byId, hist, evs, tiers] = await Promise.all([
-    readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
-    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
-    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${moverId(1 + randomInt(loadA.orders))}/events`) : undefined,
-    opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/tiers`) : undefined,
-  ]);
-  await loadA.done;
-  const mA1 = machineTicks();
-  const busyA = ((mA1.busy - mA0.busy) / (mA1.total - mA0.total)) * os.cpus().length;
-  const shipA = stats(loadA.http);
-  assertAlive(procs);
-  readRow('A', 'GET /api/orders/{id}', byId, opts.readRate);
-  readRow('A', 'GET /api/orders/{id}/history', hist, opts.sideRate);
-  readRow('A', 'GET /api/orders/{id}/events (orders being moved)', evs, opts.sideRate);
-  readRow('A', 'GET /api/orders/{id}/tiers', tiers, opts.sideRate);
-  console.log(`  ship events meanwhile: ${shipA.n} answered, HTTP p99 ${fmt(shipA.p99)} ms, ${loadA.non2xx + loadA.errors} failed`);
-  rows.push({
-    phase: 'A',
-    what: `ship events ingested meanwhile at ${opts.eventRate}/s (${shipA.n} answered${loadA.non2xx + loadA.errors ? `, ${loadA.non2xx + loadA.errors} failed` : ''})`,
-    result: `HTTP p50 ${fmt(shipA.p50)} / p99 ${fmt(shipA.p99)} ms; machine CPU busy ${fmt(busyA, 2)} of ${os.cpus().length} cores during A`,
-    target: '–',
-    met: '–',
-  });
-
-  await drain('phase A');
-
-  // ── phase B: search pages ──
-  console.log(`B: ${opts.searchWalks} walks of ${opts.pages} pages (limit 50) by location, and as many by location and status…`);
-  const statuses = [7500, 7000, 3700, 9000];
-  for (const withStatus of [false, true]) {
-    const first: number[] = [];
-    const later: number[] = [];
-    let failed = 0;
-    let rowsSeen = 0;
-    for (let w = 0; w < opts.searchWalks; w++) {
-      const loc = LOCATION_IDS[randomInt(LOCATION_IDS.length)]!;
-      let q = `/api/orders?locationId=${loc}&limit=50${withStatus ? `&status=${statuses[w % statuses.length]}` : ''}`;
-      for (let page = 0; page < opts.pages; page++) {
-        const r = await getJson(baseUrl, q);
-        if (r.status !== 200) {
-          failed++;
-          break;
-        }
-        (page === 0 ? first : later).push(r.ms);
-        rowsSeen += r.body.orders.length;
-        if (!r.body.nextCursor) break;
-        q = `/api/orders?locationId=${loc}&limit=50${withStatus ? `&status=${statuses[w % statuses.length]}` : ''}&cursor=${encodeURIComponent(r.body.nextCursor)}`;
-      }
-    }
-    const all = stats([...first, ...later]);
-    const f = stats(first);
-    const l = stats(later);
-    const what = withStatus ? 'GET /api/orders?locationId=…&status=…&limit=50' : 'GET /api/orders?locationId=…&limit=50';
+  if (phases.has('A')) {
+    // ── phase A: reads by id while ship events are ingested ──
     console.log(
-      `  ${what}: ${all.n} pages (${rowsSeen} rows), p50 ${fmt(all.p50)} ms, p99 ${fmt(all.p99)} ms, max ${fmt(all.max)} ms; first pages p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)}; ${failed} failed`,
+      `A: GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`,
+    );
+    const mA0 = machineTicks();
+    const loadA = shipLoad(shipPool, opts.eventRate, opts.warmup + opts.duration, 0, `${redisPrefix}-a`);
+    const [byId, hist, evs, tiers] = await Promise.all([
+      readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
+      opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+      opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${moverId(1 + randomInt(loadA.orders))}/events`) : undefined,
+      opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/tiers`) : undefined,
+    ]);
+    await loadA.done;
+    const mA1 = machineTicks();
+    const busyA = ((mA1.busy - mA0.busy) / (mA1.total - mA0.total)) * os.cpus().length;
+    const shipA = stats(loadA.http);
+    assertAlive(procs);
+    readRow('A', 'GET /api/orders/{id}', byId, opts.readRate);
+    readRow('A', 'GET /api/orders/{id}/history', hist, opts.sideRate);
+    readRow('A', 'GET /api/orders/{id}/events (orders being moved)', evs, opts.sideRate);
+    readRow('A', 'GET /api/orders/{id}/tiers', tiers, opts.sideRate);
+    console.log(`  ship events meanwhile: ${shipA.n} answered, HTTP p99 ${fmt(shipA.p99)} ms, ${loadA.non2xx + loadA.errors} failed`);
+    rows.push({
+      phase: 'A',
+      what: `ship events ingested meanwhile at ${opts.eventRate}/s (${shipA.n} answered${loadA.non2xx + loadA.errors ? `, ${loadA.non2xx + loadA.errors} failed` : ''})`,
+      result: `HTTP p50 ${fmt(shipA.p50)} / p99 ${fmt(shipA.p99)} ms; machine CPU busy ${fmt(busyA, 2)} of ${os.cpus().length} cores during A`,
+      target: '–',
+      met: '–',
+    });
+
+    await drain('phase A');
+  }
+
+  if (phases.has('B')) {
+    // ── phase B: search pages ──
+    console.log(`B: ${opts.searchWalks} walks of ${opts.pages} pages (limit 50) by location, and as many by location and status…`);
+    const statuses = [7500, 7000, 3700, 9000];
+    for (const withStatus of [false, true]) {
+      const first: number[] = [];
+      const later: number[] = [];
+      let failed = 0;
+      let rowsSeen = 0;
+      for (let w = 0; w < opts.searchWalks; w++) {
+        const loc = LOCATION_IDS[randomInt(LOCATION_IDS.length)]!;
+        let q = `/api/orders?locationId=${loc}&limit=50${withStatus ? `&status=${statuses[w % statuses.length]}` : ''}`;
+        for (let page = 0; page < opts.pages; page++) {
+          const r = await getJson(baseUrl, q);
+          if (r.status !== 200) {
+            failed++;
+            break;
+          }
+          (page === 0 ? first : later).push(r.ms);
+          rowsSeen += r.body.orders.length;
+          if (!r.body.nextCursor) break;
+          q = `/api/orders?locationId=${loc}&limit=50${withStatus ? `&status=${statuses[w % statuses.length]}` : ''}&cursor=${encodeURIComponent(r.body.nextCursor)}`;
+        }
+      }
+      const all = stats([...first, ...later]);
+      const f = stats(first);
+      const l = stats(later);
+      const what = withStatus ? 'GET /api/orders?locationId=…&status=…&limit=50' : 'GET /api/orders?locationId=…&limit=50';
+      console.log(
+        `  ${what}: ${all.n} pages (${rowsSeen} rows), p50 ${fmt(all.p50)} ms, p99 ${fmt(all.p99)} ms, max ${fmt(all.max)} ms; first pages p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)}; ${failed} failed`,
+      );
+      rows.push({
+        phase: 'B',
+        what: `${what}, ${opts.searchWalks} walks × up to ${opts.pages} pages by nextCursor (${all.n} pages${failed ? `, ${failed} failed` : ''}; one at a time)`,
+        result: `p50 ${fmt(all.p50)} / p99 ${fmt(all.p99)} / max ${fmt(all.max)} ms (first page p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)})`,
+        target: 'p99 ≤ 50 ms',
+        met: verdict(all.p99 <= 50 && failed === 0),
+      });
+    }
+  }
+
+  if (phases.has('C')) {
+    // ── phase C: one full CSV export ──
+    console.log('C: one full CSV export…');
+    await sleep(1000);
+    const rssC = sampleRss(webPid);
+    const tC = performance.now();
+    const exp = await request(`${baseUrl}/api/orders/export?format=csv`, {
+      headers: { authorization: `Bearer ${viewer.key}` },
+      bodyTimeout: 0,
+      headersTimeout: 0,
+    });
+    let lines = 0;
+    let bytes = 0;
+    for await (const chunk of exp.body as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+    }
+    const exportMs = performance.now() - tC;
+    const rC = rssC.stop();
+    const exportRows = Math.max(0, lines - 1);
+    const growthMb = mb(rC.peak - rC.start);
+    const expectedRows = opts.orders + movers;
+    console.log(
+      `  ${exp.statusCode}: ${exportRows} rows (expected ${expectedRows}), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${(exportMs / 1000).toFixed(1)} s = ${fmt(exportRows / (exportMs / 1000), 0)} rows/s; web RSS ${fmt(mb(rC.start), 0)} → peak ${fmt(mb(rC.peak), 0)} MB (+${fmt(growthMb)} MB)`,
     );
     rows.push({
-      phase: 'B',
-      what: `${what}, ${opts.searchWalks} walks × up to ${opts.pages} pages by nextCursor (${all.n} pages${failed ? `, ${failed} failed` : ''}; one at a time)`,
-      result: `p50 ${fmt(all.p50)} / p99 ${fmt(all.p99)} / max ${fmt(all.max)} ms (first page p99 ${fmt(f.p99)}, cursor pages p99 ${fmt(l.p99)})`,
-      target: 'p99 ≤ 50 ms',
-      met: verdict(all.p99 <= 50 && failed === 0),
+      phase: 'C',
+      what: `GET /api/orders/export?format=csv, all orders (${exportRows.toLocaleString('en')} rows of ${expectedRows.toLocaleString('en')}, ${(bytes / 2 ** 20).toFixed(0)} MiB${exp.statusCode !== 200 ? `, status ${exp.statusCode}` : ''})`,
+      result: `${(exportMs / 1000).toFixed(1)} s, ${fmt(exportRows / (exportMs / 1000), 0)} rows/s`,
+      target: '–',
+      met: '–',
     });
+    rows.push({
+      phase: 'C',
+      what: 'web peak RSS growth during the export (VmRSS every 100 ms)',
+      result: `${fmt(mb(rC.start), 0)} → ${fmt(mb(rC.peak), 0)} MB: +${fmt(growthMb)} MB`,
+      target: '≤ 50 MB',
+      met: verdict(growthMb <= 50 && exportRows === expectedRows),
+    });
+
+    await drain('phase C');
   }
 
-  // ── phase C: one full CSV export ──
-  console.log('C: one full CSV export…');
-  await sleep(1000);
-  const rssC = sampleRss(webPid);
-  const tC = performance.now();
-  const exp = await request(`${baseUrl}/api/orders/export?format=csv`, {
-    headers: { authorization: `Bearer ${viewer.key}` },
-    bodyTimeout: 0,
-    headersTimeout: 0,
-  });
-  let lines = 0;
-  let bytes = 0;
-  for await (const chunk of exp.body as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-  }
-  const exportMs = performance.now() - tC;
-  const rC = rssC.stop();
-  const exportRows = Math.max(0, lines - 1);
-  const growthMb = mb(rC.peak - rC.start);
-  const expectedRows = opts.orders + movers;
-  console.log(
-    `  ${exp.statusCode}: ${exportRows} rows (expected ${expectedRows}), ${(bytes / 2 ** 20).toFixed(0)} MiB in ${(exportMs / 1000).toFixed(1)} s = ${fmt(exportRows / (exportMs / 1000), 0)} rows/s; web RSS ${fmt(mb(rC.start), 0)} → peak ${fmt(mb(rC.peak), 0)} MB (+${fmt(growthMb)} MB)`,
-  );
-  rows.push({
-    phase: 'C',
-    what: `GET /api/orders/export?format=csv, all orders (${exportRows.toLocaleString('en')} rows of ${expectedRows.toLocaleString('en')}, ${(bytes / 2 ** 20).toFixed(0)} MiB${exp.statusCode !== 200 ? `, status ${exp.statusCode}` : ''})`,
-    result: `${(exportMs / 1000).toFixed(1)} s, ${fmt(exportRows / (exportMs / 1000), 0)} rows/s`,
-    target: '–',
-    met: '–',
-  });
-  rows.push({
-    phase: 'C',
-    what: 'web peak RSS growth during the export (VmRSS every 100 ms)',
-    result: `${fmt(mb(rC.start), 0)} → ${fmt(mb(rC.peak), 0)} MB: +${fmt(growthMb)} MB`,
-    target: '≤ 50 MB',
-    met: verdict(growthMb <= 50 && exportRows === expectedRows),
-  });
-
-  await drain('phase C');
-
-  // ── phase D: SSE clients while status changes are produced ──
-  console.log(
-    `D: ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (about ${opts.changeRate} status changes/s), ${opts.warmup} s + ${opts.duration} s…`,
-  );
-  const acked = new Map<string, number>(); // `${orderId}:${to}` → when the ship event's 2xx came back
-  const fromAck: number[] = [];
-  const fromEntry: number[] = [];
-  let unmatched = 0;
-  let measuring = false;
-  const perfToEpoch = Date.now() - performance.now();
-  const clients: SseClient[] = [];
-  for (let i = 0; i < opts.sseClients; i++) {
-    clients.push(
-      openSse(baseUrl, (orderId, to, entryMs, at) => {
-        if (!measuring) return;
-        fromEntry.push(at + perfToEpoch - entryMs);
-        const a = acked.get(`${orderId}:${to}`);
-        if (a === undefined) unmatched++;
-        else fromAck.push(at - a);
-      }),
+  if (phases.has('D')) {
+    // ── phase D: SSE clients while status changes are produced ──
+    console.log(
+      `D: ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (about ${opts.changeRate} status changes/s), ${opts.warmup} s + ${opts.duration} s…`,
     );
-    if (i % 50 === 49) await sleep(50);
-  }
-  await Promise.all(clients.map((c) => c.connected));
-  await sleep(2000);
-  const rssD = sampleRss(webPid);
-  const firstD = Math.ceil(eventsA / 4) + 10;
-  const warmEndsAt = performance.now() + opts.warmup * 1000;
-  const loadD = shipLoad(shipPool, eventRateD, opts.warmup + opts.duration, firstD, `${redisPrefix}-d`, (orderId, type, at) => {
-    const to = EVENT_STATUS[type];
-    if (to !== undefined) acked.set(`${orderId}:${to}`, at);
-  });
-  await sleep(Math.max(0, warmEndsAt - performance.now()));
-  const receivedBefore = clients.reduce((s, c) => s + c.received, 0);
-  measuring = true;
-  const tD = performance.now();
-  await loadD.done;
-  const loadMsD = performance.now() - tD;
-  await sleep(3000); // let the last changes reach the clients
-  measuring = false;
-  const windowS = (performance.now() - tD) / 1000;
-  const rD = rssD.stop();
-  const dropped = clients.filter((c) => c.ended).length;
-  const receivedTotal = clients.reduce((s, c) => s + c.received, 0) - receivedBefore;
-  for (const c of clients) c.req.destroy();
-  const [changes] = await sql<{ n: number }[]>`
+    const acked = new Map<string, number>(); // `${orderId}:${to}` → when the ship event's 2xx came back
+    const fromAck: number[] = [];
+    const fromEntry: number[] = [];
+    let unmatched = 0;
+    let measuring = false;
+    const perfToEpoch = Date.now() - performance.now();
+    const clients: SseClient[] = [];
+    for (let i = 0; i < opts.sseClients; i++) {
+      clients.push(
+        openSse(baseUrl, (orderId, to, entryMs, at) => {
+          if (!measuring) return;
+          fromEntry.push(at + perfToEpoch - entryMs);
+          const a = acked.get(`${orderId}:${to}`);
+          if (a === undefined) unmatched++;
+          else fromAck.push(at - a);
+        }),
+      );
+      if (i % 50 === 49) await sleep(50);
+    }
+    await Promise.all(clients.map((c) => c.connected));
+    await sleep(2000);
+    const rssD = sampleRss(webPid);
+    const firstD = Math.ceil(eventsA / 4) + 10;
+    const warmEndsAt = performance.now() + opts.warmup * 1000;
+    const loadD = shipLoad(shipPool, eventRateD, opts.warmup + opts.duration, firstD, `${redisPrefix}-d`, (orderId, type, at) => {
+      const to = EVENT_STATUS[type];
+      if (to !== undefined) acked.set(`${orderId}:${to}`, at);
+    });
+    await sleep(Math.max(0, warmEndsAt - performance.now()));
+    const receivedBefore = clients.reduce((s, c) => s + c.received, 0);
+    measuring = true;
+    const tD = performance.now();
+    await loadD.done;
+    const loadMsD = performance.now() - tD;
+    await sleep(3000); // let the last changes reach the clients
+    measuring = false;
+    const windowS = (performance.now() - tD) / 1000;
+    const rD = rssD.stop();
+    const dropped = clients.filter((c) => c.ended).length;
+    const receivedTotal = clients.reduce((s, c) => s + c.received, 0) - receivedBefore;
+    for (const c of clients) c.req.destroy();
+    const [changes] = await sql<{ n: number }[]>`
     select count(*)::int as n from status_history where order_id >= ${moverId(firstD)} and order_id like 'M%' and seq > 1`;
-  const ack = stats(fromAck);
-  const ent = stats(fromEntry);
-  const perClientPerS = receivedTotal / opts.sseClients / windowS;
-  const changesPerS = changes!.n / (loadMsD / 1000 + opts.warmup);
-  console.log(
-    `  ${changes!.n} status changes written (${fmt(changesPerS, 0)}/s over the ${fmt(loadMsD / 1000 + opts.warmup)} s the load took); received over ${fmt(windowS)} s: clients received ${receivedTotal} messages (${fmt(perClientPerS, 0)}/s per client); ${dropped} clients dropped; ` +
-      `ship 2xx → client p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms (${ack.n} matched, ${unmatched} unmatched); topic entry id → client p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} ms; web RSS ${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)})`,
-  );
-  const shipD = stats(loadD.http);
-  rows.push({
-    phase: 'D',
-    what: `${opts.sseClients} GET /api/stream clients; ship events at ${eventRateD}/s → ${fmt(changesPerS, 0)} status changes/s written (load took ${fmt(loadMsD / 1000 + opts.warmup)} s); ${dropped} clients dropped; ship HTTP p99 ${fmt(shipD.p99)} ms`,
-    result: `${receivedTotal.toLocaleString('en')} messages received (${fmt(perClientPerS, 0)}/s per client)`,
-    target: '–',
-    met: '–',
-  });
-  rows.push({
-    phase: 'D',
-    what: `change → client: ship event's 2xx answer → client received that order's change (${ack.n.toLocaleString('en')} deliveries; ${unmatched} not matched)`,
-    result: `p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms`,
-    target: 'p99 ≤ 100 ms',
-    met: verdict(ack.p99 <= 100 && dropped === 0),
-  });
-  rows.push({
-    phase: 'D',
-    what: 'change → client: topic entry id timestamp (XADD time) → client received',
-    result: `p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} / max ${fmt(ent.max)} ms`,
-    target: '–',
-    met: '–',
-  });
-  const rssGrowth = mb(rD.end - rD.start);
-  rows.push({
-    phase: 'D',
-    what: 'web RSS, clients connected → end of load + 3 s',
-    result: `${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)} MB)`,
-    target: 'flat',
-    met: verdict(Math.abs(rssGrowth) <= 20),
-  });
-  if (unmatched)
-    notes.push(
-      `- phase D: ${unmatched} deliveries did not match an answered ship event (order id + target status), e.g. a change whose 2xx had not come back yet; they are left out of the ship→client figure`,
+    const ack = stats(fromAck);
+    const ent = stats(fromEntry);
+    const perClientPerS = receivedTotal / opts.sseClients / windowS;
+    const changesPerS = changes!.n / (loadMsD / 1000 + opts.warmup);
+    console.log(
+      `  ${changes!.n} status changes written (${fmt(changesPerS, 0)}/s over the ${fmt(loadMsD / 1000 + opts.warmup)} s the load took); received over ${fmt(windowS)} s: clients received ${receivedTotal} messages (${fmt(perClientPerS, 0)}/s per client); ${dropped} clients dropped; ` +
+        `ship 2xx → client p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms (${ack.n} matched, ${unmatched} unmatched); topic entry id → client p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} ms; web RSS ${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)})`,
     );
+    const shipD = stats(loadD.http);
+    rows.push({
+      phase: 'D',
+      what: `${opts.sseClients} GET /api/stream clients; ship events at ${eventRateD}/s → ${fmt(changesPerS, 0)} status changes/s written (load took ${fmt(loadMsD / 1000 + opts.warmup)} s); ${dropped} clients dropped; ship HTTP p99 ${fmt(shipD.p99)} ms`,
+      result: `${receivedTotal.toLocaleString('en')} messages received (${fmt(perClientPerS, 0)}/s per client)`,
+      target: '–',
+      met: '–',
+    });
+    rows.push({
+      phase: 'D',
+      what: `change → client: ship event's 2xx answer → client received that order's change (${ack.n.toLocaleString('en')} deliveries; ${unmatched} not matched)`,
+      result: `p50 ${fmt(ack.p50)} / p99 ${fmt(ack.p99)} / max ${fmt(ack.max)} ms`,
+      target: 'p99 ≤ 100 ms',
+      met: verdict(ack.p99 <= 100 && dropped === 0),
+    });
+    rows.push({
+      phase: 'D',
+      what: 'change → client: topic entry id timestamp (XADD time) → client received',
+      result: `p50 ${fmt(ent.p50)} / p99 ${fmt(ent.p99)} / max ${fmt(ent.max)} ms`,
+      target: '–',
+      met: '–',
+    });
+    const rssGrowth = mb(rD.end - rD.start);
+    rows.push({
+      phase: 'D',
+      what: 'web RSS, clients connected → end of load + 3 s',
+      result: `${fmt(mb(rD.start), 0)} → ${fmt(mb(rD.end), 0)} MB (peak ${fmt(mb(rD.peak), 0)} MB)`,
+      target: 'flat',
+      met: verdict(Math.abs(rssGrowth) <= 20),
+    });
+    if (unmatched)
+      notes.push(
+        `- phase D: ${unmatched} deliveries did not match an answered ship event (order id + target status), e.g. a change whose 2xx had not come back yet; they are left out of the ship→client figure`,
+      );
+  }
 
   await pool.close();
   await shipPool.close();
