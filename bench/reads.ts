@@ -6,6 +6,8 @@
  * five status_history rows each, then starts the real `web`, `worker` and `scheduler` against it (as
  * bench/run.ts does: partner base URLs empty, so no partner calls) and measures:
  *
+ *   A0 GET /api/orders/{id} and /history at the rates of A with no ingestion, then the same load through
+ *      a naive reference (bench/naive-reads-server.ts: bare node:http, one SELECT) in the same run
  *   A  GET /api/orders/{id} (random existing ids) at --read-rate/s for --duration s while signed ship
  *      events are ingested at --event-rate/s on other orders; /history, /events, /tiers at --side-rate/s each
  *   B  search pages GET /api/orders?locationId=…&limit=50 (and with status=), following nextCursor
@@ -506,8 +508,28 @@ try {
     },
     procs,
   );
+  // The naive reference of phase A0 (bench/naive-reads-server.ts), idle until then.
+  const referencePort = await freePort();
+  const reference = startProcess('naive-reads', 'bench/naive-reads-server.ts', {
+    DATABASE_URL: dbUrl(database),
+    PORT: String(referencePort),
+    READS_KEY: viewer.key!,
+  });
+  procs.push(reference);
+  const referenceUrl = `http://127.0.0.1:${referencePort}`;
+  await waitFor(
+    `the naive reads reference to answer on ${referenceUrl}/ready`,
+    60_000,
+    async () => {
+      const res = await request(`${referenceUrl}/ready`);
+      await res.body.dump();
+      return res.statusCode === 200;
+    },
+    procs,
+  );
   const webPid = web.child.pid!;
   const pool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
+  const referencePool = new Pool(referenceUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
   const shipPool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
   // A probe event through the whole pipeline, and one read of each kind, before measuring.
   {
@@ -548,15 +570,16 @@ try {
     if (s > 1) notes.push(`- after ${after} the worker and relay needed ${s.toFixed(1)} s more to work off the backlog; the next phase started after it`);
   };
   const randomOrder = () => readId(1 + randomInt(opts.orders));
-  const readRow = (phase: string, what: string, r: ReadResult | undefined, rate: number) => {
+  /** A row of reads; a reference's row has no target of its own. */
+  const readRow = (phase: string, what: string, r: ReadResult | undefined, rate: number, reference = false) => {
     if (!r) return;
     console.log(`  ${what}: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms (${r.n} requests, ${r.non2xx + r.errors} failed)`);
     rows.push({
       phase,
       what: `${what} at ${rate}/s (${r.n} measured${r.non2xx + r.errors ? `, ${r.non2xx + r.errors} not 200` : ''})`,
       result: `p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)} / max ${fmt(r.max)} ms`,
-      target: 'p99 < 10 ms',
-      met: verdict(r.p99 < 10 && r.non2xx + r.errors === 0),
+      target: reference ? '–' : 'p99 < 10 ms',
+      met: reference ? '–' : verdict(r.p99 < 10 && r.non2xx + r.errors === 0),
     });
   };
 
@@ -581,6 +604,21 @@ try {
     ]);
     readRow('A0', 'GET /api/orders/{id}, no ingestion', byId0, opts.readRate);
     readRow('A0', 'GET /api/orders/{id}/history, no ingestion', hist0, opts.sideRate);
+
+    // The same load, right after, through the naive reference: what the machine gives a read by id
+    // with nothing around it (no Express, roles, rate limit, metrics or view), in this run.
+    console.log(`A0 naive: the same reads through the naive reference (bench/naive-reads-server.ts)…`);
+    const [refById, refHist] = await Promise.all([
+      readLoad(referencePool, opts.readRate, () => `/api/orders/${randomOrder()}`),
+      opts.sideRate > 0 ? readLoad(referencePool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+    ]);
+    readRow('A0 naive', 'naive reference: GET /api/orders/{id} (one SELECT, bare node:http)', refById, opts.readRate, true);
+    readRow('A0 naive', 'naive reference: GET /api/orders/{id}/history', refHist, opts.sideRate, true);
+    if (byId0 && refById) {
+      notes.push(
+        `- A0: the hub's p99 by id is ${fmt(byId0.p99 / refById.p99, 2)}× the naive reference's (${fmt(byId0.p99)} vs ${fmt(refById.p99)} ms), p50 ${fmt(byId0.p50 / refById.p50, 2)}× (${fmt(byId0.p50)} vs ${fmt(refById.p50)} ms), in this run`,
+      );
+    }
   }
 
   if (phases.has('A')) {
@@ -795,6 +833,7 @@ try {
 
   await pool.close();
   await shipPool.close();
+  await referencePool.close();
   assertAlive(procs);
   await stopProcesses(procs);
 
