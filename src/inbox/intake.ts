@@ -31,6 +31,10 @@ export const BACKLOG_RETRY_AFTER_S = 1;
  * is read from Redis at most every BACKLOG_READ_EVERY_MS (every BACKLOG_RECHECK_MS while requests
  * wait), shared by concurrent requests; each event admitted since counts on top, so one web alone never
  * overshoots the limit by more than other webs' traffic of one interval.
+ *
+ * The door is first come, first served: events waiting are let in in the order they came, and a new
+ * one never goes ahead of them. One timer looks again for all of them every BACKLOG_RECHECK_MS, so a
+ * full door costs the same whether ten requests wait at it or a thousand.
  */
 export class BacklogAdmission {
   private waiting = 0;
@@ -38,6 +42,9 @@ export class BacklogAdmission {
   private readAt = -Infinity;
   private reading: Promise<void> | undefined;
   private readingSince = -Infinity;
+  /** Events at the door, first come first; each is let in or refused by `lookAgain`. */
+  private readonly atTheDoor: Array<{ deadline: number; admit: () => void; refuse: (err: UnavailableError) => void }> = [];
+  private lookingAgain: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly countWaiting: () => Promise<number>,
@@ -46,26 +53,66 @@ export class BacklogAdmission {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
+  /** Events waiting at the door now. */
+  get eventsAtTheDoor(): number {
+    return this.atTheDoor.length;
+  }
+
   /** Resolves when a new event may be accepted; rejects with UnavailableError (503, Retry-After) when the backlog stays full. */
   async admit(): Promise<void> {
     const deadline = this.now() + this.maxWaitMs;
-    for (let first = true; ; first = false) {
-      await this.read(first ? BACKLOG_READ_EVERY_MS : BACKLOG_RECHECK_MS);
-      const backlog = this.waiting + this.admittedSinceRead;
-      if (backlog < this.limit) {
+    if (this.atTheDoor.length === 0) {
+      await this.read(BACKLOG_READ_EVERY_MS);
+      // Others may have come to the door while this one read: it goes behind them.
+      if (this.atTheDoor.length === 0 && this.backlog() < this.limit) {
         this.admittedSinceRead++;
         return;
       }
-      const left = deadline - this.now();
-      if (left <= 0) {
-        throw new UnavailableError(`the hub has ${backlog} events waiting (INTAKE_MAX_BACKLOG ${this.limit}); send again after the Retry-After delay`, {
-          code: 'backlog_full',
-          retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
-          details: { waiting: backlog, limit: this.limit },
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(BACKLOG_RECHECK_MS, left)));
     }
+    if (deadline <= this.now()) throw this.full();
+    return new Promise<void>((admit, refuse) => {
+      this.atTheDoor.push({ deadline, admit, refuse });
+      this.scheduleLookAgain();
+    });
+  }
+
+  private backlog(): number {
+    return this.waiting + this.admittedSinceRead;
+  }
+
+  private full(): UnavailableError {
+    const backlog = this.backlog();
+    return new UnavailableError(`the hub has ${backlog} events waiting (INTAKE_MAX_BACKLOG ${this.limit}); send again after the Retry-After delay`, {
+      code: 'backlog_full',
+      retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
+      details: { waiting: backlog, limit: this.limit },
+    });
+  }
+
+  private scheduleLookAgain(): void {
+    if (this.lookingAgain) return;
+    this.lookingAgain = setTimeout(() => {
+      this.lookingAgain = undefined;
+      void this.lookAgain();
+    }, BACKLOG_RECHECK_MS);
+  }
+
+  /** With a fresh reading: lets in as many as there is room for, first come first, then refuses those whose wait is over. */
+  private async lookAgain(): Promise<void> {
+    await this.read(BACKLOG_RECHECK_MS);
+    while (this.atTheDoor.length > 0 && this.backlog() < this.limit) {
+      this.admittedSinceRead++;
+      this.atTheDoor.shift()!.admit();
+    }
+    const now = this.now();
+    for (let i = 0; i < this.atTheDoor.length; ) {
+      const e = this.atTheDoor[i]!;
+      if (e.deadline <= now) {
+        this.atTheDoor.splice(i, 1);
+        e.refuse(this.full());
+      } else i++;
+    }
+    if (this.atTheDoor.length > 0) this.scheduleLookAgain();
   }
 
   /** Makes sure the reading is at most `maxAgeMs` old, waiting for Redis at most BACKLOG_READ_DEADLINE_MS. */
