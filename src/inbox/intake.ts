@@ -104,14 +104,9 @@ export class BacklogAdmission {
       this.admittedSinceRead++;
       this.atTheDoor.shift()!.admit();
     }
+    // Every event waits as long at most, so the first come are the first whose wait is over.
     const now = this.now();
-    for (let i = 0; i < this.atTheDoor.length; ) {
-      const e = this.atTheDoor[i]!;
-      if (e.deadline <= now) {
-        this.atTheDoor.splice(i, 1);
-        e.refuse(this.full());
-      } else i++;
-    }
+    while (this.atTheDoor.length > 0 && this.atTheDoor[0]!.deadline <= now) this.atTheDoor.shift()!.refuse(this.full());
     if (this.atTheDoor.length > 0) this.scheduleLookAgain();
   }
 

@@ -57,16 +57,32 @@ describe('backlog admission (the intake door)', () => {
     expect(door.eventsAtTheDoor).toBe(0);
   });
 
-  it('refuses an event whose wait is over with 503 backlog_full, and the ones behind it only when theirs is', async () => {
+  it('refuses an event whose wait is over with 503 backlog_full, while one that came later still waits', async () => {
     const queue = queueOf(5);
-    const door = new BacklogAdmission(queue.count, 5, 60);
-    const refused = door.admit().then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    const err = await refused;
+    // The door's clock is the test's: waits end when the test says.
+    let clock = 0;
+    const door = new BacklogAdmission(queue.count, 5, 200, () => clock);
+    const outcome = (p: Promise<void>) =>
+      p.then(
+        () => 'admitted' as const,
+        (err: unknown) => err,
+      );
+    const first = outcome(door.admit());
+    await until(() => door.eventsAtTheDoor === 1, 'the first event at the door');
+    // The second comes 100 ms after the first, so its wait ends 100 ms after the first's.
+    clock = 100;
+    const second = outcome(door.admit());
+    await until(() => door.eventsAtTheDoor === 2, 'the second event at the door');
+
+    clock = 250;
+    const err = await first;
     expect(err).toBeInstanceOf(UnavailableError);
     expect(err).toMatchObject({ code: 'backlog_full', retryAfterSeconds: 1, details: { waiting: 5, limit: 5 } });
+    // The second still waits; room now lets it in.
+    expect(door.eventsAtTheDoor).toBe(1);
+    queue.length = 0;
+    clock = 260; // a reading older than the recheck interval: the door reads the queue again
+    expect(await second).toBe('admitted');
     expect(door.eventsAtTheDoor).toBe(0);
 
     // With no wait allowed, a full door refuses at once.
