@@ -151,7 +151,9 @@ describe('an order reaching 7000', () => {
       cause: 'mao_status_failed',
       detail: { callKind: 'mao.order-status', tier: 2, errorClass: 'non_retriable', status: 400, attempts: 1, orderStatus: 7000 },
     });
-    // The order itself stays at 7000 and its partner is assigned: only tier 2 is held up.
+    // The order itself stays at 7000 and its partner is assigned: only tier 2 is held up. PMP's
+    // assignment is a call of its own, owed with MAO's, so it may settle after MAO's failure.
+    await untilRecord(orderId, 'pmp.assignment', 'confirmed');
     expect(await order(orderId)).toMatchObject({ status: 7000, partner: { partnerId: partnerForOrder(orderId).partnerId } });
 
     hub.sims.mao.resetFailureMode();
