@@ -498,38 +498,27 @@ try {
   const web = startProcess('web', 'src/api/main.ts', env);
   const procs = [web, startProcess('worker', 'src/workers/main.ts', env), startProcess('scheduler', 'src/workers/scheduler.main.ts', env)];
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitFor(
-    `web to answer on ${baseUrl}/api/health/ready`,
-    60_000,
-    async () => {
-      const res = await request(`${baseUrl}/api/health/ready`);
-      await res.body.dump();
-      return res.statusCode === 200;
-    },
-    procs,
-  );
-  // The naive reference of phase A0 (bench/naive-reads-server.ts), idle until then.
-  const referencePort = await freePort();
-  const reference = startProcess('naive-reads', 'bench/naive-reads-server.ts', {
-    DATABASE_URL: dbUrl(database),
-    PORT: String(referencePort),
-    READS_KEY: viewer.key!,
-  });
-  procs.push(reference);
-  const referenceUrl = `http://127.0.0.1:${referencePort}`;
-  await waitFor(
-    `the naive reads reference to answer on ${referenceUrl}/ready`,
-    60_000,
-    async () => {
-      const res = await request(`${referenceUrl}/ready`);
-      await res.body.dump();
-      return res.statusCode === 200;
-    },
-    procs,
-  );
+  /** Whether `url` answers 200 now. */
+  const answers = (url: string) => async () => {
+    const res = await request(url);
+    await res.body.dump();
+    return res.statusCode === 200;
+  };
+  await waitFor(`web to answer on ${baseUrl}/api/health/ready`, 60_000, answers(`${baseUrl}/api/health/ready`), procs);
+  // The naive reference of phase A0 (bench/naive-reads-server.ts), started with the hub so that the
+  // machine has settled from both before A0, and idle until then. Not started when A0 does not run.
+  let referencePool: Pool | undefined;
+  if (phases.has('A0')) {
+    const referencePort = await freePort();
+    procs.push(
+      startProcess('naive-reads', 'bench/naive-reads-server.ts', { DATABASE_URL: dbUrl(database), PORT: String(referencePort), READS_KEY: viewer.key! }),
+    );
+    const referenceUrl = `http://127.0.0.1:${referencePort}`;
+    await waitFor(`the naive reads reference to answer on ${referenceUrl}/ready`, 60_000, answers(`${referenceUrl}/ready`), procs);
+    referencePool = new Pool(referenceUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
+  }
   const webPid = web.child.pid!;
   const pool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
-  const referencePool = new Pool(referenceUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
   const shipPool = new Pool(baseUrl, { connections: opts.connections, keepAliveTimeout: 60_000 });
   // A probe event through the whole pipeline, and one read of each kind, before measuring.
   {
@@ -608,9 +597,10 @@ try {
     // The same load, right after, through the naive reference: what the machine gives a read by id
     // with nothing around it (no Express, roles, rate limit, metrics or view), in this run.
     console.log(`A0 naive: the same reads through the naive reference (bench/naive-reads-server.ts)…`);
+    const naive = referencePool!;
     const [refById, refHist] = await Promise.all([
-      readLoad(referencePool, opts.readRate, () => `/api/orders/${randomOrder()}`),
-      opts.sideRate > 0 ? readLoad(referencePool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+      readLoad(naive, opts.readRate, () => `/api/orders/${randomOrder()}`),
+      opts.sideRate > 0 ? readLoad(naive, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
     ]);
     readRow('A0 naive', 'naive reference: GET /api/orders/{id} (one SELECT, bare node:http)', refById, opts.readRate, true);
     readRow('A0 naive', 'naive reference: GET /api/orders/{id}/history', refHist, opts.sideRate, true);
@@ -833,7 +823,7 @@ try {
 
   await pool.close();
   await shipPool.close();
-  await referencePool.close();
+  await referencePool?.close();
   assertAlive(procs);
   await stopProcesses(procs);
 

@@ -21,6 +21,8 @@ import { startSchedulerTasks } from '../../src/workers/scheduler-tasks.js';
 import { createDatabaseFromTemplate, dropDatabase } from './test-database.js';
 import { deleteKeys, REDIS_URL } from './test-redis.js';
 
+export { eventually } from './eventually.js';
+
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export { REDIS_URL };
 export const SLICK_TOKEN = 'slick-test-token-0123456789';
@@ -183,22 +185,6 @@ export async function startTestHub(options: TestHubOptions = {}) {
   return hub;
 }
 export type TestHub = Awaited<ReturnType<typeof startTestHub>>;
-
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /**
  * Another web process of the same hub, with some settings changed (e.g. a Postgres or Redis that does

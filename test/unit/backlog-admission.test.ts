@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UnavailableError } from '../../src/errors.js';
 import { BACKLOG_RECHECK_MS, BacklogAdmission } from '../../src/inbox/intake.js';
+import { eventually } from '../helpers/eventually.js';
 
 /**
  * The intake's door (src/inbox/intake.ts), with the queue's length given by the test: what the hub
@@ -10,17 +11,15 @@ import { BACKLOG_RECHECK_MS, BacklogAdmission } from '../../src/inbox/intake.js'
 
 /** A queue length the test sets, and how often the door read it. */
 function queueOf(length: number) {
-  const queue = { length, reads: 0, count: async () => (queue.reads++, queue.length) };
+  const queue = {
+    length,
+    reads: 0,
+    count: async () => {
+      queue.reads++;
+      return queue.length;
+    },
+  };
   return queue;
-}
-
-/** Resolves once `check` holds, looking every few milliseconds; fails after `deadlineMs`. */
-async function until(check: () => boolean, what: string, deadlineMs = 5000): Promise<void> {
-  const deadline = performance.now() + deadlineMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 describe('backlog admission (the intake door)', () => {
@@ -39,9 +38,9 @@ describe('backlog admission (the intake door)', () => {
     const admitted: string[] = [];
     const wait = (name: string) => door.admit().then(() => admitted.push(name));
     const first = wait('first');
-    await until(() => door.eventsAtTheDoor === 1, 'the first event at the door');
+    await eventually(async () => door.eventsAtTheDoor === 1, 'the first event at the door', 5000, 2);
     const second = wait('second');
-    await until(() => door.eventsAtTheDoor === 2, 'the second event at the door');
+    await eventually(async () => door.eventsAtTheDoor === 2, 'the second event at the door', 5000, 2);
 
     // Room for one: the first goes in, the second stays.
     queue.length = 1;
@@ -68,11 +67,11 @@ describe('backlog admission (the intake door)', () => {
         (err: unknown) => err,
       );
     const first = outcome(door.admit());
-    await until(() => door.eventsAtTheDoor === 1, 'the first event at the door');
+    await eventually(async () => door.eventsAtTheDoor === 1, 'the first event at the door', 5000, 2);
     // The second comes 100 ms after the first, so its wait ends 100 ms after the first's.
     clock = 100;
     const second = outcome(door.admit());
-    await until(() => door.eventsAtTheDoor === 2, 'the second event at the door');
+    await eventually(async () => door.eventsAtTheDoor === 2, 'the second event at the door', 5000, 2);
 
     clock = 250;
     const err = await first;
@@ -95,12 +94,15 @@ describe('backlog admission (the intake door)', () => {
     async function clockCalls(waiters: number, looks: number): Promise<number> {
       const queue = queueOf(5000);
       let calls = 0;
-      const door = new BacklogAdmission(queue.count, 2000, 60_000, () => (calls++, performance.now()));
+      const door = new BacklogAdmission(queue.count, 2000, 60_000, () => {
+        calls++;
+        return performance.now();
+      });
       const waiting = Array.from({ length: waiters }, () => door.admit());
-      await until(() => door.eventsAtTheDoor === waiters, `${waiters} events at the door`);
+      await eventually(async () => door.eventsAtTheDoor === waiters, `${waiters} events at the door`, 5000, 2);
       const readsBefore = queue.reads;
       calls = 0;
-      await until(() => queue.reads >= readsBefore + looks, `${looks} looks again`, looks * BACKLOG_RECHECK_MS * 50);
+      await eventually(async () => queue.reads >= readsBefore + looks, `${looks} looks again`, looks * BACKLOG_RECHECK_MS * 50, 2);
       const seen = calls;
       queue.length = 0;
       await Promise.all(waiting);
