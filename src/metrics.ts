@@ -135,6 +135,23 @@ export function createMetrics(role: ProcessRole) {
       labelNames: ['status', 'result'] as const,
       registers: everywhere,
     }),
+    // The live stream (GET /api/stream) of this web process: its clients, what they have not read yet
+    // (held in this process until their sockets take it), and the slow ones dropped for it.
+    streamClients: new Gauge({
+      name: 'hub_stream_clients',
+      help: 'Live stream (GET /api/stream) clients connected to this web process',
+      registers: only('web'),
+    }),
+    streamBufferedBytes: new Gauge({
+      name: 'hub_stream_buffered_bytes',
+      help: 'Bytes written to this web process’s stream clients that their connections have not taken yet, as of its last write to them',
+      registers: only('web'),
+    }),
+    streamClientsDropped: new Counter({
+      name: 'hub_stream_clients_dropped_total',
+      help: 'Stream clients dropped for falling too far behind (they resume by Last-Event-ID)',
+      registers: only('web'),
+    }),
     integrationUp: new Gauge({
       name: 'hub_integration_up',
       help: 'Whether the last /health probe of the integration succeeded (1) or not (0)',

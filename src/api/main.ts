@@ -26,7 +26,7 @@ await waiters.start();
 const streamReader = connectRedis(config.redisUrl, 'subscriber', 'hub-web-status-stream');
 streamReader.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'redis status stream reader error'));
 // It reads the topic only while stream clients are connected (the first one starts it).
-const statusStream = new StatusStream(streamReader, deps.redis, config.topicStream, deps.logger);
+const statusStream = new StatusStream(streamReader, deps.redis, config.topicStream, deps.logger, deps.metrics);
 
 // With INTAKE_APPLY=web it applies the events it stores itself (src/inbox/intake.ts).
 const intake = new PartnerEventIntake(deps);

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 
 /**
  * The live stream of status changes (SPEC §6, `GET /api/stream`), served from the topic itself: each
@@ -91,7 +92,18 @@ export class StatusStream {
     private readonly redis: Redis,
     private readonly topic: string,
     private readonly logger: Logger,
+    /** hub_stream_clients, hub_stream_buffered_bytes and hub_stream_clients_dropped_total, when given. */
+    private readonly metrics?: Pick<Metrics, 'streamClients' | 'streamBufferedBytes' | 'streamClientsDropped'>,
   ) {}
+
+  /** Keeps the gauges in step with the clients: called whenever one comes or goes, and after each publish. */
+  private countClients(): void {
+    if (!this.metrics) return;
+    this.metrics.streamClients.set(this.clients.size);
+    let buffered = 0;
+    for (const client of this.clients) buffered += client.res.writableLength;
+    this.metrics.streamBufferedBytes.set(buffered);
+  }
 
   /**
    * Starts reading the topic from now on, if it is not read already. The topic is read only while
@@ -183,11 +195,12 @@ export class StatusStream {
           if (!this.matches(client, change)) continue;
           client.pending.push(change);
           if (client.pending.length > MAX_PENDING_CHANGES) {
-            this.drop(client);
+            this.drop(client, 'too slow');
             break;
           }
         }
     }
+    this.countClients();
   }
 
   private matches(client: Client, change: StatusChange): boolean {
@@ -220,13 +233,15 @@ export class StatusStream {
         { lastEventId: client.lastId, buffered: client.res.writableLength },
         'status stream client too slow; dropped (it may resume by Last-Event-ID)',
       );
-      this.drop(client);
+      this.drop(client, 'too slow');
     }
   }
 
-  private drop(client: Client): void {
-    this.clients.delete(client);
+  /** Ends a client's stream; `too slow` counts it in hub_stream_clients_dropped_total. */
+  private drop(client: Client, why?: 'too slow'): void {
+    if (this.clients.delete(client) && why) this.metrics?.streamClientsDropped.inc();
     if (!client.res.writableEnded) client.res.end();
+    this.countClients();
   }
 
   /** Serves one client: headers, the replay after `Last-Event-ID` (if any), then live changes and heartbeats. */
@@ -245,15 +260,20 @@ export class StatusStream {
     const resumeFrom = header && /^\d+-\d+$/.test(header) ? header : undefined;
     const client: Client = { res, ...filter, pending: resumeFrom ? [] : null, lastId: resumeFrom ?? '0-0' };
     this.clients.add(client);
+    this.countClients();
     const heartbeat = setInterval(() => {
       if (!res.writableEnded) res.write(`: keep-alive ${new Date().toISOString()}\n\n`);
     }, HEARTBEAT_MS);
     heartbeat.unref();
     // A write to a connection that broke must not take the process down: the client just goes.
-    res.on('error', () => this.clients.delete(client));
+    res.on('error', () => {
+      this.clients.delete(client);
+      this.countClients();
+    });
     res.on('close', () => {
       clearInterval(heartbeat);
       this.clients.delete(client);
+      this.countClients();
     });
     res.write(': connected\n\n');
     if (client.pending) {

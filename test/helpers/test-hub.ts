@@ -89,6 +89,7 @@ export async function startTestHub(options: TestHubOptions = {}) {
     web.redis,
     config.topicStream,
     logger.child({ role: 'web' }),
+    web.metrics,
   );
   const intake = new PartnerEventIntake(web);
   const server: Server = createApp(web, { waiters, statusStream, intake }).listen(0, '127.0.0.1');
@@ -195,7 +196,7 @@ export async function startExtraWeb(hub: TestHub, envOverrides: Record<string, s
   const deps = buildHubDeps(config, 'web', { logger: pino({ level: 'silent' }) });
   const reader = connectRedis(config.redisUrl, 'subscriber', 'test-extra-status-stream');
   reader.on('error', () => {}); // a web pointed at a Redis that does not answer, on purpose
-  const statusStream = new StatusStream(reader, deps.redis, config.topicStream, deps.logger);
+  const statusStream = new StatusStream(reader, deps.redis, config.topicStream, deps.logger, deps.metrics);
   const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused'), statusStream }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

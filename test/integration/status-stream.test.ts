@@ -68,6 +68,14 @@ async function listen(baseUrl: string, query: string, lastEventId?: string) {
   };
 }
 
+/** A metric of a web process without labels, from its /metrics. */
+async function metricOf(baseUrl: string, name: string): Promise<number | undefined> {
+  const res = await request(`${baseUrl}/metrics`);
+  const text = await res.body.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 const changesOf = (events: StreamEvent[], orderId: string) => events.filter((e) => e.data.orderId === orderId).map((e) => e.data.to);
 
 describe('the live stream of status changes', () => {
@@ -77,6 +85,9 @@ describe('the live stream of status changes', () => {
     const orderId = await registerOrder(hub);
     const byOrder = await listen(other.baseUrl, `?orderId=${orderId}`);
     expect(byLocation.status).toBe(200);
+    // Each web process counts its own clients: one on this one, two on the other.
+    expect(await metricOf(hub.baseUrl, 'hub_stream_clients')).toBe(1);
+    expect(await metricOf(other.baseUrl, 'hub_stream_clients')).toBe(2);
     expect(byLocation.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(byLocation.headers['x-accel-buffering']).toBe('no');
     const otherOrder = await registerOrder(hub, { shipFromLocationId: 'STORE-001' });
@@ -100,6 +111,7 @@ describe('the live stream of status changes', () => {
     ).toEqual(ids);
     expect(byLocation.comments.length).toBeGreaterThan(0);
     for (const s of [byLocation, elsewhere, byOrder]) await s.stop();
+    await eventually(async () => ((await metricOf(other.baseUrl, 'hub_stream_clients')) === 0 ? true : undefined), 'the gauge to count the clients gone');
   });
 
   it('reads the topic only while clients are connected, and the next client is served live again', async () => {
@@ -284,6 +296,7 @@ describe('a client too slow to follow', () => {
     const orderId = `SO-SLOW-${Date.now()}-${'x'.repeat(3000)}`;
     socket.write(`GET /api/stream HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${viewerKey}\r\n\r\n`);
     await eventually(async () => received.includes('200 OK'), 'the stream to open');
+    const droppedBefore = (await metricOf(hub.baseUrl, 'hub_stream_clients_dropped_total')) ?? 0;
 
     // Status changes of that order straight onto the topic, far more than the socket buffers and the
     // server's 1 MiB allowance hold.
@@ -314,6 +327,8 @@ describe('a client too slow to follow', () => {
       if (hub.logLines.some((l) => l.includes('status stream client too slow'))) break;
     }
     await eventually(async () => hub.logLines.some((l) => l.includes('status stream client too slow')), 'the slow client to be dropped');
+    // Operators see it counted.
+    expect(await metricOf(hub.baseUrl, 'hub_stream_clients_dropped_total')).toBe(droppedBefore + 1);
     socket.resume(); // read what was sent before the drop, to the end of the stream
     await closed;
 
