@@ -19,7 +19,7 @@ import { locationRoutes } from './routes/locations.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { operatorMoveRoutes } from './routes/operator-moves.routes.js';
 import { orderSearchRoutes } from './routes/order-search.routes.js';
-import { orderRoutes } from './routes/orders.routes.js';
+import { orderReadRoutes, orderRoutes } from './routes/orders.routes.js';
 import { partnerAssignmentRoutes } from './routes/partner-assignment.routes.js';
 import { partnerEventRoutes } from './routes/partner-events.routes.js';
 import { PartnerEventIntake } from '../inbox/intake.js';
@@ -42,7 +42,12 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
   const directory = new ApiClientDirectory(deps.config.apiClients);
   const breakers = createCircuitBreakers(deps.redis, deps.config, deps.clock);
 
+  const rateLimits = createRateLimits(deps); // src/api/rate-limits.ts: failed authentication per address, then per client
+  const authenticated = authenticate(directory);
+
   app.use(requestMetrics(deps));
+  // The reads of one order first, with the same checks as below (src/api/routes/orders.routes.ts).
+  app.use(orderReadRoutes(deps, [rateLimits.failedAuthentication, authenticated, rateLimits.perClient]));
   app.use(healthRoutes(deps));
   // This process's own metrics only: what Postgres and Redis know is exported by the scheduler alone
   // (src/observability/store-gauges.ts), so several web processes never report it twice.
@@ -51,14 +56,13 @@ export function createApp(deps: HubDeps, options: AppOptions): express.Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
-  const rateLimits = createRateLimits(deps); // src/api/rate-limits.ts: failed authentication per address, then per client
   app.use(['/api', '/admin/queues', '/ops'], rateLimits.failedAuthentication);
   app.use('/admin/queues', adminOnly(directory), bullBoard(deps).getRouter());
   app.use(openApiRoutes()); // the document and its reference need no key
   app.use('/ops', consoleRoutes(deps)); // the operations console: HTTP Basic, and it calls the API below
 
   // Everything under /api past the health routes needs a key.
-  app.use('/api', authenticate(directory), rateLimits.perClient);
+  app.use('/api', authenticated, rateLimits.perClient);
   app.use(partnerEventRoutes(deps, { intake: options.intake ?? new PartnerEventIntake(deps), waiters: options.waiters }));
   app.use(operatorMoveRoutes(deps)); // before any /api/orders/:orderId route, so bulk-status is never an order id
   app.use(orderSearchRoutes(deps)); // before orderRoutes, so export is never an order id
