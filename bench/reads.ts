@@ -394,16 +394,11 @@ interface SseClient {
   ended: boolean;
   received: number;
 }
-/** The bytes that begin every change frame after the first message (`: connected`): a newline, then its `id:` line. */
-const FRAME_START = Buffer.from('\nid: ');
-
 /**
- * One GET /api/stream that reads everything and only counts its change frames (searching the bytes for
- * FRAME_START, never decoding them): the server's work for it is the same as for a measured client,
- * while this process spends next to nothing on it, so its own event loop stays free to timestamp what
- * the measured clients receive.
+ * One GET /api/stream as the viewer: the client, connected once the stream's first comment arrives
+ * (`consume` calls `connected()`), ended when the server ends it; `consume` reads the answer.
  */
-function openCountingSse(baseUrl: string): SseClient {
+function openStream(baseUrl: string, consume: (res: http.IncomingMessage, client: SseClient, connected: () => void) => void): SseClient {
   let resolveConnected!: () => void;
   let rejectConnected!: (err: Error) => void;
   const client: SseClient = {
@@ -421,24 +416,13 @@ function openCountingSse(baseUrl: string): SseClient {
       res.resume();
       return;
     }
-    // The tail of the last chunk, so a frame start split across two chunks is still counted once.
-    let carry = Buffer.alloc(0);
-    let connected = false;
-    res.on('data', (chunk: Buffer) => {
-      if (!connected && chunk.includes(': connected')) {
-        connected = true;
-        resolveConnected();
-      }
-      const bytes = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-      for (let i = bytes.indexOf(FRAME_START); i >= 0; i = bytes.indexOf(FRAME_START, i + FRAME_START.length)) client.received++;
-      carry = Buffer.from(bytes.subarray(Math.max(0, bytes.length - (FRAME_START.length - 1))));
-    });
     res.on('end', () => {
       client.ended = true;
     });
     res.on('error', () => {
       client.ended = true;
     });
+    consume(res, client, resolveConnected);
   });
   client.req.on('error', (err) => {
     client.ended = true;
@@ -447,28 +431,38 @@ function openCountingSse(baseUrl: string): SseClient {
   return client;
 }
 
+/** The bytes that begin every change frame after the first message (`: connected`): a newline, then its `id:` line. */
+const FRAME_START = Buffer.from('\nid: ');
+
 /**
- * One GET /api/stream. Each `event: status` is matched to the ship event that caused it (order id and
+ * A stream that reads everything and only counts its change frames (searching the bytes for
+ * FRAME_START, never decoding them): the server's work for it is the same as for a measured client,
+ * while this process spends next to nothing on it, so its own event loop stays free to timestamp what
+ * the measured clients receive.
+ */
+function openCountingSse(baseUrl: string): SseClient {
+  return openStream(baseUrl, (res, client, connected) => {
+    // The tail of the last chunk, so a frame start split across two chunks is still counted once.
+    let carry = Buffer.alloc(0);
+    let isConnected = false;
+    res.on('data', (chunk: Buffer) => {
+      if (!isConnected && chunk.includes(': connected')) {
+        isConnected = true;
+        connected();
+      }
+      const bytes = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      for (let i = bytes.indexOf(FRAME_START); i >= 0; i = bytes.indexOf(FRAME_START, i + FRAME_START.length)) client.received++;
+      carry = Buffer.from(bytes.subarray(Math.max(0, bytes.length - (FRAME_START.length - 1))));
+    });
+  });
+}
+
+/**
+ * A stream whose every `event: status` is matched to the ship event that caused it (order id and
  * change from → to → the moment its 2xx came back); onChange gets the receive time and the entry id's ms.
  */
 function openSse(baseUrl: string, onChange: (orderId: string, change: string, entryMs: number, at: number, wallAt: number) => void): SseClient {
-  let resolveConnected!: () => void;
-  let rejectConnected!: (err: Error) => void;
-  const client: SseClient = {
-    req: undefined as unknown as http.ClientRequest,
-    connected: new Promise<void>((res, rej) => {
-      resolveConnected = res;
-      rejectConnected = rej;
-    }),
-    ended: false,
-    received: 0,
-  };
-  client.req = http.get(`${baseUrl}/api/stream`, { headers: { authorization: `Bearer ${viewer.key}`, accept: 'text/event-stream' }, agent: false }, (res) => {
-    if (res.statusCode !== 200) {
-      rejectConnected(new Error(`GET /api/stream answered ${res.statusCode}`));
-      res.resume();
-      return;
-    }
+  return openStream(baseUrl, (res, client, connected) => {
     res.setEncoding('utf8');
     let buf = '';
     res.on('data', (chunk: string) => {
@@ -480,7 +474,7 @@ function openSse(baseUrl: string, onChange: (orderId: string, change: string, en
       for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
         const msg = buf.slice(0, end);
         buf = buf.slice(end + 2);
-        if (msg.startsWith(': connected')) resolveConnected();
+        if (msg.startsWith(': connected')) connected();
         if (!msg.startsWith('id: ')) continue;
         const nl = msg.indexOf('\n');
         const id = msg.slice(4, nl);
@@ -492,18 +486,7 @@ function openSse(baseUrl: string, onChange: (orderId: string, change: string, en
         if (o && f && t) onChange(o[1]!, `${f[1]}>${t[1]}`, Number(id.slice(0, id.indexOf('-'))), at, wallAt);
       }
     });
-    res.on('end', () => {
-      client.ended = true;
-    });
-    res.on('error', () => {
-      client.ended = true;
-    });
   });
-  client.req.on('error', (err) => {
-    client.ended = true;
-    rejectConnected(err);
-  });
-  return client;
 }
 
 // ───────────────────────────── main ─────────────────────────────
