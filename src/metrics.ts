@@ -67,6 +67,8 @@ export function createMetrics(role: ProcessRole) {
     registers: everywhere,
   });
   const readRoutes = new Set<string>(STATUS_READ_ROUTES);
+  /** What this process's live stream has now, for the gauges below; set by the stream, read at each scrape. */
+  const liveStream: { sample?: () => { clients: number; bufferedBytes: number } } = {};
   if (role === 'web') for (const route of STATUS_READ_ROUTES) statusReadSlaBreaches.labels({ route }).inc(0);
 
   return {
@@ -80,7 +82,9 @@ export function createMetrics(role: ProcessRole) {
         registers: everywhere,
       },
       (labels, seconds) => {
-        if (labels.method === 'GET' && readRoutes.has(String(labels.route)) && seconds > STATUS_READ_SLA_SECONDS) {
+        // A read answered (found or not): a refusal (401, 403, 429) is not a status read.
+        const answered = labels.status === '404' || String(labels.status).startsWith('2');
+        if (labels.method === 'GET' && readRoutes.has(String(labels.route)) && answered && seconds > STATUS_READ_SLA_SECONDS) {
           statusReadSlaBreaches.inc({ route: String(labels.route) });
         }
       },
@@ -135,17 +139,25 @@ export function createMetrics(role: ProcessRole) {
       labelNames: ['status', 'result'] as const,
       registers: everywhere,
     }),
-    // The live stream (GET /api/stream) of this web process: its clients, what they have not read yet
-    // (held in this process until their sockets take it), and the slow ones dropped for it.
+    // The live stream (GET /api/stream) of this web process: its clients and what they have not taken
+    // yet, read from the stream when /metrics is scraped (src/api/status-stream.ts sets `liveStream`),
+    // and the slow clients dropped.
+    liveStream,
     streamClients: new Gauge({
       name: 'hub_stream_clients',
       help: 'Live stream (GET /api/stream) clients connected to this web process',
       registers: only('web'),
+      collect() {
+        this.set(liveStream.sample?.().clients ?? 0);
+      },
     }),
     streamBufferedBytes: new Gauge({
       name: 'hub_stream_buffered_bytes',
-      help: 'Bytes written to this web process’s stream clients that their connections have not taken yet, as of its last write to them',
+      help: 'Bytes written to this web process’s stream clients that their connections have not taken yet',
       registers: only('web'),
+      collect() {
+        this.set(liveStream.sample?.().bufferedBytes ?? 0);
+      },
     }),
     streamClientsDropped: new Counter({
       name: 'hub_stream_clients_dropped_total',

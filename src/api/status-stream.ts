@@ -92,17 +92,15 @@ export class StatusStream {
     private readonly redis: Redis,
     private readonly topic: string,
     private readonly logger: Logger,
-    /** hub_stream_clients, hub_stream_buffered_bytes and hub_stream_clients_dropped_total, when given. */
-    private readonly metrics?: Pick<Metrics, 'streamClients' | 'streamBufferedBytes' | 'streamClientsDropped'>,
-  ) {}
-
-  /** Keeps the gauges in step with the clients: called whenever one comes or goes, and after each publish. */
-  private countClients(): void {
-    if (!this.metrics) return;
-    this.metrics.streamClients.set(this.clients.size);
-    let buffered = 0;
-    for (const client of this.clients) buffered += client.res.writableLength;
-    this.metrics.streamBufferedBytes.set(buffered);
+    /** hub_stream_clients and hub_stream_buffered_bytes (read at each scrape), hub_stream_clients_dropped_total; when given. */
+    private readonly metrics?: Pick<Metrics, 'liveStream' | 'streamClientsDropped'>,
+  ) {
+    if (metrics)
+      metrics.liveStream.sample = () => {
+        let bufferedBytes = 0;
+        for (const client of this.clients) bufferedBytes += client.res.writableLength;
+        return { clients: this.clients.size, bufferedBytes };
+      };
   }
 
   /**
@@ -200,7 +198,6 @@ export class StatusStream {
           }
         }
     }
-    this.countClients();
   }
 
   private matches(client: Client, change: StatusChange): boolean {
@@ -241,7 +238,6 @@ export class StatusStream {
   private drop(client: Client, why?: 'too slow'): void {
     if (this.clients.delete(client) && why) this.metrics?.streamClientsDropped.inc();
     if (!client.res.writableEnded) client.res.end();
-    this.countClients();
   }
 
   /** Serves one client: headers, the replay after `Last-Event-ID` (if any), then live changes and heartbeats. */
@@ -260,20 +256,15 @@ export class StatusStream {
     const resumeFrom = header && /^\d+-\d+$/.test(header) ? header : undefined;
     const client: Client = { res, ...filter, pending: resumeFrom ? [] : null, lastId: resumeFrom ?? '0-0' };
     this.clients.add(client);
-    this.countClients();
     const heartbeat = setInterval(() => {
       if (!res.writableEnded) res.write(`: keep-alive ${new Date().toISOString()}\n\n`);
     }, HEARTBEAT_MS);
     heartbeat.unref();
     // A write to a connection that broke must not take the process down: the client just goes.
-    res.on('error', () => {
-      this.clients.delete(client);
-      this.countClients();
-    });
+    res.on('error', () => this.clients.delete(client));
     res.on('close', () => {
       clearInterval(heartbeat);
       this.clients.delete(client);
-      this.countClients();
     });
     res.write(': connected\n\n');
     if (client.pending) {

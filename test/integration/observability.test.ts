@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { dashboardText } from '../../scripts/build-dashboards.js';
@@ -199,6 +200,13 @@ beforeAll(async () => {
     200,
   );
 
+  // Refused without a key: the export under its own route (it shares its path with the reads of one
+  // order, which are routed first), a read under the read's.
+  for (const path of ['/api/orders/export?format=csv', '/api/orders/SO-NO-KEY/history']) {
+    const refused = await request(`${hub.baseUrl}${path}`);
+    expect(refused.statusCode).toBe(401);
+    await refused.body.dump();
+  }
   scrapes.web = await scrape(`${hub.baseUrl}/metrics`);
   scrapes.worker = await scrape(`http://127.0.0.1:${workerPort}/metrics`);
   scrapes.scheduler = await scrape(`http://127.0.0.1:${schedulerPort}/metrics`);
@@ -231,6 +239,8 @@ describe('metrics from every role', () => {
       scrapes[role].samples.some((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v) && x.value > 0);
     expect(has('web', 'hub_events_received_total', { kind: 'ship-event', result: 'duplicate' })).toBe(true);
     expect(has('web', 'hub_http_request_duration_seconds_count', { route: '/api/orders/:orderId/tiers', method: 'GET' })).toBe(true);
+    expect(has('web', 'hub_http_request_duration_seconds_count', { route: '/api/orders/export', method: 'GET', status: '401' })).toBe(true);
+    expect(has('web', 'hub_http_request_duration_seconds_count', { route: '/api/orders/:orderId/history', method: 'GET', status: '401' })).toBe(true);
     expect(has('worker', 'hub_event_receipt_to_commit_seconds_count', { kind: 'courier-status', state: 'applied' })).toBe(true);
     expect(has('worker', 'hub_status_transitions_total', { from: '7300', to: '7500', source: 'pmp' })).toBe(true);
     expect(has('worker', 'hub_partner_call_duration_seconds_count', { integration: 'slick', operation: 'ship-confirmation', outcome: 'success' })).toBe(true);

@@ -111,7 +111,8 @@ describe('the live stream of status changes', () => {
     ).toEqual(ids);
     expect(byLocation.comments.length).toBeGreaterThan(0);
     for (const s of [byLocation, elsewhere, byOrder]) await s.stop();
-    await eventually(async () => ((await metricOf(other.baseUrl, 'hub_stream_clients')) === 0 ? true : undefined), 'the gauge to count the clients gone');
+    for (const web of [hub.baseUrl, other.baseUrl])
+      await eventually(async () => ((await metricOf(web, 'hub_stream_clients')) === 0 ? true : undefined), 'the gauges to count the clients gone');
   });
 
   it('reads the topic only while clients are connected, and the next client is served live again', async () => {
