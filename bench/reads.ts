@@ -14,8 +14,8 @@
  *   B  search pages GET /api/orders?locationId=…&limit=50 (and with status=), following nextCursor
  *   C  one full CSV export GET /api/orders/export?format=csv: rows/s and the web process's peak RSS growth
  *      (VmRSS from /proc/<pid>/status every 100 ms)
- *   D  --sse-clients open GET /api/stream clients while status changes are produced at about
- *      --change-rate/s: ship event answered (2xx) → client received that order's change, p50/p99, and the
+ *   D  --sse-clients open GET /api/stream clients while status changes are produced at
+ *      --change-rate/s (one ship event per change): ship event answered (2xx) → client received that order's change, p50/p99, and the
  *      web process's RSS at the start and the end. Every client reads every change; --sse-measured of them
  *      (spread over the connection order) parse and time them, the rest only count their frames' bytes,
  *      so that the load generator, on the same cores, is not what the latency measures
@@ -515,7 +515,8 @@ try {
 
   // Movers: enough fresh orders at 3000 for the ship events of phases A and D.
   const eventsA = Math.round(opts.eventRate * (opts.warmup + opts.duration));
-  const eventRateD = Math.round((opts.changeRate * EVENT_TYPES.length) / 3); // 3 of the 4 events change the status
+  // Each of the four ship events is one change on the topic (packing's a sub-step change, 3600 > 3600).
+  const eventRateD = opts.changeRate;
   const eventsD = Math.round(eventRateD * (opts.warmup + opts.duration));
   // Orders moved by ship events: a fresh range for each pass of A and of D.
   const moversA = Math.ceil(eventsA / 4) + 10;
@@ -711,7 +712,7 @@ try {
     // ── phase A: reads by id while ship events are ingested ──
     const phaseA = sideLabel('A', side);
     const readPool = readsWebs[side].pool;
-    const firstA = pass * moversA;
+    const firstA = 1 + pass * moversA; // movers are numbered from 1
     console.log(
       `${phaseA}: reads on ${side === 'shared' ? 'the web that ingests the ship events' : 'a web of their own'}; GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`,
     );
@@ -833,7 +834,7 @@ try {
     const phaseD = sideLabel('D', side);
     const streams = readsWebs[side];
     console.log(
-      `${phaseD}: streams on ${side === 'shared' ? 'the web that ingests the ship events' : 'a web of their own'}; ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (about ${opts.changeRate} status changes/s), ${opts.warmup} s + ${opts.duration} s…`,
+      `${phaseD}: streams on ${side === 'shared' ? 'the web that ingests the ship events' : 'a web of their own'}; ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (as many status changes on the topic), ${opts.warmup} s + ${opts.duration} s…`,
     );
     const acked = new Map<string, number>(); // `${orderId}:${from}>${to}` → when the ship event's 2xx came back
     const fromAck: number[] = [];
@@ -954,7 +955,7 @@ try {
       .join(' ')}
 - node ${process.version}; ${pgVersion.split(' on ')[0]}
 - command: \`npm run bench:reads -- ${process.argv.slice(2).join(' ')}\`
-- one \`web\`, one \`worker\`, one \`scheduler\` (partner base URLs empty: no partner calls); the HTTP and SSE clients run in the bench process on the same machine
+- one \`web\` (and, for the passes marked "own web", a second one that no ship event reaches), one \`worker\`, one \`scheduler\` (partner base URLs empty: no partner calls); the HTTP and SSE clients run in the bench process on the same machine
 - reads in A are open loop (latency from the scheduled send time), ${opts.warmup} s warm-up then ${opts.duration} s measured; B is one request at a time; D counts from the end of a ${opts.warmup} s warm-up to 3 s after the last ship event was answered; phases B and D start once the pipeline is idle
 
 ${tbl}
