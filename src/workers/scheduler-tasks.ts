@@ -11,11 +11,13 @@ import { startPeriodicTask, type PeriodicTask } from './periodic-task.js';
 /**
  * Under load every commit notifies the relay; commits that arrive while it publishes are published
  * together this long after, instead of one relay transaction per commit (topic latency, not the
- * events' receipt → commit, pays it). A change after a quiet spell is published at once. 50 ms, the
- * old poll's interval: at 10 ms the relay's transactions were so small that the scheduler spent about
- * twice the CPU per event (partner benchmark: 1.34 against 0.56 ms).
+ * events' receipt → commit, pays it). A change after a quiet spell is published at once. 25 ms: the
+ * live stream's change → client (SPEC: p99 ≤ 100 ms) pays about this gap, and at 50 ms its p99 was
+ * 100–111 ms against 71–89 ms at 25 (reads bench, phase D); the scheduler spends a little more per
+ * event for it (partner benchmark: 0.61–0.67 against 0.49–0.50 ms), and at 10 ms it spent about
+ * twice as much (1.34 against 0.56 ms).
  */
-export const RELAY_KICK_GAP_MS = 50;
+export const RELAY_KICK_GAP_MS = 25;
 
 /**
  * The periodic work of the hub: publishing the outbox, re-creating lost jobs, probing partners'
