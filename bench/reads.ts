@@ -577,7 +577,7 @@ try {
   };
   await waitFor(`web to answer on ${baseUrl}/api/health/ready`, 60_000, answers(`${baseUrl}/api/health/ready`), procs);
   // The reads web: the same code and configuration on a port of its own, which no ship event reaches.
-  const readsWebs: Record<ReadsSide, { url: string; pid: number; pool: Pool }> = {} as never;
+  const readsWebs: Partial<Record<ReadsSide, { url: string; pid: number; pool: Pool }>> = {};
   if (readsSides.includes('own') && (phases.has('A') || phases.has('D'))) {
     const readsPort = await freePort();
     const readsProc = startProcess('web-reads', 'src/api/main.ts', { ...env, PORT: String(readsPort) });
@@ -670,31 +670,27 @@ try {
   if (phases.has('A0')) {
     // ── phase A0: the same reads with no ingestion, to tell the reads' own cost from CPU contention ──
     console.log(`A0: GET /api/orders/{id} at ${opts.readRate}/s and /history at ${opts.sideRate}/s, no ship events, ${opts.warmup} s + ${opts.duration} s…`);
-    const [byId0, hist0] = await Promise.all([
-      readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
-      opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
-    ]);
+    /** A0's load on one server: reads by id and /history at once. */
+    const idsAndHistories = (server: Pool) =>
+      Promise.all([
+        readLoad(server, opts.readRate, () => `/api/orders/${randomOrder()}`),
+        opts.sideRate > 0 ? readLoad(server, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
+      ]);
+    const [byId0, hist0] = await idsAndHistories(pool);
     readRow('A0', 'GET /api/orders/{id}, no ingestion', byId0, opts.readRate);
     readRow('A0', 'GET /api/orders/{id}/history, no ingestion', hist0, opts.sideRate);
 
     // The same load, right after, through the naive reference: what the machine gives a read by id
     // with nothing around it (no Express, roles, rate limit, metrics or view), in this run.
     console.log(`A0 naive: the same reads through the naive reference (bench/naive-reads-server.ts)…`);
-    const naive = referencePool!;
-    const [refById, refHist] = await Promise.all([
-      readLoad(naive, opts.readRate, () => `/api/orders/${randomOrder()}`),
-      opts.sideRate > 0 ? readLoad(naive, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
-    ]);
+    const [refById, refHist] = await idsAndHistories(referencePool!);
     readRow('A0 naive', 'naive reference: GET /api/orders/{id} (one SELECT, bare node:http)', refById, opts.readRate, true);
     readRow('A0 naive', 'naive reference: GET /api/orders/{id}/history', refHist, opts.sideRate, true);
 
     // The hub once more, after the reference: whichever goes first after the fill and the start-up
     // meets the machine's first minutes, so the reference sits between two passes of the hub.
     console.log(`A0 again: the hub's reads once more, after the naive reference…`);
-    const [byId1, hist1] = await Promise.all([
-      readLoad(pool, opts.readRate, () => `/api/orders/${randomOrder()}`),
-      opts.sideRate > 0 ? readLoad(pool, opts.sideRate, () => `/api/orders/${randomOrder()}/history`) : undefined,
-    ]);
+    const [byId1, hist1] = await idsAndHistories(pool);
     readRow('A0 again', 'GET /api/orders/{id}, no ingestion, after the reference', byId1, opts.readRate);
     readRow('A0 again', 'GET /api/orders/{id}/history, no ingestion, after the reference', hist1, opts.sideRate);
     for (const [when, hub] of [
@@ -711,7 +707,7 @@ try {
   for (const [pass, side] of (phases.has('A') ? readsSides : []).entries()) {
     // ── phase A: reads by id while ship events are ingested ──
     const phaseA = sideLabel('A', side);
-    const readPool = readsWebs[side].pool;
+    const readPool = readsWebs[side]!.pool;
     const firstA = 1 + pass * moversA; // movers are numbered from 1
     console.log(
       `${phaseA}: reads on ${side === 'shared' ? 'the web that ingests the ship events' : 'a web of their own'}; GET /api/orders/{id} at ${opts.readRate}/s, /history, /events, /tiers at ${opts.sideRate}/s each, ship events at ${opts.eventRate}/s, ${opts.warmup} s + ${opts.duration} s…`,
@@ -832,7 +828,7 @@ try {
   for (const [pass, side] of (phases.has('D') ? readsSides : []).entries()) {
     // ── phase D: SSE clients while status changes are produced ──
     const phaseD = sideLabel('D', side);
-    const streams = readsWebs[side];
+    const streams = readsWebs[side]!;
     console.log(
       `${phaseD}: streams on ${side === 'shared' ? 'the web that ingests the ship events' : 'a web of their own'}; ${opts.sseClients} SSE clients, ship events at ${eventRateD}/s (as many status changes on the topic), ${opts.warmup} s + ${opts.duration} s…`,
     );

@@ -82,9 +82,9 @@ export function createMetrics(role: ProcessRole) {
         registers: everywhere,
       },
       (labels, seconds) => {
-        // A read answered (found or not): a refusal (401, 403, 429) is not a status read.
-        const answered = labels.status === '404' || String(labels.status).startsWith('2');
-        if (labels.method === 'GET' && readRoutes.has(String(labels.route)) && answered && seconds > STATUS_READ_SLA_SECONDS) {
+        // Only a read answered (found or not) counts: a refusal (401, 403, 429) is not a status read.
+        const answered = () => labels.status === '404' || String(labels.status).startsWith('2');
+        if (labels.method === 'GET' && seconds > STATUS_READ_SLA_SECONDS && readRoutes.has(String(labels.route)) && answered()) {
           statusReadSlaBreaches.inc({ route: String(labels.route) });
         }
       },
