@@ -56,14 +56,43 @@ export function lockInboxesStatement(eventIds: readonly string[]): RenderedState
  */
 export function orderCallStatesStatement(eventIds: readonly string[]): RenderedStatement {
   return {
-    sql: `with o as (select array(select distinct order_id from inbound_events where event_id = any($1::text[])) as ids)
-          select 'call' as what, c.order_id, c.kind || ':' || c.key as name, c.state, null::jsonb as detail
+    sql: `with o as (select array(select distinct order_id from inbound_events where event_id = any($1::text[])) as ids) ${CALL_AND_TIER_STATES}`,
+    params: [eventIds],
+  };
+}
+
+/** The calls' and tiers' states of the orders in `o.ids`, one row each (see callAndTierStates). */
+const CALL_AND_TIER_STATES = `select 'call' as what, c.order_id, c.kind || ':' || c.key as name, c.state, null::jsonb as detail
           from order_calls c, o where c.order_id = any(o.ids)
           union all
           select 'tier', t.order_id, t.tier::text, t.state, t.detail
-          from order_tiers t, o where t.order_id = any(o.ids)`,
-    params: [eventIds],
+          from order_tiers t, o where t.order_id = any(o.ids)`;
+
+/**
+ * Locks the rows of `orderIds` in one statement, in order id order (the global lock order, as above),
+ * for whoever changes many orders at once by id (partner answers settled together).
+ */
+export function lockOrdersStatement(orderIds: readonly string[]): RenderedStatement {
+  return {
+    sql: `select ${selectList('o', ORDER_COLUMNS)} from orders o where o.order_id = any($1::text[]) order by o.order_id for update`,
+    params: [orderIds],
   };
+}
+
+/** orderCallStatesStatement for orders named by id; sent after lockOrdersStatement in the same round trip. */
+export function callAndTierStatesStatement(orderIds: readonly string[]): RenderedStatement {
+  return { sql: `with o as (select $1::text[] as ids) ${CALL_AND_TIER_STATES}`, params: [orderIds] };
+}
+
+/** The rows of lockOrdersStatement and callAndTierStatesStatement as locked orders, by order id. */
+export function lockedOrders(orderRows: ReadonlyArray<Record<string, unknown>>, callStates: ReadonlyArray<Record<string, unknown>>): Map<string, LockedOrder> {
+  const { calls, tiers } = callAndTierStates(callStates);
+  const locked = new Map<string, LockedOrder>();
+  for (const row of orderRows) {
+    const order = fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS);
+    locked.set(order.orderId, { ...order, calls: calls.get(order.orderId) ?? {}, tiers: tiers.get(order.orderId) ?? {} } as LockedOrder);
+  }
+  return locked;
 }
 
 /**
@@ -88,6 +117,29 @@ export function lockedInboxes(
   callStates: ReadonlyArray<Record<string, unknown>>,
   withoutOrder: ReadonlyArray<Record<string, unknown>>,
 ): LockedInbox[] {
+  const { calls, tiers } = callAndTierStates(callStates);
+  const inboxes = new Map<string, LockedInbox>();
+  for (const row of withOrder) {
+    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
+    let inbox = inboxes.get(event.orderId);
+    if (!inbox) {
+      const order = {
+        ...fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS),
+        calls: calls.get(event.orderId) ?? {},
+        tiers: tiers.get(event.orderId) ?? {},
+      } as LockedOrder;
+      inbox = { order, events: [] };
+      inboxes.set(event.orderId, inbox);
+    }
+    inbox.events.push(event);
+  }
+  // An event whose order does not exist stands alone: its order may be created before the next one arrives.
+  const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
+  return [...inboxes.values(), ...orphans];
+}
+
+/** The rows of a call-and-tier states statement, as each order's call states and tiers. */
+function callAndTierStates(callStates: ReadonlyArray<Record<string, unknown>>) {
   const calls = new Map<string, Record<string, OrderCallState>>();
   const tiers = new Map<string, Record<number, TierRecord>>();
   for (const c of callStates) {
@@ -108,24 +160,7 @@ export function lockedInboxes(
     }
     states[String(c.name)] = c.state as OrderCallState;
   }
-  const inboxes = new Map<string, LockedInbox>();
-  for (const row of withOrder) {
-    const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
-    let inbox = inboxes.get(event.orderId);
-    if (!inbox) {
-      const order = {
-        ...fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS),
-        calls: calls.get(event.orderId) ?? {},
-        tiers: tiers.get(event.orderId) ?? {},
-      } as LockedOrder;
-      inbox = { order, events: [] };
-      inboxes.set(event.orderId, inbox);
-    }
-    inbox.events.push(event);
-  }
-  // An event whose order does not exist stands alone: its order may be created before the next one arrives.
-  const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
-  return [...inboxes.values(), ...orphans];
+  return { calls, tiers };
 }
 
 function parseJson(value: unknown): Record<string, unknown> {

@@ -295,11 +295,12 @@ export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
     ...(tiers.size ? [tiersUpsert([...tiers.values()])] : []),
     ...(ledgers.size ? [ledgersUpsert([...ledgers.values()])] : []),
     ...(discrepancies.length ? [discrepanciesInsert(discrepancies)] : []),
-    ...(cases.length ? [casesInsert(cases)] : []),
+    ...(cases.length ? [openCasesStatement(cases)] : []),
   ];
 }
 
-function casesInsert(rows: readonly CaseWrite[]): SQL {
+/** Opens each case (one open per order and cause; an open one is left as it is), one statement for all. */
+export function openCasesStatement(rows: readonly CaseWrite[]): SQL {
   const col = <T>(f: (c: CaseWrite) => T) => sql.param(rows.map(f));
   return sql`insert into interventions (order_id, cause, detail)
     select c.order_id, c.cause, c.detail::jsonb

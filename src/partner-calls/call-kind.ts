@@ -8,8 +8,9 @@ import type { IncidentWebhookClient } from '../integrations/incident-webhook.js'
 import type { MaoClient } from '../integrations/mao.js';
 import type { PmpClient } from '../integrations/pmp.js';
 import type { SlickClient } from '../integrations/slick.js';
-import type { LockedOrder, TransitionRecord } from '../orders/apply-transition.js';
+import type { CaseWrite, LockedOrder, TransitionRecord } from '../orders/apply-transition.js';
 import type { PartnerCallJobDataOf, PartnerCallJobName } from '../queues/partner-calls.queue.js';
+import type { codLedger } from '../db/schema/index.js';
 
 /**
  * What an outbound call kind is, as data: which integration it calls (timeout, retries, breaker),
@@ -34,6 +35,33 @@ export interface OrderCallRef {
   key: string;
 }
 
+export type CodLedgerRow = typeof codLedger.$inferSelect;
+
+/** What a per-order call's kind decides from its partner's answer, with the order locked (src/partner-calls/answer-settlement.ts). */
+export interface AnswerDecision<T> {
+  /** The order's changes, in the order they happen; the last one's order is the order as left. */
+  records: TransitionRecord[];
+  /** Cases for a person that the answer opens (one open per order and cause; an open one is left as it is). */
+  cases?: CaseWrite[];
+  /** Mark the call's record confirmed (closing its kind's cases), with this note; leave it pending when absent. */
+  confirmNote?: string;
+  /** Handed back to the kind once committed. */
+  value: T;
+}
+
+/** The locked order and what else a decision may read of it. */
+export interface SettlementView {
+  order: LockedOrder;
+  /** The order's COD ledger, read after its lock was granted; undefined for an order that has none. */
+  ledger: CodLedgerRow | undefined;
+}
+
+/**
+ * Decides, without writing anything: a settlement that fails is settled again answer by answer, so
+ * the same decision may be asked for twice.
+ */
+export type DecideOnAnswer<T> = (view: SettlementView) => AnswerDecision<T>;
+
 /** One attempt of a call, as its kind's `run` sees it. */
 export interface CallAttempt<Data> {
   deps: HubDeps;
@@ -55,6 +83,13 @@ export interface OrderCallAttempt<Data> extends CallAttempt<Data> {
    * needs to say to the partner. Whatever acts on the answer locks the order and reads it again.
    */
   order: OrderRow;
+  /**
+   * Acts on the partner's answer (src/partner-calls/answer-settlement.ts): with the order locked and
+   * the record still pending, `decide` says what the answer changes and whether the record is now
+   * confirmed, and that commits, possibly with other calls' answers in one transaction. Resolves with
+   * the decision's value, or undefined when there was nothing left to settle (settled meanwhile).
+   */
+  settle<T>(decide: DecideOnAnswer<T>): Promise<T | undefined>;
 }
 
 /**

@@ -3,11 +3,9 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import { statusHistory } from '../db/schema/index.js';
 import type { Database } from '../db/client.js';
 import { STATUS } from '../machines/order.machine.js';
-import { callState, lockOrder, writeRecords } from '../orders/apply-transition.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import { settleTier, tierRecord } from '../tiers/tier-rules.js';
 import type { PerOrderCallKind } from './call-kind.js';
-import { confirmOrderCall } from './order-call-records.js';
 import type { OrderCallRequest } from './call-kind.js';
 
 /** The cause of a case opened when MAO would not take an order's "Shipped". */
@@ -55,7 +53,7 @@ export const maoOrderStatus: PerOrderCallKind<'mao.order-status'> = {
   sweep: 'owed-call-records',
   intervention: { cause: MAO_STATUS_CAUSE, about: () => ({ tier: 2, maoStatus: 'SHIPPED' }) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record, order }) {
+  async run({ deps, clients, data, attempt, idempotencyKey, order, settle }) {
     if (!order.trackingId || !order.carrierCode) {
       throw new UnrecoverableError(`order ${data.orderId} has no tracking; MAO cannot be told it shipped`);
     }
@@ -63,21 +61,20 @@ export const maoOrderStatus: PerOrderCallKind<'mao.order-status'> = {
     const update = { status: 'SHIPPED' as const, trackingId: order.trackingId, carrierCode: order.carrierCode, occurredAt };
     await clients.mao.sendStatus(order.orderId, update, { attempt, idempotencyKey });
 
-    const settled = await deps.db.transaction(async (tx) => {
-      const locked = await lockOrder(tx, data.orderId);
-      // Settled meanwhile (another run of the same call got there first): nothing left to record.
-      if (!locked || callState(locked, record.kind, record.key) !== 'pending') return false;
-      const change = settleTier(
-        tierRecord(locked, deps.clock),
-        2,
-        'done',
-        { trackingId: update.trackingId, carrierCode: update.carrierCode, shippedAt: occurredAt },
-        deps.clock,
-      );
-      await writeRecords(tx, [change]);
-      await confirmOrderCall(tx, record, { cause: MAO_STATUS_CAUSE, note: `MAO took SHIPPED on attempt ${attempt}` });
-      return true;
-    });
+    // Settled meanwhile (another run of the same call got there first): nothing left to record.
+    const settled = await settle(({ order: locked }) => ({
+      records: [
+        settleTier(
+          tierRecord(locked, deps.clock),
+          2,
+          'done',
+          { trackingId: update.trackingId, carrierCode: update.carrierCode, shippedAt: occurredAt },
+          deps.clock,
+        ),
+      ],
+      confirmNote: `MAO took SHIPPED on attempt ${attempt}`,
+      value: true,
+    }));
     if (settled) deps.logger.info({ orderId: data.orderId, attempt }, 'MAO told the order shipped; tier 2 done');
     return 'settled';
   },

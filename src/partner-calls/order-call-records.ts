@@ -39,33 +39,6 @@ export async function readOrderCallWithOrder(db: Database, ref: OrderCallRef): P
 }
 
 /**
- * Marks a pending call confirmed, counting the attempt that did it, and — when no other call of its
- * kind for the order is still failed — closes the open cases its failure opened. One statement, so
- * it can run inside the transaction that acted on the partner's answer; a second run changes nothing.
- */
-export async function confirmOrderCall(
-  db: Db,
-  ref: OrderCallRef,
-  caseToClose: { cause: string; note: string },
-): Promise<{ confirmed: boolean; casesClosed: number }> {
-  const [row] = await db.execute<{ confirmed: number; closed: number }>(sql`
-    with confirmed as (
-      update order_calls set state = 'confirmed', attempts = attempts + 1, last_error = null, updated_at = now()
-      where order_id = ${ref.orderId} and kind = ${ref.kind} and key = ${ref.key} and state = 'pending'
-      returning 1
-    ), closed as (
-      update interventions
-      set state = 'resolved', resolved_at = now(), updated_at = now(), resolved_by = 'system', resolution = 'auto', note = ${caseToClose.note}
-      where order_id = ${ref.orderId} and cause = ${caseToClose.cause} and state = 'open'
-        and exists (select 1 from confirmed)
-        and not exists (select 1 from order_calls c where c.order_id = ${ref.orderId} and c.kind = ${ref.kind} and c.state = 'failed')
-      returning 1
-    )
-    select (select count(*) from confirmed)::int as confirmed, (select count(*) from closed)::int as closed`);
-  return { confirmed: (row?.confirmed ?? 0) > 0, casesClosed: row?.closed ?? 0 };
-}
-
-/**
  * Settles a call by hand (a person did what the call was for: assigned the delivery partner): the
  * record becomes confirmed whether it was pending or failed — or is made confirmed when none was owed
  * yet, so the call is never made later — and the open cases of `caseToClose.cause` of the order are

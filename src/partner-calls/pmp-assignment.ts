@@ -1,9 +1,8 @@
 import type { OrderRow } from '../db/types.js';
-import { callState, lockOrder, planOrderChange, writeRecords } from '../orders/apply-transition.js';
+import { planOrderChange } from '../orders/apply-transition.js';
 import type { TopicMessage } from '../orders/topic-messages.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
-import { confirmOrderCall } from './order-call-records.js';
 import type { OrderCallRequest } from './call-kind.js';
 
 /** The cause of a case opened when PMP would not assign a delivery partner. */
@@ -60,10 +59,11 @@ export const pmpAssignment: PerOrderCallKind<'pmp.assignment'> = {
   sweep: 'owed-call-records',
   intervention: { cause: PMP_ASSIGNMENT_CAUSE, about: () => ({}) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record, order }) {
+  async run({ deps, clients, data, attempt, idempotencyKey, order, settle }) {
     const ids = { orderId: data.orderId, attempt };
     if (order.partnerId) {
-      await confirmOrderCall(deps.db, record, { cause: PMP_ASSIGNMENT_CAUSE, note: `partner ${order.partnerId} already assigned` });
+      const partnerId = order.partnerId;
+      await settle(() => ({ records: [], confirmNote: `partner ${partnerId} already assigned`, value: undefined }));
       deps.logger.info({ ...ids, partnerId: order.partnerId }, 'delivery partner already assigned; PMP not asked');
       return 'settled';
     }
@@ -73,14 +73,8 @@ export const pmpAssignment: PerOrderCallKind<'pmp.assignment'> = {
       { attempt, idempotencyKey },
     );
 
-    const outcome = await deps.db.transaction(async (tx) => {
-      const locked = await lockOrder(tx, data.orderId);
-      // Settled meanwhile (assigned by hand, or another run of the same call): nothing left to record.
-      if (!locked || callState(locked, record.kind, record.key) !== 'pending') return 'settled elsewhere' as const;
-      if (locked.partnerId) {
-        await confirmOrderCall(tx, record, { cause: PMP_ASSIGNMENT_CAUSE, note: `partner ${locked.partnerId} already assigned` });
-        return 'kept' as const;
-      }
+    const settled = await settle(({ order: locked }) => {
+      if (locked.partnerId) return { records: [], confirmNote: `partner ${locked.partnerId} already assigned`, value: 'kept' as const };
       const partner = { partnerId: answer.partnerId, partnerName: answer.partnerName };
       const change = planOrderChange(
         locked,
@@ -88,10 +82,10 @@ export const pmpAssignment: PerOrderCallKind<'pmp.assignment'> = {
         [partnerAssignedMessage(locked.orderId, partner, { source: 'pmp', actor: 'pmp' }, new Date(deps.clock.now()))],
         deps.clock,
       );
-      await writeRecords(tx, [change]);
-      await confirmOrderCall(tx, record, { cause: PMP_ASSIGNMENT_CAUSE, note: `PMP assigned ${answer.partnerId} on attempt ${attempt}` });
-      return 'assigned' as const;
+      return { records: [change], confirmNote: `PMP assigned ${answer.partnerId} on attempt ${attempt}`, value: 'assigned' as const };
     });
+    // Settled meanwhile (assigned by hand, or another run of the same call): nothing left to record.
+    const outcome = settled ?? 'settled elsewhere';
     if (outcome === 'assigned') deps.logger.info({ ...ids, partnerId: answer.partnerId }, 'PMP assigned a delivery partner');
     else deps.logger.info({ ...ids, partnerId: answer.partnerId, outcome }, 'PMP answered an assignment already settled; its answer is not applied');
     return 'settled';

@@ -3,11 +3,10 @@ import { eq } from 'drizzle-orm';
 import { codLedger, orders } from '../db/schema/index.js';
 import type { Database } from '../db/client.js';
 import type { Tx } from '../db/types.js';
-import { callState, lockOrder, writeRecords, type LedgerWrite } from '../orders/apply-transition.js';
+import type { LedgerWrite } from '../orders/apply-transition.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import { settleTier, tierRecord } from '../tiers/tier-rules.js';
 import type { PerOrderCallKind } from './call-kind.js';
-import { confirmOrderCall } from './order-call-records.js';
 import type { OrderCallRequest } from './call-kind.js';
 
 /** The cause of a case opened when Slick would not take a COD collection. */
@@ -59,7 +58,7 @@ export const slickCodCollected: PerOrderCallKind<'slick.cod-collected'> = {
   sweep: 'owed-call-records',
   intervention: { cause: SLICK_COD_COLLECTED_CAUSE, about: (data) => ({ tier: 3, eventId: data.eventId }) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record }) {
+  async run({ deps, clients, data, attempt, idempotencyKey, settle }) {
     const [[order], ledger] = await Promise.all([deps.db.select().from(orders).where(eq(orders.orderId, data.orderId)), readLedger(deps.db, data.orderId)]);
     if (!order) throw new UnrecoverableError(`order ${data.orderId} does not exist; there is no collection to relay`);
     if (!ledger?.collectedAmount || !ledger.collectedAt) throw new UnrecoverableError(`order ${data.orderId} has no COD collection in its ledger to relay`);
@@ -78,11 +77,8 @@ export const slickCodCollected: PerOrderCallKind<'slick.cod-collected'> = {
       { attempt, idempotencyKey },
     );
 
-    const settled = await deps.db.transaction(async (tx) => {
-      const locked = await lockOrder(tx, data.orderId);
-      // Settled meanwhile (another run of the same call got there first): nothing left to record.
-      if (!locked || callState(locked, record.kind, record.key) !== 'pending') return false;
-      const current = await readLedger(tx, data.orderId);
+    // Settled meanwhile (another run of the same call got there first): nothing left to record.
+    const settled = await settle(({ order: locked, ledger: current }) => {
       const at = new Date(deps.clock.now());
       const change = settleTier(
         tierRecord(locked, deps.clock),
@@ -91,9 +87,11 @@ export const slickCodCollected: PerOrderCallKind<'slick.cod-collected'> = {
         { relay: 'confirmed', codAmount, confirmationId: answer.confirmationId, confirmedAt: at.toISOString() },
         deps.clock,
       );
-      await writeRecords(tx, [current ? { ...change, ledger: ledgerRelayed(current, 'confirmed', at) } : change]);
-      await confirmOrderCall(tx, record, { cause: SLICK_COD_COLLECTED_CAUSE, note: `Slick took the collection on attempt ${attempt}` });
-      return true;
+      return {
+        records: [current ? { ...change, ledger: ledgerRelayed(current, 'confirmed', at) } : change],
+        confirmNote: `Slick took the collection on attempt ${attempt}`,
+        value: true,
+      };
     });
     if (settled)
       deps.logger.info({ orderId: data.orderId, eventId: data.eventId, confirmationId: answer.confirmationId, attempt }, 'Slick took the COD collection');

@@ -1,12 +1,10 @@
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { inboundEvents } from '../db/schema/index.js';
-import { applyTransition, callState, countTransition, lockOrder } from '../orders/apply-transition.js';
-import { openIntervention } from '../orders/intervention-cases.js';
+import { countTransition, planTransition, type CaseWrite } from '../orders/apply-transition.js';
 import { STATUS } from '../machines/order.machine.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import type { PerOrderCallKind } from './call-kind.js';
-import { confirmOrderCall } from './order-call-records.js';
 
 /** The cause of a case opened when Slick would not confirm a shipment. */
 export const SLICK_CONFIRMATION_CAUSE = 'slick_ship_confirmation_failed';
@@ -19,8 +17,8 @@ const shippedEventSchema = z.looseObject({ occurredAt: z.iso.datetime({ offset: 
 /**
  * Confirms a `shipped` ship event with Slick (SPEC §4.2): one per order (key ''), owed from the
  * moment the event is applied. Slick's 200 moves the order to 7000 through the order machine, and the
- * record is marked confirmed in that same transaction: were it marked after, a crash in between
- * would leave the order at 7000 with the call still owed, and confirm it again.
+ * record is marked confirmed in that same transaction (the answer's settlement): were it marked after,
+ * a crash in between would leave the order at 7000 with the call still owed, and confirm it again.
  */
 export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> = {
   name: 'slick.ship-confirmation',
@@ -33,7 +31,7 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
   sweep: 'owed-call-records',
   intervention: { cause: SLICK_CONFIRMATION_CAUSE, about: (data) => ({ shipEventId: data.shipEventId }) },
 
-  async run({ deps, clients, data, attempt, idempotencyKey, record, order }) {
+  async run({ deps, clients, data, attempt, idempotencyKey, order, settle }) {
     const [shipEvent] = await deps.db
       .select({ payload: inboundEvents.payload, actor: inboundEvents.actor })
       .from(inboundEvents)
@@ -58,12 +56,8 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
       { attempt, idempotencyKey },
     );
 
-    const result = await deps.db.transaction(async (tx) => {
-      const locked = await lockOrder(tx, data.orderId);
-      // Settled meanwhile (another run of the same call got there first): nothing left to record.
-      if (!locked || callState(locked, record.kind, record.key) !== 'pending') return undefined;
-      const moved = await applyTransition(
-        tx,
+    const result = await settle(({ order: locked }) => {
+      const { result: moved, record: change } = planTransition(
         locked,
         {
           event: { type: 'SHIP_EVENT', to: STATUS.FULFILLED },
@@ -76,21 +70,23 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
         },
         deps.clock,
       );
-      await confirmOrderCall(tx, record, { cause: SLICK_CONFIRMATION_CAUSE, note: `Slick confirmed on attempt ${attempt}` });
-      if (moved.kind !== 'moved') {
-        // Slick shipped it, but the order moved meanwhile (e.g. cancelled): a person must reconcile.
-        await openIntervention(tx, {
-          orderId: data.orderId,
-          cause: SLICK_CONFIRMED_ORDER_MOVED_CAUSE,
-          detail: {
-            shipEventId: data.shipEventId,
-            confirmationId: answer.confirmationId,
-            orderStatus: locked.status,
-            reason: moved.kind === 'invalid' ? moved.reason : 'stale',
-          },
-        });
-      }
-      return moved;
+      // Slick shipped it, but the order moved meanwhile (e.g. cancelled): a person must reconcile.
+      const cases: CaseWrite[] =
+        moved.kind === 'moved'
+          ? []
+          : [
+              {
+                orderId: data.orderId,
+                cause: SLICK_CONFIRMED_ORDER_MOVED_CAUSE,
+                detail: {
+                  shipEventId: data.shipEventId,
+                  confirmationId: answer.confirmationId,
+                  orderStatus: locked.status,
+                  reason: moved.kind === 'invalid' ? moved.reason : 'stale',
+                },
+              },
+            ];
+      return { records: change ? [change] : [], cases, confirmNote: `Slick confirmed on attempt ${attempt}`, value: moved };
     });
     const ids = { orderId: data.orderId, eventId: data.shipEventId, confirmationId: answer.confirmationId, attempt };
     if (result?.kind === 'moved') {

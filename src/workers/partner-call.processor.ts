@@ -5,9 +5,10 @@ import { RetriableIntegrationError, type IntegrationErrorClass } from '../errors
 import { CallNotDueError } from '../integrations/partner-http.js';
 import { redact } from '../integrations/redaction.js';
 import { knownSecrets } from '../operations/partner-audit.js';
-import type { OrderCallAttempt, OrderCallRef, PartnerClients } from '../partner-calls/call-kind.js';
+import type { DecideOnAnswer, OrderCallAttempt, OrderCallRef, PartnerClients } from '../partner-calls/call-kind.js';
 import { callIdempotencyKey, callKinds, type AnyCallKind, type AnyPerOrderCallKind } from '../partner-calls/call-kinds.js';
-import { confirmOrderCall, failOrderCall, readOrderCallWithOrder, recordFailedAttempt } from '../partner-calls/order-call-records.js';
+import { AnswerSettlement } from '../partner-calls/answer-settlement.js';
+import { failOrderCall, readOrderCallWithOrder, recordFailedAttempt } from '../partner-calls/order-call-records.js';
 import { retryDelayMs, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
 
 export type { PartnerClients } from '../partner-calls/call-kind.js';
@@ -22,6 +23,7 @@ export type { PartnerClients } from '../partner-calls/call-kind.js';
  */
 export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   const secrets = knownSecrets(deps.config);
+  const settlement = new AnswerSettlement(deps);
   return async (job: Job<PartnerCallJobData, void, PartnerCallJobName>, token?: string) => {
     const kind = callKinds[job.name] as AnyCallKind;
     const parsed = kind.data.safeParse(job.data);
@@ -40,7 +42,7 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
     try {
       if (kind.perOrder) {
         const { orderId, key } = kind.record(parsed.data);
-        await runOrderCall(deps, kind, { ...call, record: { kind: kind.name, orderId, key } }, secrets);
+        await runOrderCall(deps, kind, { ...call, record: { kind: kind.name, orderId, key } }, settlement, secrets);
       } else {
         await kind.run(call);
       }
@@ -59,7 +61,8 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
 async function runOrderCall(
   deps: HubDeps,
   kind: AnyPerOrderCallKind,
-  attempt: Omit<OrderCallAttempt<PartnerCallJobData>, 'order'>,
+  attempt: Omit<OrderCallAttempt<PartnerCallJobData>, 'order' | 'settle'>,
+  settlement: AnswerSettlement,
   secrets: string[],
 ): Promise<void> {
   const { record, order } = await readOrderCallWithOrder(deps.db, attempt.record);
@@ -67,7 +70,8 @@ async function runOrderCall(
   if (record?.state !== 'pending') return;
   // A record is only ever owed for an order that exists, and orders are never deleted.
   if (!order) throw new UnrecoverableError(`order ${attempt.record.orderId} of a pending ${kind.name} call does not exist`);
-  const call: OrderCallAttempt<PartnerCallJobData> = { ...attempt, order };
+  const settle = <T>(decide: DecideOnAnswer<T>) => settlement.settle(attempt.record, kind.intervention.cause, decide);
+  const call: OrderCallAttempt<PartnerCallJobData> = { ...attempt, order, settle };
   let result: unknown;
   try {
     result = await kind.run(call);
@@ -84,7 +88,7 @@ async function runOrderCall(
     throw err;
   }
   if (result === 'delivered') {
-    await confirmOrderCall(deps.db, call.record, { cause: kind.intervention.cause, note: `${kind.name} confirmed on attempt ${call.attempt}` });
+    await settle(() => ({ records: [], confirmNote: `${kind.name} confirmed on attempt ${call.attempt}`, value: undefined }));
   }
 }
 

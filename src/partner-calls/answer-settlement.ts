@@ -1,0 +1,140 @@
+import { PgDialect } from 'drizzle-orm/pg-core';
+import { GroupCommit } from '../db/group-commit.js';
+import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
+import { codLedger } from '../db/schema/index.js';
+import type { HubDeps } from '../deps.js';
+import { callAndTierStatesStatement, lockedOrders, lockOrdersStatement } from '../inbox/inbox-lock.js';
+import { openCasesStatement, transitionWrites, type CaseWrite, type TransitionRecord } from '../orders/apply-transition.js';
+import type { AnswerDecision, CodLedgerRow, DecideOnAnswer, OrderCallRef } from './call-kind.js';
+
+/**
+ * Settling partners' answers: what a per-order call's answer does to its order (the 7000 move on
+ * Slick's confirmation, PMP's partner, a tier done) is decided with the order locked and committed
+ * with its record marked confirmed, in one transaction — and the answers of calls that end together
+ * share that transaction, the way intake applies inbound events: the orders locked in one statement,
+ * every change, case and confirmation written in a constant number of statements, one commit. A lone
+ * answer goes straight in; under load, answers that arrive while a settlement is under way go together
+ * in the next one. Two settlements under way never hold the same order.
+ */
+
+interface SettlementRequest {
+  ref: OrderCallRef;
+  /** The cause of the cases the call's kind opens when it fails for good; a confirmation closes them. */
+  cause: string;
+  decide: DecideOnAnswer<unknown>;
+}
+
+/** At most this many answers in one settlement. */
+const SETTLEMENT_BATCH = 64;
+/** Settlements under way at once in one process. */
+const SETTLEMENT_CONCURRENCY = 2;
+
+const LEDGER_COLUMNS = columnsOf(codLedger);
+const dialect = new PgDialect();
+
+function ledgersStatement(orderIds: readonly string[]): RenderedStatement {
+  return { sql: `select ${selectList('l', LEDGER_COLUMNS)} from cod_ledger l where l.order_id = any($1::text[])`, params: [orderIds] };
+}
+
+/**
+ * Marks pending calls confirmed, counting the attempt that did it, and for each — when no other call
+ * of its kind for the order is still failed — resolves the open cases of its cause. One statement for
+ * all; a call no longer pending is left as it is.
+ */
+function confirmCallsStatement(confirms: ReadonlyArray<{ ref: OrderCallRef; cause: string; note: string }>): RenderedStatement {
+  return {
+    sql: `with r as (
+            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) as r(order_id, kind, key, cause, note)
+          ), confirmed as (
+            update order_calls c set state = 'confirmed', attempts = c.attempts + 1, last_error = null, updated_at = now()
+            from r
+            where c.order_id = r.order_id and c.kind = r.kind and c.key = r.key and c.state = 'pending' and c.order_id = any($1::text[])
+            returning c.order_id, c.kind
+          )
+          update interventions i
+          set state = 'resolved', resolved_at = now(), updated_at = now(), resolved_by = 'system', resolution = 'auto', note = r.note
+          from r
+          where i.order_id = r.order_id and i.cause = r.cause and i.state = 'open' and i.order_id = any($1::text[])
+            and exists (select 1 from confirmed f where f.order_id = r.order_id and f.kind = r.kind)
+            and not exists (select 1 from order_calls c where c.order_id = r.order_id and c.kind = r.kind and c.state = 'failed')`,
+    params: [
+      confirms.map((c) => c.ref.orderId),
+      confirms.map((c) => c.ref.kind),
+      confirms.map((c) => c.ref.key),
+      confirms.map((c) => c.cause),
+      confirms.map((c) => c.note),
+    ],
+  };
+}
+
+export class AnswerSettlement {
+  private readonly group: GroupCommit<SettlementRequest, unknown>;
+
+  constructor(private readonly deps: HubDeps) {
+    this.group = new GroupCommit((requests) => this.commit(requests), {
+      concurrency: SETTLEMENT_CONCURRENCY,
+      maxBatch: SETTLEMENT_BATCH,
+      keyOf: (r) => r.ref.orderId,
+      onSharedFailure: (requests, err) =>
+        deps.logger.warn(
+          { orderIds: requests.map((r) => r.ref.orderId), err: (err as Error).message },
+          'a shared settlement of partner answers failed; settling each alone',
+        ),
+    });
+  }
+
+  /**
+   * Settles one call's answer: with its order locked, if the call's record is still pending, `decide`
+   * says what the answer changes, and that commits (with the record confirmed when the decision says
+   * so). Resolves with the decision's value once committed, or undefined when there was nothing left to
+   * settle (the order is gone, or the record was settled meanwhile — by another run of the same call,
+   * or by hand). Rejects when the settlement did not commit.
+   */
+  settle<T>(ref: OrderCallRef, cause: string, decide: DecideOnAnswer<T>): Promise<T | undefined> {
+    return this.group.submit({ ref, cause, decide }) as Promise<T | undefined>;
+  }
+
+  private async commit(requests: SettlementRequest[]): Promise<unknown[]> {
+    const orderIds = [...new Set(requests.map((r) => r.ref.orderId))].sort();
+    return twoRoundTripTransaction(
+      this.deps.pg,
+      [lockOrdersStatement(orderIds), callAndTierStatesStatement(orderIds), ledgersStatement(orderIds)],
+      async ([orderRows, callStates, ledgerRows]) => {
+        const locked = lockedOrders(orderRows!, callStates!);
+        const ledgers = new Map(ledgerRows!.map((row) => fromRow<CodLedgerRow>(row, 'l', LEDGER_COLUMNS)).map((l) => [l.orderId, l]));
+        const records: TransitionRecord[] = [];
+        const cases: CaseWrite[] = [];
+        const confirms: Array<{ ref: OrderCallRef; cause: string; note: string }> = [];
+        const values = requests.map((r): unknown => {
+          const { orderId, kind, key } = r.ref;
+          const order = locked.get(orderId);
+          if (order?.calls[`${kind}:${key}`] !== 'pending') return undefined;
+          let decision: AnswerDecision<unknown>;
+          try {
+            decision = r.decide({ order, ledger: ledgers.get(orderId) });
+          } catch (err) {
+            // A decision that cannot be made fails its own call; the others settle.
+            return err instanceof Error ? err : new Error(String(err));
+          }
+          records.push(...decision.records);
+          cases.push(...(decision.cases ?? []));
+          let after = decision.records.at(-1)?.order ?? order;
+          if (decision.confirmNote !== undefined) {
+            confirms.push({ ref: r.ref, cause: r.cause, note: decision.confirmNote });
+            after = { ...after, calls: { ...after.calls, [`${kind}:${key}`]: 'confirmed' } };
+          }
+          // The next answer about the same order in this settlement sees it as this one leaves it.
+          locked.set(orderId, after);
+          return decision.value;
+        });
+        const writes: RenderedStatement[] = [
+          ...transitionWrites(records).map((w) => dialect.sqlToQuery(w)),
+          ...(cases.length ? [dialect.sqlToQuery(openCasesStatement(cases))] : []),
+          ...(confirms.length ? [confirmCallsStatement(confirms)] : []),
+        ];
+        return { writes, value: values };
+      },
+    );
+  }
+}

@@ -1,0 +1,142 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { planOrderChange } from '../../src/orders/apply-transition.js';
+import { AnswerSettlement } from '../../src/partner-calls/answer-settlement.js';
+import type { OrderCallRef } from '../../src/partner-calls/call-kind.js';
+import { recordOwedCalls } from '../../src/partner-calls/schedule.js';
+import { registerOrder, startTestHub, type TestHub } from '../helpers/test-hub.js';
+
+/**
+ * Partners' answers are settled in group commits (src/partner-calls/answer-settlement.ts): answers
+ * that arrive together share one transaction, each decided with its order locked and its record
+ * still pending; a decision that cannot be made fails only its own answer.
+ */
+
+let hub: TestHub;
+let settlement: AnswerSettlement;
+
+beforeAll(async () => {
+  // Nothing else settles these calls: no workers, no relay.
+  hub = await startTestHub({ inProcessWorkers: false, scheduler: false });
+  settlement = new AnswerSettlement(hub.worker);
+});
+afterAll(async () => {
+  await hub.close();
+});
+
+/** Orders, each owing one call of `kind` (pending). */
+async function ordersOwing(n: number, kind: OrderCallRef['kind'] = 'pmp.assignment'): Promise<OrderCallRef[]> {
+  const ids = await Promise.all(Array.from({ length: n }, () => registerOrder(hub)));
+  await hub.worker.db.transaction((tx) =>
+    recordOwedCalls(
+      tx,
+      ids.map((orderId) => ({ kind, orderId, key: '', data: { orderId } })),
+    ),
+  );
+  return ids.map((orderId) => ({ kind, orderId, key: '' }));
+}
+
+/** The decision of a PMP answer: the partner on the order, the record confirmed. */
+const assignPartner = (partnerId: string) => (view: Parameters<Parameters<AnswerSettlement['settle']>[2]>[0]) => ({
+  records: [planOrderChange(view.order, { partnerId, partnerName: `Partner ${partnerId}` }, [], hub.worker.clock)],
+  confirmNote: `assigned ${partnerId}`,
+  value: view.order.version,
+});
+
+async function callRows(refs: readonly OrderCallRef[]) {
+  const rows = await hub.worker.db.execute<{ order_id: string; kind: string; state: string; attempts: number; tx: string }>(
+    sql`select order_id, kind, state, attempts, xmin::text as tx from order_calls where order_id = any(${sql.param(refs.map((r) => r.orderId))}::text[])`,
+  );
+  return rows;
+}
+
+describe('settling partner answers', () => {
+  it('answers arriving together share a transaction; each order changed once and its record confirmed', async () => {
+    const refs = await ordersOwing(12);
+    const values = await Promise.all(refs.map((ref, i) => settlement.settle(ref, 'pmp_assignment_failed', assignPartner(`P-${i}`))));
+    expect(values.every((v) => typeof v === 'number')).toBe(true);
+
+    const rows = await callRows(refs);
+    expect(rows.map((r) => [r.state, r.attempts])).toEqual(refs.map(() => ['confirmed', 1]));
+    // Two settlements may start at once; every answer that came while they were under way went in the
+    // next one. Answer by answer, this would be twelve transactions.
+    expect(new Set(rows.map((r) => r.tx)).size).toBeLessThanOrEqual(3);
+
+    const orders = await hub.worker.db.execute<{ order_id: string; partner_id: string; version: number }>(
+      sql`select order_id, partner_id, version from orders where order_id = any(${sql.param(refs.map((r) => r.orderId))}::text[])`,
+    );
+    for (const [i, ref] of refs.entries()) {
+      const order = orders.find((o) => o.order_id === ref.orderId)!;
+      expect(order.partner_id).toBe(`P-${i}`);
+      expect(order.version).toBe(values[i]! + 1);
+    }
+  });
+
+  it('two answers about one order in one settlement: the second sees the order as the first left it', async () => {
+    const [first] = await ordersOwing(1);
+    await hub.worker.db.transaction((tx) =>
+      recordOwedCalls(tx, [{ kind: 'mao.order-status', orderId: first!.orderId, key: '', data: { orderId: first!.orderId } }]),
+    );
+    const second: OrderCallRef = { kind: 'mao.order-status', orderId: first!.orderId, key: '' };
+    // Two answers of other orders take both settlements first, so the two about one order wait and go together.
+    const busy = await ordersOwing(2);
+    const busyDone = busy.map((ref) => settlement.settle(ref, 'pmp_assignment_failed', assignPartner('P-busy')));
+    const [seenByFirst, seenBySecond] = await Promise.all([
+      settlement.settle(first!, 'pmp_assignment_failed', assignPartner('P-first')),
+      settlement.settle(second, 'mao_status_failed', (view) => ({
+        records: [planOrderChange(view.order, { carrierCode: 'FLASH' }, [], hub.worker.clock)],
+        confirmNote: 'told',
+        value: { version: view.order.version, partnerId: view.order.partnerId },
+      })),
+    ]);
+    await Promise.all(busyDone);
+    expect(seenBySecond).toEqual({ version: seenByFirst! + 1, partnerId: 'P-first' });
+    const [order] = await hub.worker.db.execute<{ partner_id: string; carrier_code: string; version: number }>(
+      sql`select partner_id, carrier_code, version from orders where order_id = ${first!.orderId}`,
+    );
+    expect(order).toEqual({ partner_id: 'P-first', carrier_code: 'FLASH', version: seenByFirst! + 2 });
+    const rows = await callRows([first!]);
+    expect(rows.map((r) => r.state)).toEqual(['confirmed', 'confirmed']);
+    expect(new Set(rows.map((r) => r.tx)).size).toBe(1);
+  });
+
+  it('a decision that throws fails only its own answer; a record no longer pending settles nothing', async () => {
+    const refs = await ordersOwing(3);
+    await hub.worker.db.execute(sql`update order_calls set state = 'confirmed' where order_id = ${refs[2]!.orderId}`);
+    const [ok, thrown, settledBefore] = await Promise.allSettled([
+      settlement.settle(refs[0]!, 'pmp_assignment_failed', assignPartner('P-ok')),
+      settlement.settle(refs[1]!, 'pmp_assignment_failed', () => {
+        throw new Error('the answer cannot be used');
+      }),
+      settlement.settle(refs[2]!, 'pmp_assignment_failed', assignPartner('P-late')),
+    ]);
+    expect(ok.status).toBe('fulfilled');
+    expect(thrown).toMatchObject({ status: 'rejected', reason: { message: 'the answer cannot be used' } });
+    expect(settledBefore).toEqual({ status: 'fulfilled', value: undefined });
+    const orders = await hub.worker.db.execute<{ order_id: string; partner_id: string | null }>(
+      sql`select order_id, partner_id from orders where order_id = any(${sql.param(refs.map((r) => r.orderId))}::text[]) order by order_id`,
+    );
+    const partnerOf = (ref: OrderCallRef) => orders.find((o) => o.order_id === ref.orderId)!.partner_id;
+    expect([partnerOf(refs[0]!), partnerOf(refs[1]!), partnerOf(refs[2]!)]).toEqual(['P-ok', null, null]);
+    const rows = await callRows(refs);
+    const stateOf = (ref: OrderCallRef) => rows.find((r) => r.order_id === ref.orderId)!.state;
+    expect([stateOf(refs[0]!), stateOf(refs[1]!), stateOf(refs[2]!)]).toEqual(['confirmed', 'pending', 'confirmed']);
+  });
+
+  it('a confirmation resolves the open case of its cause, unless another call of its kind is still failed', async () => {
+    const [ref, stillFailed] = await ordersOwing(2);
+    for (const r of [ref!, stillFailed!]) {
+      await hub.worker.db.execute(sql`insert into interventions (order_id, cause, detail) values (${r.orderId}, 'pmp_assignment_failed', '{}'::jsonb)`);
+    }
+    // Another call of the same kind for the second order failed for good and was not retried.
+    await hub.worker.db.execute(
+      sql`insert into order_calls (order_id, kind, key, state, attempts, data) values (${stillFailed!.orderId}, 'pmp.assignment', 'other', 'failed', 4, '{}'::jsonb)`,
+    );
+    await Promise.all([ref!, stillFailed!].map((r) => settlement.settle(r, 'pmp_assignment_failed', assignPartner('P-case'))));
+    const cases = await hub.worker.db.execute<{ order_id: string; state: string; resolved_by: string | null; note: string | null }>(
+      sql`select order_id, state, resolved_by, note from interventions where order_id in (${ref!.orderId}, ${stillFailed!.orderId})`,
+    );
+    expect(cases.find((c) => c.order_id === ref!.orderId)).toMatchObject({ state: 'resolved', resolved_by: 'system', note: 'assigned P-case' });
+    expect(cases.find((c) => c.order_id === stillFailed!.orderId)).toMatchObject({ state: 'open', resolved_by: null });
+  });
+});
