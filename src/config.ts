@@ -155,7 +155,7 @@ const envSchema = z.object({
    * Partner-call jobs (Slick, PMP, MAO, notifications) one worker process runs at once: their own
    * budget, so calls to partners never take the event loop from inbound events.
    */
-  PARTNER_CALL_CONCURRENCY: int(1, 1000).default(4),
+  PARTNER_CALL_CONCURRENCY: int(1, 1000).default(16),
   /**
    * Inbound events waiting in the queue beyond which intake refuses new events with 503 and
    * Retry-After, so a partner that outruns the workers is slowed before latency grows without limit.
