@@ -1,6 +1,7 @@
 import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { preparedQuery } from '../db/prepared.js';
+import type postgres from 'postgres';
+import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { orderCalls, orders } from '../db/schema/index.js';
 import type { OrderRow } from '../db/types.js';
 import type { Tx } from '../db/types.js';
@@ -22,20 +23,35 @@ type Db = Database | Tx;
 
 const refIs = (ref: OrderCallRef) => and(eq(orderCalls.orderId, ref.orderId), eq(orderCalls.kind, ref.kind), eq(orderCalls.key, ref.key));
 
-/** Every partner call's first read: prepared once (see preparedQuery). */
-const orderCallWithOrderQuery = preparedQuery((db) =>
-  db
-    .select({ order: orders, record: orderCalls })
-    .from(orders)
-    .leftJoin(orderCalls, and(eq(orderCalls.orderId, orders.orderId), eq(orderCalls.kind, sql.placeholder('kind')), eq(orderCalls.key, sql.placeholder('key'))))
-    .where(eq(orders.orderId, sql.placeholder('orderId')))
-    .prepare('order_call_with_order'),
-);
+const ORDER_COLUMNS = columnsOf(orders);
+const CALL_COLUMNS = columnsOf(orderCalls);
 
-/** A call's record with its order, in one statement (the record is undefined when never owed). */
-export async function readOrderCallWithOrder(db: Database, ref: OrderCallRef): Promise<{ record: OrderCallRow | undefined; order: OrderRow | undefined }> {
-  const [row] = await orderCallWithOrderQuery(db).execute({ orderId: ref.orderId, kind: ref.kind, key: ref.key });
-  return { record: row?.record ?? undefined, order: row?.order };
+/**
+ * Every partner call's first read, for many calls in one statement: each call's record with its
+ * order, in the order asked (the record is undefined when never owed; both are undefined when the
+ * order does not exist). Calls that start together share it (see the processor's reads).
+ */
+export async function readOrderCallsWithOrders(
+  pg: postgres.Sql,
+  refs: readonly OrderCallRef[],
+): Promise<Array<{ record: OrderCallRow | undefined; order: OrderRow | undefined }>> {
+  const rows = await pg.unsafe(
+    `select r.i, ${selectList('o', ORDER_COLUMNS)}, ${selectList('c', CALL_COLUMNS)}
+     from unnest($1::text[], $2::text[], $3::text[]) with ordinality as r(order_id, kind, key, i)
+     join orders o on o.order_id = r.order_id
+     left join order_calls c on c.order_id = r.order_id and c.kind = r.kind and c.key = r.key`,
+    [refs.map((r) => r.orderId), refs.map((r) => r.kind), refs.map((r) => r.key)],
+    { prepare: true },
+  );
+  const found = new Map(rows.map((row) => [Number(row.i), row as Record<string, unknown>]));
+  return refs.map((_, i) => {
+    const row = found.get(i + 1);
+    if (!row) return { record: undefined, order: undefined };
+    return {
+      order: fromRow<OrderRow>(row, 'o', ORDER_COLUMNS),
+      record: row['c.orderId'] === null ? undefined : fromRow<OrderCallRow>(row, 'c', CALL_COLUMNS),
+    };
+  });
 }
 
 /**

@@ -8,7 +8,9 @@ import { knownSecrets } from '../operations/partner-audit.js';
 import type { DecideOnAnswer, OrderCallAttempt, OrderCallRef, PartnerClients } from '../partner-calls/call-kind.js';
 import { callIdempotencyKey, callKinds, type AnyCallKind, type AnyPerOrderCallKind } from '../partner-calls/call-kinds.js';
 import { AnswerSettlement } from '../partner-calls/answer-settlement.js';
-import { failOrderCall, readOrderCallWithOrder, recordFailedAttempt } from '../partner-calls/order-call-records.js';
+import { GroupCommit } from '../db/group-commit.js';
+import type { OrderRow } from '../db/types.js';
+import { failOrderCall, readOrderCallsWithOrders, recordFailedAttempt, type OrderCallRow } from '../partner-calls/order-call-records.js';
 import { retryDelayMs, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
 
 export type { PartnerClients } from '../partner-calls/call-kind.js';
@@ -24,6 +26,8 @@ export type { PartnerClients } from '../partner-calls/call-kind.js';
 export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   const secrets = knownSecrets(deps.config);
   const settlement = new AnswerSettlement(deps);
+  // Each call's first read; calls that start while one is under way share the next.
+  const reads: CallReads = new GroupCommit((refs) => readOrderCallsWithOrders(deps.pg, refs), { concurrency: 2, maxBatch: 64 });
   return async (job: Job<PartnerCallJobData, void, PartnerCallJobName>, token?: string) => {
     const kind = callKinds[job.name] as AnyCallKind;
     const parsed = kind.data.safeParse(job.data);
@@ -42,7 +46,7 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
     try {
       if (kind.perOrder) {
         const { orderId, key } = kind.record(parsed.data);
-        await runOrderCall(deps, kind, { ...call, record: { kind: kind.name, orderId, key } }, settlement, secrets);
+        await runOrderCall(deps, kind, { ...call, record: { kind: kind.name, orderId, key } }, { reads, settlement }, secrets);
       } else {
         await kind.run(call);
       }
@@ -58,14 +62,17 @@ export function processPartnerCall(deps: HubDeps, clients: PartnerClients) {
   };
 }
 
+/** A call's record with its order, read for many calls at once. */
+type CallReads = GroupCommit<OrderCallRef, { record: OrderCallRow | undefined; order: OrderRow | undefined }>;
+
 async function runOrderCall(
   deps: HubDeps,
   kind: AnyPerOrderCallKind,
   attempt: Omit<OrderCallAttempt<PartnerCallJobData>, 'order' | 'settle'>,
-  settlement: AnswerSettlement,
+  { reads, settlement }: { reads: CallReads; settlement: AnswerSettlement },
   secrets: string[],
 ): Promise<void> {
-  const { record, order } = await readOrderCallWithOrder(deps.db, attempt.record);
+  const { record, order } = await reads.submit(attempt.record);
   // Confirmed or failed already, or never owed: a late or repeated job has nothing to do.
   if (record?.state !== 'pending') return;
   // A record is only ever owed for an order that exists, and orders are never deleted.

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planOrderChange } from '../../src/orders/apply-transition.js';
 import { AnswerSettlement } from '../../src/partner-calls/answer-settlement.js';
 import type { OrderCallRef } from '../../src/partner-calls/call-kind.js';
+import { readOrderCallsWithOrders } from '../../src/partner-calls/order-call-records.js';
 import { recordOwedCalls } from '../../src/partner-calls/schedule.js';
 import { registerOrder, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
@@ -138,5 +139,24 @@ describe('settling partner answers', () => {
     );
     expect(cases.find((c) => c.order_id === ref!.orderId)).toMatchObject({ state: 'resolved', resolved_by: 'system', note: 'assigned P-case' });
     expect(cases.find((c) => c.order_id === stillFailed!.orderId)).toMatchObject({ state: 'open', resolved_by: null });
+  });
+});
+
+describe('reading calls together', () => {
+  it('one statement reads each call with its order, in the order asked: never owed, or no such order, each its own answer', async () => {
+    const [owed] = await ordersOwing(1);
+    const neverOwed: OrderCallRef = { kind: 'mao.order-status', orderId: owed!.orderId, key: '' };
+    const noOrder: OrderCallRef = { kind: 'pmp.assignment', orderId: 'SO-NOT-THERE', key: '' };
+    const read = await readOrderCallsWithOrders(hub.worker.pg, [noOrder, owed!, neverOwed, owed!]);
+    expect(read.map((r) => [r.order?.orderId, r.record?.kind, r.record?.state])).toEqual([
+      [undefined, undefined, undefined],
+      [owed!.orderId, 'pmp.assignment', 'pending'],
+      [owed!.orderId, undefined, undefined],
+      [owed!.orderId, 'pmp.assignment', 'pending'],
+    ]);
+    // Mapped as drizzle maps the row: times as Dates, JSON as objects.
+    expect(read[1]!.order!.createdAt).toBeInstanceOf(Date);
+    expect(read[1]!.order!.customer).toMatchObject({ id: 'CUST-1' });
+    expect(read[1]!.record!.data).toEqual({ orderId: owed!.orderId });
   });
 });
