@@ -3,7 +3,8 @@ import postgres from 'postgres';
 import { onReservedConnection } from './pipelined-transaction.js';
 import * as schema from './schema/index.js';
 
-export type Database = PostgresJsDatabase<typeof schema>;
+/** The drizzle handle, with the postgres.js pool under it (`$client`: its `unsafe` prepares, see withPreparedStatements) for hand-written SQL on hot paths. */
+export type Database = PostgresJsDatabase<typeof schema> & { $client: postgres.Sql };
 export interface DatabaseHandle {
   db: Database;
   sql: postgres.Sql;

@@ -15,11 +15,30 @@ export function selectList(alias: string, columns: TableColumns): string {
   return columns.map(([key, column]) => `${alias}."${column.name}" as "${alias}.${key}"`).join(', ');
 }
 
+/** Each column's key under an alias (`alias.key`), worked out once per column list and alias. */
+const aliased = new WeakMap<TableColumns, Map<string, string[]>>();
+function aliasedKeys(alias: string, columns: TableColumns): string[] {
+  let byAlias = aliased.get(columns);
+  if (!byAlias) {
+    byAlias = new Map();
+    aliased.set(columns, byAlias);
+  }
+  let keys = byAlias.get(alias);
+  if (!keys) {
+    keys = columns.map(([key]) => `${alias}.${key}`);
+    byAlias.set(alias, keys);
+  }
+  return keys;
+}
+
 export function fromRow<T>(row: Record<string, unknown>, alias: string, columns: TableColumns): T {
-  return Object.fromEntries(
-    columns.map(([key, column]) => {
-      const value = row[`${alias}.${key}`];
-      return [key, value === null || value === undefined ? null : column.mapFromDriverValue(value)];
-    }),
-  ) as T;
+  // A plain loop: this runs for every row of the hot paths' reads, where each allocation counts.
+  const keys = aliasedKeys(alias, columns);
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < columns.length; i++) {
+    const [key, column] = columns[i]!;
+    const value = row[keys[i]!];
+    out[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return out as T;
 }

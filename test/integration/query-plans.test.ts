@@ -57,7 +57,7 @@ describe('query plans of the hot path', () => {
       /^update inbound_events e/,
       /^update orders o/,
       /json_build_array\(c\.kind, c\.key, c\.state\)/,
-      /left join "status_history"/,
+      /left join status_history h on/,
       /left join "inbound_events"/,
       /from order_tiers t where/,
     ];
