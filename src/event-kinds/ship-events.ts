@@ -97,7 +97,15 @@ export const shipEvents: EventKind<ShipEvent> = {
         record: { ...transition.record, order: shipped },
         fixes: [],
         order: shipped,
-        calls: [{ kind: SHIP_CONFIRMATION_CALL, orderId: order.orderId, key: '', data: { orderId: order.orderId, shipEventId: row.eventId } }],
+        // What the confirmation tells Slick of the event travels with the call, so it need not read the event again.
+        calls: [
+          {
+            kind: SHIP_CONFIRMATION_CALL,
+            orderId: order.orderId,
+            key: '',
+            data: { orderId: order.orderId, shipEventId: row.eventId, occurredAt: occurredAt.toISOString(), actor: row.actor },
+          },
+        ],
       };
     }
 

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { inboundEvents } from '../db/schema/index.js';
+import type { HubDeps } from '../deps.js';
 import { countTransition, planTransition, type CaseWrite } from '../orders/apply-transition.js';
 import { STATUS } from '../machines/order.machine.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
@@ -13,6 +14,17 @@ export const SLICK_CONFIRMED_ORDER_MOVED_CAUSE = 'slick_confirmed_order_moved';
 
 /** What the confirmation reads of the stored `shipped` event: when it happened. */
 const shippedEventSchema = z.looseObject({ occurredAt: z.iso.datetime({ offset: true }) });
+
+/** When the `shipped` event happened and who sent it, from the stored event (calls owed before the call carried them). */
+async function readShipEvent(deps: HubDeps, eventId: string): Promise<{ occurredAt: string | null; actor: string } | undefined> {
+  const [row] = await deps.db
+    .select({ payload: inboundEvents.payload, actor: inboundEvents.actor })
+    .from(inboundEvents)
+    .where(eq(inboundEvents.eventId, eventId));
+  if (!row) return undefined;
+  const shipped = shippedEventSchema.safeParse(row.payload);
+  return { occurredAt: shipped.success ? shipped.data.occurredAt : null, actor: row.actor };
+}
 
 /**
  * Confirms a `shipped` ship event with Slick (SPEC §4.2): one per order (key ''), owed from the
@@ -32,12 +44,8 @@ export const slickShipConfirmation: PerOrderCallKind<'slick.ship-confirmation'> 
   intervention: { cause: SLICK_CONFIRMATION_CAUSE, about: (data) => ({ shipEventId: data.shipEventId }) },
 
   async run({ deps, clients, data, attempt, idempotencyKey, order, settle }) {
-    const [shipEvent] = await deps.db
-      .select({ payload: inboundEvents.payload, actor: inboundEvents.actor })
-      .from(inboundEvents)
-      .where(eq(inboundEvents.eventId, data.shipEventId));
-    const shipped = shippedEventSchema.safeParse(shipEvent?.payload);
-    const occurredAt = shipped.success ? new Date(shipped.data.occurredAt) : null;
+    const shipEvent = data.occurredAt && data.actor ? { occurredAt: data.occurredAt, actor: data.actor } : await readShipEvent(deps, data.shipEventId);
+    const occurredAt = shipEvent?.occurredAt ? new Date(shipEvent.occurredAt) : null;
 
     const { answer } = await clients.slick.sendShipEvent(
       {

@@ -12,7 +12,13 @@ export const PARTNER_CALLS_QUEUE = 'partner-calls';
 
 export const partnerCallJobs = {
   /** Confirm a `shipped` ship event with Slick (SPEC §4.2). */
-  'slick.ship-confirmation': z.object({ orderId: z.string().min(1), shipEventId: z.string().min(1) }),
+  'slick.ship-confirmation': z.object({
+    orderId: z.string().min(1),
+    shipEventId: z.string().min(1),
+    /** The event's occurredAt and who sent it; a call owed before they were carried reads them from the event. */
+    occurredAt: z.iso.datetime({ offset: true }).optional(),
+    actor: z.string().min(1).optional(),
+  }),
   /** Page the incident receiver about an incident opening or resolving. */
   'incident.notify': z.object({ incidentId: z.uuid(), action: z.enum(['trigger', 'resolve']) }),
   /** Tell the customer about a status change (SPEC §6: at most once per order and status). */

@@ -1,4 +1,6 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ensureOrderCallJob, orderCallJobId } from '../../src/partner-calls/schedule.js';
 import { eventually, registerOrder, shipEvent, startTestHub, SLICK_TOKEN, type TestHub } from '../helpers/test-hub.js';
 
 let hub: TestHub;
@@ -80,6 +82,37 @@ describe('ship events end to end', () => {
     expect(changes).toEqual([3000, 3500, 3600, 3600, 3700, 7000]);
     expect(new Set(messages.map((m) => m.id)).size).toBe(messages.length);
     for (const m of messages) expect(Object.keys(m).sort()).toEqual(['id', 'occurredAt', 'orderId', 'payload', 'type']);
+  });
+
+  it("Slick's confirmation carries the event's time and sender; one owed before they were carried reads them from the event", async () => {
+    // The new way: the call's job says when the event happened and who sent it.
+    const carried = await registerOrder(hub);
+    const carriedShip = shipEvent(carried, 'shipped');
+    expect((await send(carriedShip)).body.state).toBe('applied');
+    const [record] = await hub.web.db.execute<{ data: Record<string, unknown> }>(
+      sql`select data from order_calls where order_id = ${carried} and kind = 'slick.ship-confirmation'`,
+    );
+    expect(record!.data).toEqual({ orderId: carried, shipEventId: carriedShip.eventId, occurredAt: carriedShip.occurredAt, actor: 'slick' });
+
+    // A call owed by an earlier release: its job and record hold only the order and the event's id.
+    await hub.stopInProcessWorkers();
+    try {
+      const earlier = await registerOrder(hub);
+      const earlierShip = shipEvent(earlier, 'shipped');
+      expect((await send(earlierShip, {})).body.state).toBe('applied');
+      const call = { kind: 'slick.ship-confirmation' as const, orderId: earlier, key: '' };
+      const oldData = { orderId: earlier, shipEventId: earlierShip.eventId };
+      await (await hub.web.queues.partnerCalls.getJob(orderCallJobId(call)))!.remove();
+      await hub.web.db.execute(sql`update order_calls set data = ${JSON.stringify(oldData)}::jsonb where order_id = ${earlier} and kind = ${call.kind}`);
+      expect(await ensureOrderCallJob(hub.web, { ...call, data: oldData })).toBe(true);
+      hub.startInProcessWorkers();
+      await eventually(async () => ((await order(earlier)).status === 7000 ? true : undefined), 'the earlier call to reach 7000');
+      const sent = hub.sims.slick.requests.filter((r) => r.path === '/api/fulfillment/ship-events' && (r.body as { orderId: string }).orderId === earlier);
+      expect(sent.map((r) => (r.body as { timestamp: string }).timestamp)).toEqual([earlierShip.occurredAt]);
+      expect((await history(earlier)).at(-1)).toMatchObject({ to: 7000, actor: 'slick', eventId: earlierShip.eventId });
+    } finally {
+      hub.startInProcessWorkers();
+    }
   });
 
   it('answers 202 without Prefer, in the state committed (the web stores and applies it at once), and GET /api/events shows the outcome', async () => {
