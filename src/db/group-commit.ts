@@ -101,13 +101,19 @@ export class GroupCommit<Request, Result> {
         else byKey.set(key, [i]);
       });
       const alone = new Array<Result | Error>(requests.length);
+      // No more commits at once than `concurrency`: a failure caused by a busy pool must not be met
+      // with a commit per request.
+      const chains = [...byKey.values()];
+      let next = 0;
       await Promise.all(
-        [...byKey.values()].map(async (indexes) => {
-          for (const i of indexes) {
-            try {
-              alone[i] = (await this.commit([requests[i]!]))[0]!;
-            } catch (err) {
-              alone[i] = err instanceof Error ? err : new Error(String(err));
+        Array.from({ length: Math.min(this.options.concurrency, chains.length) }, async () => {
+          while (next < chains.length) {
+            for (const i of chains[next++]!) {
+              try {
+                alone[i] = (await this.commit([requests[i]!]))[0]!;
+              } catch (err) {
+                alone[i] = err instanceof Error ? err : new Error(String(err));
+              }
             }
           }
         }),

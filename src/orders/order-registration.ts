@@ -5,7 +5,7 @@ import { preparedQuery } from '../db/prepared.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { codLedger, inboundEvents, locations, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
-import type { HistoryRow, OrderRow, Source } from '../db/types.js';
+import type { CodLedgerRow, HistoryRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
 import { STATUS, STATUS_NAMES, type StatusCode } from '../machines/order.machine.js';
 import { applyTransition, countTransition, lockOrder, type TransitionResult } from './apply-transition.js';
@@ -145,7 +145,6 @@ export async function cancelOrder(deps: HubDeps, orderId: string, input: z.infer
 
 /** An order with the state of each call owed about it (keyed `<kind>:<key>`), as operators read it. */
 export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined };
-type CodLedgerRow = typeof codLedger.$inferSelect;
 
 const ORDER_COLUMNS = columnsOf(orders);
 const LEDGER_COLUMNS = columnsOf(codLedger);

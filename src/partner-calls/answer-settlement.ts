@@ -5,8 +5,9 @@ import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { codLedger } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
 import { callAndTierStatesStatement, lockedOrders, lockOrdersStatement } from '../inbox/inbox-lock.js';
-import { openCasesStatement, transitionWrites, type CaseWrite, type TransitionRecord } from '../orders/apply-transition.js';
-import type { AnswerDecision, CodLedgerRow, DecideOnAnswer, OrderCallRef } from './call-kind.js';
+import { openCasesStatement, transitionWrites, type CaseWrite, type LedgerWrite, type TransitionRecord } from '../orders/apply-transition.js';
+import type { CodLedgerRow } from '../db/types.js';
+import type { AnswerDecision, DecideOnAnswer, OrderCallRef } from './call-kind.js';
 
 /**
  * Settling partners' answers: what a per-order call's answer does to its order (the 7000 move on
@@ -35,6 +36,22 @@ const dialect = new PgDialect();
 
 function ledgersStatement(orderIds: readonly string[]): RenderedStatement {
   return { sql: `select ${selectList('l', LEDGER_COLUMNS)} from cod_ledger l where l.order_id = any($1::text[])`, params: [orderIds] };
+}
+
+/** A ledger as a decision writes it, as the row the next decision about the order reads. */
+function ledgerAsRow(w: LedgerWrite, before: CodLedgerRow | undefined): CodLedgerRow {
+  const at = (iso: string | null) => (iso ? new Date(iso) : null);
+  return {
+    orderId: w.orderId,
+    expectedAmount: w.expectedAmount,
+    collectedAmount: w.collectedAmount,
+    collectedAt: at(w.collectedAt),
+    collectedBy: w.collectedBy,
+    eventId: w.eventId,
+    relay: w.relay,
+    confirmedAt: at(w.confirmedAt),
+    updatedAt: before?.updatedAt ?? new Date(),
+  };
 }
 
 /**
@@ -70,6 +87,7 @@ function confirmCallsStatement(confirms: ReadonlyArray<{ ref: OrderCallRef; caus
 
 export class AnswerSettlement {
   private readonly group: GroupCommit<SettlementRequest, unknown>;
+  private readonly confirming: GroupCommit<{ ref: OrderCallRef; cause: string; note: string }, void>;
 
   constructor(private readonly deps: HubDeps) {
     this.group = new GroupCommit((requests) => this.commit(requests), {
@@ -82,6 +100,23 @@ export class AnswerSettlement {
           'a shared settlement of partner answers failed; settling each alone',
         ),
     });
+    this.confirming = new GroupCommit<{ ref: OrderCallRef; cause: string; note: string }, void>(
+      async (confirms) => {
+        const statement = confirmCallsStatement(confirms);
+        await deps.pg.unsafe(statement.sql, statement.params as never[], { prepare: true });
+        return confirms.map(() => undefined);
+      },
+      { concurrency: SETTLEMENT_CONCURRENCY, maxBatch: SETTLEMENT_BATCH },
+    );
+  }
+
+  /**
+   * Marks a call confirmed whose answer changes nothing of its order (a customer notification the
+   * receiver took): no order lock, one statement shared with the confirmations that arrive together.
+   * A record no longer pending is left as it is.
+   */
+  confirm(ref: OrderCallRef, cause: string, note: string): Promise<void> {
+    return this.confirming.submit({ ref, cause, note });
   }
 
   /**
@@ -126,6 +161,8 @@ export class AnswerSettlement {
           }
           // The next answer about the same order in this settlement sees it as this one leaves it.
           locked.set(orderId, after);
+          const ledger = decision.records.filter((rec) => rec.ledger).at(-1)?.ledger;
+          if (ledger) ledgers.set(orderId, ledgerAsRow(ledger, ledgers.get(orderId)));
           return decision.value;
         });
         const writes: RenderedStatement[] = [

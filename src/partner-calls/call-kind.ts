@@ -1,4 +1,4 @@
-import type { OrderRow } from '../db/types.js';
+import type { CodLedgerRow, OrderRow } from '../db/types.js';
 import type { z } from 'zod';
 import type { IntegrationName } from '../config.js';
 import type { Tx } from '../db/types.js';
@@ -10,7 +10,6 @@ import type { PmpClient } from '../integrations/pmp.js';
 import type { SlickClient } from '../integrations/slick.js';
 import type { CaseWrite, LockedOrder, TransitionRecord } from '../orders/apply-transition.js';
 import type { PartnerCallJobDataOf, PartnerCallJobName } from '../queues/partner-calls.queue.js';
-import type { codLedger } from '../db/schema/index.js';
 
 /**
  * What an outbound call kind is, as data: which integration it calls (timeout, retries, breaker),
@@ -34,8 +33,6 @@ export interface OrderCallRef {
   orderId: string;
   key: string;
 }
-
-export type CodLedgerRow = typeof codLedger.$inferSelect;
 
 /** What a per-order call's kind decides from its partner's answer, with the order locked (src/partner-calls/answer-settlement.ts). */
 export interface AnswerDecision<T> {

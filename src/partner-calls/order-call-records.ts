@@ -38,8 +38,8 @@ export async function readOrderCallsWithOrders(
   const rows = await pg.unsafe(
     `select r.i, ${selectList('o', ORDER_COLUMNS)}, ${selectList('c', CALL_COLUMNS)}
      from unnest($1::text[], $2::text[], $3::text[]) with ordinality as r(order_id, kind, key, i)
-     join orders o on o.order_id = r.order_id
-     left join order_calls c on c.order_id = r.order_id and c.kind = r.kind and c.key = r.key`,
+     join orders o on o.order_id = r.order_id and o.order_id = any($1::text[])
+     left join order_calls c on c.order_id = r.order_id and c.kind = r.kind and c.key = r.key and c.order_id = any($1::text[])`,
     [refs.map((r) => r.orderId), refs.map((r) => r.kind), refs.map((r) => r.key)],
     { prepare: true },
   );

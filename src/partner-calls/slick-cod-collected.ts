@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import { codLedger, orders } from '../db/schema/index.js';
 import type { Database } from '../db/client.js';
-import type { Tx } from '../db/types.js';
+import type { CodLedgerRow, Tx } from '../db/types.js';
 import type { LedgerWrite } from '../orders/apply-transition.js';
 import { partnerCallJobs } from '../queues/partner-calls.queue.js';
 import { settleTier, tierRecord } from '../tiers/tier-rules.js';
@@ -18,15 +18,13 @@ export function slickCodCollectedCall(orderId: string, eventId: string): OrderCa
   return { kind: SLICK_COD_COLLECTED_CALL, orderId, key: '', data: { orderId, eventId } };
 }
 
-type LedgerRow = typeof codLedger.$inferSelect;
-
-async function readLedger(db: Database | Tx, orderId: string): Promise<LedgerRow | undefined> {
+async function readLedger(db: Database | Tx, orderId: string): Promise<CodLedgerRow | undefined> {
   const [row] = await db.select().from(codLedger).where(eq(codLedger.orderId, orderId));
   return row;
 }
 
 /** A ledger row as a change writes it back, with its relay settled. */
-function ledgerRelayed(row: LedgerRow, relay: 'confirmed' | 'failed', at: Date): LedgerWrite {
+function ledgerRelayed(row: CodLedgerRow, relay: 'confirmed' | 'failed', at: Date): LedgerWrite {
   return {
     orderId: row.orderId,
     expectedAmount: row.expectedAmount,

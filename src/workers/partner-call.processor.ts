@@ -95,7 +95,7 @@ async function runOrderCall(
     throw err;
   }
   if (result === 'delivered') {
-    await settle(() => ({ records: [], confirmNote: `${kind.name} confirmed on attempt ${call.attempt}`, value: undefined }));
+    await settlement.confirm(call.record, kind.intervention.cause, `${kind.name} confirmed on attempt ${call.attempt}`);
   }
 }
 

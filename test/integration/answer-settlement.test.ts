@@ -44,6 +44,15 @@ const assignPartner = (partnerId: string) => (view: Parameters<Parameters<Answer
   value: view.order.version,
 });
 
+/**
+ * Takes both settlements under way with answers of two other orders, so that what is submitted right
+ * after waits and goes in one settlement. `done`: those two answers' completion.
+ */
+async function bothSettlementsBusy(): Promise<{ done: Promise<unknown> }> {
+  const busy = await ordersOwing(2);
+  return { done: Promise.all(busy.map((ref) => settlement.settle(ref, 'pmp_assignment_failed', assignPartner('P-busy')))) };
+}
+
 async function callRows(refs: readonly OrderCallRef[]) {
   const rows = await hub.worker.db.execute<{ order_id: string; kind: string; state: string; attempts: number; tx: string }>(
     sql`select order_id, kind, state, attempts, xmin::text as tx from order_calls where order_id = any(${sql.param(refs.map((r) => r.orderId))}::text[])`,
@@ -101,27 +110,33 @@ describe('settling partner answers', () => {
     expect(new Set(rows.map((r) => r.tx)).size).toBe(1);
   });
 
-  it('a decision that throws fails only its own answer; a record no longer pending settles nothing', async () => {
-    const refs = await ordersOwing(3);
+  it('a decision that throws fails only its own answer, in a settlement shared with others; a record no longer pending settles nothing', async () => {
+    const refs = await ordersOwing(4);
     await hub.worker.db.execute(sql`update order_calls set state = 'confirmed' where order_id = ${refs[2]!.orderId}`);
-    const [ok, thrown, settledBefore] = await Promise.allSettled([
+    const busy = await bothSettlementsBusy();
+    const [ok, thrown, settledBefore, alsoOk] = await Promise.allSettled([
       settlement.settle(refs[0]!, 'pmp_assignment_failed', assignPartner('P-ok')),
       settlement.settle(refs[1]!, 'pmp_assignment_failed', () => {
         throw new Error('the answer cannot be used');
       }),
       settlement.settle(refs[2]!, 'pmp_assignment_failed', assignPartner('P-late')),
+      settlement.settle(refs[3]!, 'pmp_assignment_failed', assignPartner('P-also')),
     ]);
+    await busy.done;
     expect(ok.status).toBe('fulfilled');
+    expect(alsoOk.status).toBe('fulfilled');
     expect(thrown).toMatchObject({ status: 'rejected', reason: { message: 'the answer cannot be used' } });
     expect(settledBefore).toEqual({ status: 'fulfilled', value: undefined });
     const orders = await hub.worker.db.execute<{ order_id: string; partner_id: string | null }>(
       sql`select order_id, partner_id from orders where order_id = any(${sql.param(refs.map((r) => r.orderId))}::text[]) order by order_id`,
     );
     const partnerOf = (ref: OrderCallRef) => orders.find((o) => o.order_id === ref.orderId)!.partner_id;
-    expect([partnerOf(refs[0]!), partnerOf(refs[1]!), partnerOf(refs[2]!)]).toEqual(['P-ok', null, null]);
+    expect(refs.map(partnerOf)).toEqual(['P-ok', null, null, 'P-also']);
     const rows = await callRows(refs);
-    const stateOf = (ref: OrderCallRef) => rows.find((r) => r.order_id === ref.orderId)!.state;
-    expect([stateOf(refs[0]!), stateOf(refs[1]!), stateOf(refs[2]!)]).toEqual(['confirmed', 'pending', 'confirmed']);
+    const rowOf = (ref: OrderCallRef) => rows.find((r) => r.order_id === ref.orderId)!;
+    expect(refs.map((r) => rowOf(r).state)).toEqual(['confirmed', 'pending', 'confirmed', 'confirmed']);
+    // The two that settled did so in one transaction, the one the failed decision was part of.
+    expect(rowOf(refs[0]!).tx).toBe(rowOf(refs[3]!).tx);
   });
 
   it('a confirmation resolves the open case of its cause, unless another call of its kind is still failed', async () => {
@@ -133,12 +148,42 @@ describe('settling partner answers', () => {
     await hub.worker.db.execute(
       sql`insert into order_calls (order_id, kind, key, state, attempts, data) values (${stillFailed!.orderId}, 'pmp.assignment', 'other', 'failed', 4, '{}'::jsonb)`,
     );
+    const busy = await bothSettlementsBusy();
     await Promise.all([ref!, stillFailed!].map((r) => settlement.settle(r, 'pmp_assignment_failed', assignPartner('P-case'))));
+    await busy.done;
     const cases = await hub.worker.db.execute<{ order_id: string; state: string; resolved_by: string | null; note: string | null }>(
       sql`select order_id, state, resolved_by, note from interventions where order_id in (${ref!.orderId}, ${stillFailed!.orderId})`,
     );
     expect(cases.find((c) => c.order_id === ref!.orderId)).toMatchObject({ state: 'resolved', resolved_by: 'system', note: 'assigned P-case' });
     expect(cases.find((c) => c.order_id === stillFailed!.orderId)).toMatchObject({ state: 'open', resolved_by: null });
+    const confirmed = (await callRows([ref!, stillFailed!])).filter((r) => r.state === 'confirmed');
+    expect(confirmed).toHaveLength(2);
+    expect(new Set(confirmed.map((r) => r.tx)).size).toBe(1);
+  });
+
+  it('a call whose answer changes nothing is confirmed without its order, with the confirmations that arrive together', async () => {
+    const refs = await ordersOwing(6, 'notify.customer');
+    await Promise.all(refs.map((ref) => settlement.confirm(ref, 'customer_notification_failed', 'sent')));
+    const rows = await callRows(refs);
+    expect(rows.map((r) => [r.state, r.attempts])).toEqual(refs.map(() => ['confirmed', 1]));
+    // The first two go alone, the other four together: six statements, one by one.
+    expect(new Set(rows.map((r) => r.tx)).size).toBeLessThanOrEqual(3);
+    // Confirmed already: left as it is.
+    await settlement.confirm(refs[0]!, 'customer_notification_failed', 'again');
+    expect((await callRows([refs[0]!]))[0]!.attempts).toBe(1);
+
+    // The order held by another transaction (an inbound event applying) does not hold it up.
+    const [held] = await ordersOwing(1, 'notify.customer');
+    const holder = await hub.web.pg.reserve();
+    try {
+      await holder`begin`;
+      await holder`select order_id from orders where order_id = ${held!.orderId} for update`;
+      await settlement.confirm(held!, 'customer_notification_failed', 'sent while the order is locked');
+      expect((await callRows([held!]))[0]!.state).toBe('confirmed');
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
   });
 });
 

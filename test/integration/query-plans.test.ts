@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { applyInboundEvents } from '../../src/inbox/inbox-engine.js';
 import { getHistory, getOrder, getOrderEvents } from '../../src/orders/order-registration.js';
+import { AnswerSettlement } from '../../src/partner-calls/answer-settlement.js';
+import { readOrderCallsWithOrders } from '../../src/partner-calls/order-call-records.js';
 import { orderTiersView } from '../../src/tiers/tiers-view.js';
 import { wholeTableReads } from '../helpers/plan-checks.js';
 import { registerOrder, shipEvent, startTestHub, type TestHub } from '../helpers/test-hub.js';
@@ -46,6 +48,18 @@ describe('query plans of the hot path', () => {
       expect((await getOrderEvents(single.db, orderId)).length).toBe(8);
       expect((await orderTiersView(single.db, orderId)).tiers).toHaveLength(3);
     }
+    // A partner call's first read, its answer's settlement and a confirmation, each run past the five custom plans.
+    const settlement = new AnswerSettlement(deps);
+    const call = { kind: 'pmp.assignment' as const, orderId, key: '' };
+    const notification = { kind: 'notify.customer' as const, orderId, key: 'plan' };
+    for (let i = 0; i < 7; i++) {
+      await single.sql`insert into order_calls (order_id, kind, key, state, data) values (${orderId}, ${call.kind}, '', 'pending', '{}'::jsonb),
+        (${orderId}, ${notification.kind}, 'plan', 'pending', '{}'::jsonb)
+        on conflict (order_id, kind, key) do update set state = 'pending'`;
+      expect((await readOrderCallsWithOrders(single.sql, [call]))[0]!.record?.state).toBe('pending');
+      expect(await settlement.settle(call, 'pmp_assignment_failed', ({ order }) => ({ records: [], confirmNote: 'plan', value: order.orderId }))).toBe(orderId);
+      await settlement.confirm(notification, 'customer_notification_failed', 'plan');
+    }
     const [tables] = await single.sql<Array<{ events: number }>>`select count(*)::int as events from inbound_events`;
     expect(tables!.events).toBeLessThan(20);
 
@@ -60,6 +74,10 @@ describe('query plans of the hot path', () => {
       /left join status_history h on/,
       /left join "inbound_events"/,
       /from order_tiers t where/,
+      /with ordinality as r\(order_id, kind, key, i\)/,
+      /order by o\.order_id for update$/,
+      /from cod_ledger l where/,
+      /^with r as \(/,
     ];
     for (const pattern of hot) expect(prepared.filter((p) => pattern.test(p.statement.trim()))).toHaveLength(1);
 

@@ -104,12 +104,14 @@ describe('ship events end to end', () => {
       const oldData = { orderId: earlier, shipEventId: earlierShip.eventId };
       await (await hub.web.queues.partnerCalls.getJob(orderCallJobId(call)))!.remove();
       await hub.web.db.execute(sql`update order_calls set data = ${JSON.stringify(oldData)}::jsonb where order_id = ${earlier} and kind = ${call.kind}`);
+      // Another sender on the stored event, so the 7000 move's actor shows where it was read from.
+      await hub.web.db.execute(sql`update inbound_events set actor = 'slick-store-7' where event_id = ${earlierShip.eventId}`);
       expect(await ensureOrderCallJob(hub.web, { ...call, data: oldData })).toBe(true);
       hub.startInProcessWorkers();
       await eventually(async () => ((await order(earlier)).status === 7000 ? true : undefined), 'the earlier call to reach 7000');
       const sent = hub.sims.slick.requests.filter((r) => r.path === '/api/fulfillment/ship-events' && (r.body as { orderId: string }).orderId === earlier);
       expect(sent.map((r) => (r.body as { timestamp: string }).timestamp)).toEqual([earlierShip.occurredAt]);
-      expect((await history(earlier)).at(-1)).toMatchObject({ to: 7000, actor: 'slick', eventId: earlierShip.eventId });
+      expect((await history(earlier)).at(-1)).toMatchObject({ to: 7000, actor: 'slick-store-7', eventId: earlierShip.eventId });
     } finally {
       hub.startInProcessWorkers();
     }

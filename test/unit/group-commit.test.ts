@@ -90,6 +90,37 @@ describe('group commit', () => {
     expect(alone.filter((n) => keyOf(n) === '1')).toEqual([11, 12, 13]);
   });
 
+  it('the requests of a failed shared commit are retried alone, no more than `concurrency` of them at a time', async () => {
+    let running = 0;
+    let most = 0;
+    let release!: () => void;
+    const firstDone = new Promise<void>((r) => (release = r));
+    const group = new GroupCommit(
+      async (requests: number[]) => {
+        if (requests.length === 1 && requests[0] === 0) {
+          await firstDone;
+          return ['ok 0'];
+        }
+        if (requests.length > 1) throw new Error('shared commit refused');
+        // Only the failed commit's requests, retried alone, are counted.
+        const retried = requests[0]! >= 2;
+        if (retried) running += 1;
+        most = Math.max(most, running);
+        await new Promise((r) => setImmediate(r));
+        if (retried) running -= 1;
+        return [`ok ${requests[0]}`];
+      },
+      { concurrency: 2, maxBatch: 10 },
+    );
+    const first = group.submit(0);
+    // 1 takes the second commit alone; 2..9 wait and share the next one, which fails.
+    const answers = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => group.submit(n));
+    release();
+    await first;
+    expect(await Promise.all(answers)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => `ok ${n}`));
+    expect(most).toBe(2);
+  });
+
   it('a commit that answers the wrong number of requests fails them all', async () => {
     const group = new GroupCommit(async () => ['only one'], { concurrency: 1, maxBatch: 10 });
     const first = group.submit(1);
