@@ -1,3 +1,5 @@
+import type { SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import type postgres from 'postgres';
 import { withDeadline } from '../deadlines.js';
 
@@ -5,6 +7,12 @@ import { withDeadline } from '../deadlines.js';
 export interface RenderedStatement {
   sql: string;
   params: unknown[];
+}
+
+const dialect = new PgDialect();
+/** A drizzle statement rendered for the pipelined transaction. */
+export function renderedStatement(statement: SQL): RenderedStatement {
+  return dialect.sqlToQuery(statement);
 }
 
 /**

@@ -1,8 +1,6 @@
-import { PgDialect } from 'drizzle-orm/pg-core';
-import type { SQL } from 'drizzle-orm';
 import type { HubDeps } from '../deps.js';
 import type { InboundEventRow, Source } from '../db/types.js';
-import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { renderedStatement, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { eventKind } from '../event-kinds/index.js';
 import { countTransition, transitionWrites } from '../orders/apply-transition.js';
 import { enqueuePartnerCalls, pendingCallsStatement } from '../partner-calls/schedule.js';
@@ -46,10 +44,6 @@ function recordOutcomesStatement(outcomes: Array<EventOutcome & { eventId: strin
     params: [outcomes.map((o) => o.eventId), outcomes.map((o) => o.state), outcomes.map((o) => o.reason), outcomes.map((o) => o.orderStatus)],
   };
 }
-
-/** Renders drizzle statements for the pipelined transaction. */
-const dialect = new PgDialect();
-const rendered = (statement: SQL): RenderedStatement => dialect.sqlToQuery(statement);
 
 interface Applied {
   row: InboundEventRow;
@@ -95,7 +89,7 @@ async function inboxTransaction(
         ...transitionWrites(plans.flatMap((p) => (p.record ? [p.record] : []))),
         ...plans.flatMap((p) => p.fixes),
         ...(calls.length ? [pendingCallsStatement(calls)] : []),
-      ].map(rendered);
+      ].map(renderedStatement);
       if (batch.length > 0) writes.push(recordOutcomesStatement(batch.map((b) => ({ eventId: b.row.eventId, ...b.outcome }))));
       return { writes, value: undefined };
     },

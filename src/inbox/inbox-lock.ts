@@ -89,8 +89,8 @@ export function lockedOrders(orderRows: ReadonlyArray<Record<string, unknown>>, 
   const { calls, tiers } = callAndTierStates(callStates);
   const locked = new Map<string, LockedOrder>();
   for (const row of orderRows) {
-    const order = fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS);
-    locked.set(order.orderId, { ...order, calls: calls.get(order.orderId) ?? {}, tiers: tiers.get(order.orderId) ?? {} } as LockedOrder);
+    const order = lockedOrderOf(row, calls, tiers);
+    locked.set(order.orderId, order);
   }
   return locked;
 }
@@ -123,12 +123,7 @@ export function lockedInboxes(
     const event = fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS);
     let inbox = inboxes.get(event.orderId);
     if (!inbox) {
-      const order = {
-        ...fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS),
-        calls: calls.get(event.orderId) ?? {},
-        tiers: tiers.get(event.orderId) ?? {},
-      } as LockedOrder;
-      inbox = { order, events: [] };
+      inbox = { order: lockedOrderOf(row, calls, tiers), events: [] };
       inboxes.set(event.orderId, inbox);
     }
     inbox.events.push(event);
@@ -137,6 +132,14 @@ export function lockedInboxes(
   const orphans = withoutOrder.map((row): LockedInbox => ({ order: undefined, events: [fromRow<InboundEventRow>(row, 'e', EVENT_COLUMNS)] }));
   return [...inboxes.values(), ...orphans];
 }
+
+/** A locked order's row (its columns under `o.`) with the states of its calls and tiers. */
+function lockedOrderOf(row: Record<string, unknown>, calls: CallAndTierStates['calls'], tiers: CallAndTierStates['tiers']): LockedOrder {
+  const order = fromRow<Omit<LockedOrder, 'calls' | 'tiers'>>(row, 'o', ORDER_COLUMNS);
+  return { ...order, calls: calls.get(order.orderId) ?? {}, tiers: tiers.get(order.orderId) ?? {} } as LockedOrder;
+}
+
+type CallAndTierStates = ReturnType<typeof callAndTierStates>;
 
 /** The rows of a call-and-tier states statement, as each order's call states and tiers. */
 function callAndTierStates(callStates: ReadonlyArray<Record<string, unknown>>) {

@@ -1,11 +1,10 @@
-import { PgDialect } from 'drizzle-orm/pg-core';
 import { GroupCommit } from '../db/group-commit.js';
-import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { renderedStatement, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { codLedger } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
 import { callAndTierStatesStatement, lockedOrders, lockOrdersStatement } from '../inbox/inbox-lock.js';
-import { openCasesStatement, transitionWrites, type CaseWrite, type LedgerWrite, type TransitionRecord } from '../orders/apply-transition.js';
+import { callState, openCasesStatement, transitionWrites, type CaseWrite, type LedgerWrite, type TransitionRecord } from '../orders/apply-transition.js';
 import type { CodLedgerRow } from '../db/types.js';
 import type { AnswerDecision, DecideOnAnswer, OrderCallRef } from './call-kind.js';
 
@@ -32,7 +31,6 @@ const SETTLEMENT_BATCH = 64;
 const SETTLEMENT_CONCURRENCY = 2;
 
 const LEDGER_COLUMNS = columnsOf(codLedger);
-const dialect = new PgDialect();
 
 function ledgersStatement(orderIds: readonly string[]): RenderedStatement {
   return { sql: `select ${selectList('l', LEDGER_COLUMNS)} from cod_ledger l where l.order_id = any($1::text[])`, params: [orderIds] };
@@ -144,7 +142,7 @@ export class AnswerSettlement {
         const values = requests.map((r): unknown => {
           const { orderId, kind, key } = r.ref;
           const order = locked.get(orderId);
-          if (order?.calls[`${kind}:${key}`] !== 'pending') return undefined;
+          if (!order || callState(order, kind, key) !== 'pending') return undefined;
           let decision: AnswerDecision<unknown>;
           try {
             decision = r.decide({ order, ledger: ledgers.get(orderId) });
@@ -166,8 +164,8 @@ export class AnswerSettlement {
           return decision.value;
         });
         const writes: RenderedStatement[] = [
-          ...transitionWrites(records).map((w) => dialect.sqlToQuery(w)),
-          ...(cases.length ? [dialect.sqlToQuery(openCasesStatement(cases))] : []),
+          ...transitionWrites(records).map(renderedStatement),
+          ...(cases.length ? [renderedStatement(openCasesStatement(cases))] : []),
           ...(confirms.length ? [confirmCallsStatement(confirms)] : []),
         ];
         return { writes, value: values };
