@@ -60,10 +60,15 @@ redis.call('ZADD', KEYS[2], lease, ARGV[5])
 return {1, 0, state}
 `;
 
-// ARGV: now, threshold, openMs, member, outcome ('success' | 'failure')
+// KEYS[3] (optional) a list the call's outcome is also pushed to. ARGV: now, threshold, openMs, member,
+// outcome ('success' | 'failure'), then with KEYS[3]: the entry and how many entries the list keeps
 const RECORD = `
 local now = tonumber(ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[4])
+if KEYS[3] then
+  redis.call('LPUSH', KEYS[3], ARGV[6])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[7]) - 1)
+end
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
 if ARGV[5] == 'success' then
@@ -92,8 +97,16 @@ interface BreakerCommands {
 function breakerCommands(redis: Redis): BreakerCommands {
   const r = redis as Redis & Partial<BreakerCommands>;
   if (!r.hubBreakerAcquire) r.defineCommand('hubBreakerAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-  if (!r.hubBreakerRecord) r.defineCommand('hubBreakerRecord', { numberOfKeys: 2, lua: RECORD });
+  // The number of keys comes first in each call's arguments: 2, or 3 with a list entry.
+  if (!r.hubBreakerRecord) r.defineCommand('hubBreakerRecord', { lua: RECORD });
   return r as Redis & BreakerCommands;
+}
+
+/** An entry for a list that keeps only its `kept` newest entries. */
+export interface CappedListEntry {
+  key: string;
+  entry: string;
+  kept: number;
 }
 
 export interface BreakerSettings {
@@ -137,18 +150,19 @@ export class CircuitBreaker {
     return { allowed: false, state, retryAt: extra };
   }
 
-  /** Records a call's outcome. A partner that answered (even 4xx) is up: only retriable failures count. */
-  async record(lease: string, outcome: 'success' | 'failure'): Promise<BreakerChange | undefined> {
+  /**
+   * Records a call's outcome. A partner that answered (even 4xx) is up: only retriable failures count.
+   * `alsoPush` is an entry about the same call for a capped list (its health sample), pushed by the
+   * same script: the call's outcome costs one round trip, not two.
+   */
+  async record(lease: string, outcome: 'success' | 'failure', alsoPush?: CappedListEntry): Promise<BreakerChange | undefined> {
     const [stateKey, inflightKey] = this.keys();
-    const [from, to, failures] = (await breakerCommands(this.redis).hubBreakerRecord(
-      stateKey,
-      inflightKey,
-      this.clock.now(),
-      this.settings.threshold,
-      this.settings.openMs,
-      lease,
-      outcome,
-    )) as [BreakerState, BreakerState, number];
+    const now = this.clock.now();
+    const { threshold, openMs } = this.settings;
+    const args = alsoPush
+      ? [3, stateKey, inflightKey, alsoPush.key, now, threshold, openMs, lease, outcome, alsoPush.entry, alsoPush.kept]
+      : [2, stateKey, inflightKey, now, threshold, openMs, lease, outcome];
+    const [from, to, failures] = (await breakerCommands(this.redis).hubBreakerRecord(...args)) as [BreakerState, BreakerState, number];
     return from !== to ? { from, to, failures: Number(failures) } : undefined;
   }
 

@@ -3,7 +3,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { IntegrationConfig } from '../config.js';
 import { NonRetriableIntegrationError, RetriableIntegrationError, type IntegrationErrorClass } from '../errors.js';
-import type { BreakerChange, CircuitBreaker } from './circuit-breaker.js';
+import type { BreakerChange, CappedListEntry, CircuitBreaker } from './circuit-breaker.js';
 
 /**
  * The one way the hub calls a partner: a single attempt with the integration's timeout, redirects
@@ -92,6 +92,11 @@ export interface PartnerHttpOptions {
   dispatcher?: Dispatcher;
   observers?: PartnerCallObserver[];
   breaker?: CircuitBreaker;
+  /**
+   * The health sample of a call the breaker admitted, pushed with the breaker's record of its outcome
+   * (one script, one round trip). Calls without a breaker take no sample.
+   */
+  healthSample?: (record: PartnerCallRecord) => CappedListEntry;
   onBreakerChange?: BreakerObserver;
   /** Told when bookkeeping (breaker, observers) fails; the call's own outcome stands regardless. */
   onBookkeepingError?: (err: unknown) => void;
@@ -153,7 +158,8 @@ export class PartnerHttp {
       try {
         if (breaker && admission?.allowed) {
           // Only failures that say the partner is unwell count; a 4xx answer means it is up.
-          const change = await breaker.record(admission.lease, record.errorClass === 'retriable' ? 'failure' : 'success');
+          const outcome = record.errorClass === 'retriable' ? 'failure' : 'success';
+          const change = await breaker.record(admission.lease, outcome, this.options.healthSample?.(record));
           if (change) await this.options.onBreakerChange?.(name, change);
         }
         for (const observe of this.options.observers ?? []) await observe(record);

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { INTEGRATIONS, type Config, type IntegrationName } from '../config.js';
 import type { Clock } from '../deps.js';
-import type { CircuitBreaker, BreakerSnapshot } from '../integrations/circuit-breaker.js';
+import type { BreakerSnapshot, CappedListEntry, CircuitBreaker } from '../integrations/circuit-breaker.js';
 
 /**
  * Integration health from two sources, kept in Redis so every process contributes and any web process
@@ -24,28 +24,26 @@ function samplesKey(prefix: string, integration: IntegrationName) {
   return `${prefix}:integration-health:${integration}`;
 }
 
-export async function recordHealthSample(redis: Redis, prefix: string, integration: IntegrationName, sample: HealthSample): Promise<void> {
-  await recordHealthSamples(redis, prefix, [{ integration, sample }]);
+/**
+ * A real call's health sample as the entry its integration's list takes: what a partner call pushes
+ * with its breaker's record of the outcome (CircuitBreaker.record), in the same script.
+ */
+export function callHealthSample(prefix: string, integration: IntegrationName, sample: Omit<HealthSample, 'kind'>): CappedListEntry {
+  return {
+    key: samplesKey(prefix, integration),
+    entry: JSON.stringify({ at: sample.at, kind: 'call', ok: sample.ok, latencyMs: sample.latencyMs, status: sample.status } satisfies HealthSample),
+    kept: SAMPLES_KEPT,
+  };
 }
 
-/** Several samples in one round trip (one MULTI: per integration one LPUSH of its samples, in order, and one LTRIM). */
-export async function recordHealthSamples(
-  redis: Redis,
-  prefix: string,
-  samples: ReadonlyArray<{ integration: IntegrationName; sample: HealthSample }>,
-): Promise<void> {
-  const byIntegration = new Map<IntegrationName, string[]>();
-  for (const { integration, sample } of samples) {
-    const list = byIntegration.get(integration) ?? [];
-    list.push(JSON.stringify(sample));
-    byIntegration.set(integration, list);
-  }
-  const multi = redis.multi();
-  for (const [integration, list] of byIntegration) {
-    const key = samplesKey(prefix, integration);
-    multi.lpush(key, ...list).ltrim(key, 0, SAMPLES_KEPT - 1);
-  }
-  await multi.exec();
+/** A probe's sample (one MULTI: LPUSH and LTRIM). */
+export async function recordHealthSample(redis: Redis, prefix: string, integration: IntegrationName, sample: HealthSample): Promise<void> {
+  const key = samplesKey(prefix, integration);
+  await redis
+    .multi()
+    .lpush(key, JSON.stringify(sample))
+    .ltrim(key, 0, SAMPLES_KEPT - 1)
+    .exec();
 }
 
 function percentile(sorted: number[], p: number): number | null {

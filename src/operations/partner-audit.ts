@@ -1,11 +1,9 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { IntegrationName } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { HubDeps } from '../deps.js';
 import type { PartnerCallObserver, PartnerCallRecord } from '../integrations/partner-http.js';
 import { redact } from '../integrations/redaction.js';
 import { outboxInsert, type TopicMessage } from '../orders/topic-messages.js';
-import { recordHealthSamples, type HealthSample } from './integration-health.js';
 
 /** Every credential the hub knows: they are scrubbed from audit rows wherever they appear. */
 export function knownSecrets(config: HubDeps['config']): string[] {
@@ -60,9 +58,9 @@ const AUDIT_CONCURRENCY = 2;
 
 /**
  * Records each partner call attempt: an audit row (bodies redacted), for Slick a `slick.interaction`
- * message on the topic written with it atomically, a health sample, a metric and a log line. Attempts
- * that end while earlier ones are being written share the next statement (group commit), and their
- * health samples one Redis round trip; each attempt still waits for its own row to be committed.
+ * message on the topic written with it atomically, a metric and a log line (its health sample goes with
+ * the breaker's record: PartnerHttpOptions.healthSample). Attempts that end while earlier ones are being
+ * written share the next statement (group commit); each attempt still waits for its own row to be committed.
  */
 export function auditPartnerCalls(deps: HubDeps): PartnerCallObserver {
   const secrets = knownSecrets(deps.config);
@@ -70,13 +68,6 @@ export function auditPartnerCalls(deps: HubDeps): PartnerCallObserver {
     async (entries) => {
       await deps.db.execute(auditStatement(entries));
       return entries.map(() => undefined);
-    },
-    { concurrency: AUDIT_CONCURRENCY, maxBatch: AUDIT_BATCH },
-  );
-  const samples = new GroupCommit<{ integration: IntegrationName; sample: HealthSample }, void>(
-    async (batch) => {
-      await recordHealthSamples(deps.redis, deps.config.redisPrefix, batch);
-      return batch.map(() => undefined);
     },
     { concurrency: AUDIT_CONCURRENCY, maxBatch: AUDIT_BATCH },
   );
@@ -136,10 +127,6 @@ export function auditPartnerCalls(deps: HubDeps): PartnerCallObserver {
             },
           }
         : {}),
-    });
-    await samples.submit({
-      integration: record.integration,
-      sample: { at: deps.clock.now(), kind: 'call', ok: record.errorClass === null, latencyMs, status: record.status },
     });
   };
 }

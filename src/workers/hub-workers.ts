@@ -11,6 +11,7 @@ import { PmpClient } from '../integrations/pmp.js';
 import { SlickClient } from '../integrations/slick.js';
 import { onBreakerChange } from '../operations/breaker-changes.js';
 import { auditPartnerCalls } from '../operations/partner-audit.js';
+import { callHealthSample } from '../operations/integration-health.js';
 import { InboxBatches } from '../inbox/inbox-batches.js';
 import { INBOUND_EVENTS_QUEUE, inboundEventJobs, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 import { PARTNER_CALLS_QUEUE, type PartnerCallJobData, type PartnerCallJobName } from '../queues/partner-calls.queue.js';
@@ -59,6 +60,13 @@ export function createPartnerClients(deps: HubDeps): PartnerClients {
   const http = (name: IntegrationName) =>
     new PartnerHttp(deps.config.integrations[name], {
       breaker: breakers[name],
+      healthSample: (record) =>
+        callHealthSample(deps.config.redisPrefix, name, {
+          at: deps.clock.now(),
+          ok: record.errorClass === null,
+          latencyMs: Math.round(record.latencyMs),
+          status: record.status,
+        }),
       observers: [audit],
       onBreakerChange: breakerChanged,
       onBookkeepingError: (err) => deps.logger.error({ err: (err as Error).message, integration: name }, 'partner call bookkeeping failed'),

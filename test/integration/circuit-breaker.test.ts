@@ -51,6 +51,24 @@ describe('the breaker state machine on real Redis, with a clock the test moves',
     expect(await b.snapshot()).toMatchObject({ state: 'closed', failures: 0 });
   });
 
+  it("pushes a call's list entry with its outcome in the same script, keeping only the newest", async () => {
+    const b = new CircuitBreaker(redis, `${prefix}:with-entry`, 'mao', { threshold: 3, openMs: 1000, leaseMs: 5000 }, clock);
+    const list = `${prefix}:with-entry:samples`;
+    for (let i = 0; i < 4; i++) {
+      const a = await b.acquire(`c${i}`);
+      if (!a.allowed) throw new Error('admission expected');
+      const change = await b.record(a.lease, i === 3 ? 'failure' : 'success', { key: list, entry: `sample-${i}`, kept: 3 });
+      expect(change).toBeUndefined();
+    }
+    expect(await redis.lrange(list, 0, -1)).toEqual(['sample-3', 'sample-2', 'sample-1']);
+    // The entry changes nothing of the decision: the failure was counted, the in-flight slots are free.
+    expect(await b.snapshot()).toMatchObject({ state: 'closed', failures: 1, inFlight: 0 });
+    const a = await b.acquire('c4');
+    if (!a.allowed) throw new Error('admission expected');
+    await b.record(a.lease, 'success');
+    expect(await redis.llen(list)).toBe(3);
+  });
+
   it('never has more calls in flight than failures still needed to open it', async () => {
     const b = new CircuitBreaker(redis, `${prefix}:inflight`, 'pmp', { threshold: 3, openMs: 1000, leaseMs: 5000 }, clock);
     const a1 = await b.acquire('1');
