@@ -1,4 +1,5 @@
 import { asc, isNull, sql } from 'drizzle-orm';
+import type { ReservedSql } from 'postgres';
 import type { HubDeps } from '../deps.js';
 import { outbox } from '../db/schema/index.js';
 import type { IntegrationName } from '../config.js';
@@ -8,7 +9,7 @@ import { callsOwedOnReaching } from '../partner-calls/status-reactions.js';
 import { countCustomerNotifications } from '../observability/customer-notifications.js';
 import type { PeriodicTask } from './periodic-task.js';
 
-/** The channel the outbox's insert trigger notifies on commit (migration 0009). */
+/** The channel the outbox's insert trigger notifies on commit, when the relay sleeps (migrations 0009, 0010). */
 export const OUTBOX_CHANNEL = 'hub_outbox';
 
 export const OUTBOX_BATCH = 500;
@@ -80,6 +81,107 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
     );
   }
   return published;
+}
+
+/**
+ * The relay's sleep. While it sleeps, the relay holds advisory lock (7500, 1) exclusively on a
+ * connection of its own, and a transaction that writes the outbox notifies it only then (the insert
+ * trigger of migration 0010 tries the lock shared and notifies when it cannot have it): a NOTIFY
+ * serialises every notifying commit, WAL flush included, so commits made while the relay is awake must
+ * not send one. Awake, the relay looks again RELAY_KICK_GAP_MS after each look that found rows.
+ *
+ * No wake-up is lost: a writer that took the lock shared holds it until its commit, so the relay's
+ * `fallAsleep` waits for that commit, and the look it takes once asleep sees the row. A writer that
+ * comes later finds the lock held and notifies.
+ */
+export class RelaySleep {
+  private connection: ReservedSql | undefined;
+  private holding = false;
+
+  constructor(private readonly deps: Pick<HubDeps, 'pg' | 'logger'>) {}
+
+  get asleep(): boolean {
+    return this.holding;
+  }
+
+  /**
+   * Takes the lock, once the writers holding it shared have committed. False when it did not come
+   * within a second (another relay sleeps on it, or a long transaction writes the outbox): the relay
+   * stays awake and looks again.
+   */
+  async fallAsleep(): Promise<boolean> {
+    if (this.holding) return true;
+    try {
+      this.connection ??= await this.reserve();
+      await this.connection`select pg_advisory_lock(7500, 1)`;
+      this.holding = true;
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) this.forget(err);
+      return false;
+    }
+  }
+
+  /** Gives the lock back: from now on commits that write the outbox notify nobody. */
+  async wakeUp(): Promise<void> {
+    if (!this.holding) return;
+    this.holding = false;
+    try {
+      await this.connection!`select pg_advisory_unlock(7500, 1)`;
+    } catch (err) {
+      // A lost connection took its session's lock with it.
+      this.forget(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.wakeUp();
+    this.connection?.release();
+    this.connection = undefined;
+  }
+
+  private async reserve(): Promise<ReservedSql> {
+    const connection = await this.deps.pg.reserve();
+    await connection`select set_config('lock_timeout', '1s', false)`;
+    return connection;
+  }
+
+  private forget(err: unknown): void {
+    this.deps.logger.warn({ err: (err as Error).message }, 'the relay lost its sleep connection; it looks at the outbox on every poll until it has one again');
+    this.holding = false;
+    this.connection?.release();
+    this.connection = undefined;
+  }
+}
+
+/** SQLSTATE of a lock not taken within lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/**
+ * One turn of the relay: publish what is committed. Rows found wake it up (commits stop notifying
+ * while it is awake) and it looks again after its gap, or at once after a full batch; nothing found
+ * puts it to sleep, and it looks once more for rows whose commit came while the lock was being taken.
+ * A sleeping relay's poll looks without waking. Returns whether to go on at once; `again()` asks for
+ * another look after the gap.
+ */
+export async function relayTurn(deps: HubDeps, sleep: RelaySleep, again: () => void): Promise<boolean> {
+  const published = await relayOutboxOnce(deps);
+  if (published > 0) {
+    await sleep.wakeUp();
+    if (published >= OUTBOX_BATCH) return true;
+    again();
+    return false;
+  }
+  if (sleep.asleep) return false;
+  if (!(await sleep.fallAsleep())) {
+    again();
+    return false;
+  }
+  if ((await relayOutboxOnce(deps)) > 0) {
+    await sleep.wakeUp();
+    again();
+  }
+  return false;
 }
 
 /**
