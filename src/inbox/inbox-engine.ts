@@ -61,13 +61,14 @@ async function inboxTransaction(
   deps: HubDeps,
   eventIds: readonly string[],
   leading: readonly RenderedStatement[] = [],
+  lock: { skipLockedOrders?: boolean } = {},
 ): Promise<{ batch: Applied[]; cutOff: boolean; leadingRows: Array<ReadonlyArray<Record<string, unknown>>> }> {
   const batch: Applied[] = [];
   let cutOff = false;
   let leadingRows: Array<ReadonlyArray<Record<string, unknown>>> = [];
   await twoRoundTripTransaction<void>(
     deps.pg,
-    [...leading, lockInboxesStatement(eventIds), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
+    [...leading, lockInboxesStatement(eventIds, lock), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
     async (rows) => {
       leadingRows = rows.slice(0, leading.length);
       const [withOrder, callStates, withoutOrder] = rows.slice(leading.length);
@@ -192,15 +193,25 @@ export interface StoredAndApplied {
 export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly NewInboundEvent[]): Promise<Array<StoredAndApplied | ConflictError>> {
   const hashes = inputs.map((i) => bodyHash(i.payload));
   const eventIds = [...new Set(inputs.map((i) => i.eventId))];
-  const { batch, cutOff, leadingRows } = await inboxTransaction(deps, eventIds, [
-    // A lock held elsewhere (an operator's long transaction, a session idle in one) must not hold up
-    // these events, nor their uncommitted rows the same events sent to another web: past
-    // INTAKE_LOCK_TIMEOUT_MS the transaction fails, its events are tried one by one, and the one whose
-    // order is held goes to the queue.
-    { sql: `set local lock_timeout = '${Math.trunc(deps.config.intakeLockTimeoutMs)}ms'`, params: [] },
-    insertEventsStatement(inputs, hashes),
-    storedEventsStatement(eventIds),
-  ]);
+  const { batch, cutOff, leadingRows } = await inboxTransaction(
+    deps,
+    eventIds,
+    [
+      // A lock held elsewhere (an operator's long transaction, a session idle in one) must not hold up
+      // these events, nor their uncommitted rows the same events sent to another web: past
+      // INTAKE_LOCK_TIMEOUT_MS the transaction fails, its events are tried one by one, and the one whose
+      // order is held goes to the queue.
+      { sql: `set local lock_timeout = '${Math.trunc(deps.config.intakeLockTimeoutMs)}ms'`, params: [] },
+      insertEventsStatement(inputs, hashes),
+      storedEventsStatement(eventIds),
+    ],
+    {
+      // An order another transaction holds (a partner's answer being settled, a worker applying its
+      // backlog) does not hold up the other orders' events: its events are stored and left queued, and
+      // the caller applies them again on their own (applyHeldInboundEvents), waiting for that lock.
+      skipLockedOrders: true,
+    },
+  );
   const stored = storeResults(inputs, hashes, leadingRows[1]!, leadingRows[2]!);
   const requested = new Set(eventIds);
   await afterInboxCommit(deps, batch, requested, false);
@@ -222,6 +233,21 @@ export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly
     }
   }
   return stored.map((s) => (s instanceof ConflictError ? s : { stored: s, outcome: outcomes.get(s.event.eventId) ?? 'already_processed' }));
+}
+
+/**
+ * Applies stored events that the web's store-and-apply transaction left queued because another
+ * transaction held their order (see storeAndApplyInboundEvents), in a transaction of their own that
+ * waits for those locks, at most `lockTimeoutMs`: only these events wait, not the batch they came in.
+ * Each event's outcome, or `already_processed` for one still left (the caller hands it to the queue).
+ */
+export async function applyHeldInboundEvents(deps: HubDeps, eventIds: readonly string[], lockTimeoutMs: number): Promise<InboundEventResult[]> {
+  const { batch } = await inboxTransaction(deps, eventIds, [{ sql: `set local lock_timeout = '${Math.trunc(lockTimeoutMs)}ms'`, params: [] }]);
+  const requested = new Set(eventIds);
+  await afterInboxCommit(deps, batch, requested, false);
+  const outcomes = new Map<string, InboundEventResult>();
+  for (const b of batch) if (requested.has(b.row.eventId)) outcomes.set(b.row.eventId, b.outcome);
+  return eventIds.map((id) => outcomes.get(id) ?? 'already_processed');
 }
 
 /** Applies one stored event (with its order's earlier waiting events); see `applyInboundEvents`. */

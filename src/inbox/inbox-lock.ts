@@ -17,6 +17,9 @@ export interface LockedInbox {
 }
 
 /**
+ * With `skipLockedOrders`, an order whose row another transaction holds is left out, its events with
+ * it (they stay queued, for whoever applies them next), instead of this transaction waiting for it.
+ *
  * Locks, for each order that one of `eventIds` belongs to, the order's row and its events still
  * `queued` (whatever their kind) that arrived no later than the newest of those events, in one
  * statement: a backlog is then applied in the order received, and the events of many orders in one
@@ -30,12 +33,12 @@ export interface LockedInbox {
  * run once per order with the order id as their index key, so a backlog of other orders' events is
  * never read (a join here was planned as a scan of every queued event, once per transaction).
  */
-export function lockInboxesStatement(eventIds: readonly string[]): RenderedStatement {
+export function lockInboxesStatement(eventIds: readonly string[], options: { skipLockedOrders?: boolean } = {}): RenderedStatement {
   return {
     sql: `select ${selectList('e', EVENT_COLUMNS)}, ${selectList('o', ORDER_COLUMNS)}
           from (select order_id, max(received_at) as upto from inbound_events
                 where event_id = any($1::text[]) group by order_id order by order_id) r
-          cross join lateral (select * from orders where order_id = r.order_id for update) o
+          cross join lateral (select * from orders where order_id = r.order_id for update${options.skipLockedOrders ? ' skip locked' : ''}) o
           cross join lateral (select * from inbound_events
                               where order_id = o.order_id and state = 'queued' and received_at <= r.upto
                               order by received_at, event_id

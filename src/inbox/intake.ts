@@ -3,7 +3,7 @@ import { GroupCommit } from '../db/group-commit.js';
 import { ConflictError, UnavailableError } from '../errors.js';
 import { withDeadline, withinEnqueueDeadline } from '../deadlines.js';
 import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
-import { storeAndApplyInboundEvents, type InboundEventResult, type StoredAndApplied } from './inbox-engine.js';
+import { applyHeldInboundEvents, storeAndApplyInboundEvents, type InboundEventResult, type StoredAndApplied } from './inbox-engine.js';
 import { INBOUND_EVENT_JOB, inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
 
 /** Statements (and Redis round trips) a web process has under way at once for the intake. */
@@ -237,7 +237,14 @@ export class PartnerEventIntake {
   private readonly enqueuing: GroupCommit<InboundEventJob, void>;
   private readonly admission: BacklogAdmission;
   /** With INTAKE_APPLY=web: the places for events this web applies, and its group commit of store-and-apply transactions. */
-  private readonly here: { inHand: EventsInHand; storingAndApplying: GroupCommit<NewInboundEvent, StoredAndApplied> } | undefined;
+  private readonly here:
+    | {
+        inHand: EventsInHand;
+        storingAndApplying: GroupCommit<NewInboundEvent, StoredAndApplied>;
+        /** Events stored by storingAndApplying but left queued (their order was held): applied again on their own. */
+        applyingHeld: GroupCommit<NewInboundEvent, InboundEventResult>;
+      }
+    | undefined;
 
   private readonly storeDeadlineMs: number;
 
@@ -259,6 +266,15 @@ export class PartnerEventIntake {
                   'store-and-apply batch failed; trying its events one by one',
                 ),
             }),
+            applyingHeld: new GroupCommit<NewInboundEvent, InboundEventResult>(
+              (events) =>
+                applyHeldInboundEvents(
+                  deps,
+                  events.map((e) => e.eventId),
+                  deps.config.intakeLockTimeoutMs,
+                ),
+              { ...options, keyOf: (e) => e.orderId },
+            ),
           }
         : undefined;
     this.admission = new BacklogAdmission(() => deps.queues.inboundEvents.getWaitingCount(), deps.config.intakeMaxBacklog, deps.config.intakeAdmissionWaitMs);
@@ -322,9 +338,14 @@ export class PartnerEventIntake {
       );
       try {
         const { stored, outcome } = await withStoreDeadline(submitted, this.storeDeadlineMs);
-        // Stored here but not applied with it (its order was created while the lock statement waited,
-        // say, or applying it went on in a transaction that failed after the commit): the workers' then.
-        if (outcome === 'already_processed' && stored.event.state === 'queued') await this.enqueueOrLeave(job, event);
+        // Stored here but not applied with it (its order was held by another transaction, or created
+        // while the lock statement waited, or applying it went on in a transaction that failed after
+        // the commit): applied once more here, on its own; if that does not apply it, the workers' then.
+        if (outcome === 'already_processed' && stored.event.state === 'queued') {
+          const applied = await this.applyHeld(here, event);
+          if (applied !== undefined) return { stored, outcome: applied };
+          await this.enqueueOrLeave(job, event);
+        }
         return { stored, outcome };
       } catch (err) {
         // A conflict is the partner's to hear; past the deadline the transaction may still commit
@@ -346,6 +367,20 @@ export class PartnerEventIntake {
   /** Resolves once the events this web holds are applied (or handed to the queue): for a clean stop. */
   drained(): Promise<void> {
     return this.here?.inHand.drained() ?? Promise.resolve();
+  }
+
+  /** The outcome of a stored event applied again on its own, or undefined when it is still queued (or that failed). */
+  private async applyHeld(here: NonNullable<PartnerEventIntake['here']>, event: NewInboundEvent): Promise<InboundEventResult | undefined> {
+    try {
+      const outcome = await withStoreDeadline(here.applyingHeld.submit(event), this.storeDeadlineMs);
+      return outcome === 'already_processed' ? undefined : outcome;
+    } catch (err) {
+      this.deps.logger.warn(
+        { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
+        'stored event whose order was held not applied on its own; handing it to the queue',
+      );
+      return undefined;
+    }
   }
 
   /** Enqueues the stored event's job, waiting for Redis at most ENQUEUE_DEADLINE_MS; past that (or on an error) the sweeper enqueues it. */

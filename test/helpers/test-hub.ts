@@ -197,11 +197,14 @@ export async function startExtraWeb(hub: TestHub, envOverrides: Record<string, s
   const reader = connectRedis(config.redisUrl, 'subscriber', 'test-extra-status-stream');
   reader.on('error', () => {}); // a web pointed at a Redis that does not answer, on purpose
   const statusStream = new StatusStream(reader, deps.redis, config.topicStream, deps.logger, deps.metrics);
-  const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused'), statusStream }).listen(0, '127.0.0.1');
+  const intake = new PartnerEventIntake(deps);
+  const server = createApp(deps, { waiters: new EventOutcomeWaiters(deps.redis, 'unused'), statusStream, intake }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     baseUrl,
+    /** This web's intake of partner events. */
+    intake,
     clients: Object.fromEntries(DEVELOPMENT_CLIENTS.map((c) => [c.id, new HubClient(baseUrl, c)])) as Record<ClientId, HubClient>,
     async close() {
       await statusStream.stop();

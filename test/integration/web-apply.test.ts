@@ -21,7 +21,7 @@ beforeAll(async () => {
     // The tests below hold an order's lock as long as they need (the lock timeout has its own test).
     env: { INTAKE_APPLY: 'web', INTAKE_APPLY_MAX_IN_HAND: '1', INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS), INTAKE_LOCK_TIMEOUT_MS: '60000' },
   });
-  locker = postgres(hub.databaseUrl, { max: 2, onnotice: () => {} });
+  locker = postgres(hub.databaseUrl, { max: 6, onnotice: () => {} });
 });
 afterEach(async () => hub.stopInProcessWorkers());
 afterAll(async () => {
@@ -57,14 +57,41 @@ async function holdOrderLock(orderId: string) {
 }
 
 /**
- * Two orders; the first one's row locked, and its picking sent: it takes the web's only place, and its
- * transaction (store and apply) waits for the lock until `lock.release()`.
+ * Holds the insert of `eventId` (an uncommitted row with that id, as another web storing the same
+ * event would) until `release()`, which rolls it back: an INSERT of the same id waits for it.
+ */
+async function holdEventInsert(eventId: string, orderId: string) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let inserted!: () => void;
+  const isInserted = new Promise<void>((resolve) => (inserted = resolve));
+  const done = locker
+    .begin(async (tx) => {
+      await tx`insert into inbound_events (event_id, kind, source, type, order_id, actor, body_hash, payload)
+               values (${eventId}, 'ship-event', 'slick', 'picking', ${orderId}, 'held', 'held', '{}')`;
+      inserted();
+      await released;
+      throw new Error('rolled back');
+    })
+    .catch(() => {});
+  await isInserted;
+  return {
+    release: async () => {
+      release();
+      await done;
+    },
+  };
+}
+
+/**
+ * Two orders; the first one's picking sent while another transaction holds the insert of its event
+ * id: it takes the web's only place, and its transaction (store and apply) waits until `lock.release()`.
  */
 async function firstEventHeld() {
   const held = await registerOrder(hub);
   const other = await registerOrder(hub);
-  const lock = await holdOrderLock(held);
   const first = shipEvent(held, 'picking');
+  const lock = await holdEventInsert(first.eventId, held);
   const firstAnswer = hub.clients.slick.post(SHIP_EVENTS, first);
   await eventually(async () => hub.intake.eventsInHand === 1, 'the first event in hand');
   return { other, lock, first, firstAnswer };
@@ -141,22 +168,50 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
     expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(second.eventId))).toBeUndefined();
   }, 20_000);
 
-  it('an order locked past INTAKE_LOCK_TIMEOUT_MS does not hold its event: stored alone for the queue, applied by a worker once the lock goes', async () => {
-    const quick = await startExtraWeb(hub, { INTAKE_APPLY: 'web', INTAKE_LOCK_TIMEOUT_MS: '200' });
+  it('an order another transaction holds does not hold up the events sent with it: they are applied at once, and its event on its own once the lock goes', async () => {
+    // A minute of lock timeout: no event here is let go by a timeout.
+    const web = await startExtraWeb(hub, { INTAKE_APPLY: 'web', INTAKE_LOCK_TIMEOUT_MS: '60000', INTAKE_APPLY_MAX_IN_HAND: '16' });
+    const holds: Array<{ release(): Promise<void> }> = [];
     try {
+      // Both of the web's store-and-apply transactions under way (each waits for its event's insert),
+      // so the next two events go into one transaction together.
+      const busy = await Promise.all([registerOrder(hub), registerOrder(hub)]);
+      const busyEvents = busy.map((o) => shipEvent(o, 'picking'));
+      for (const [k, e] of busyEvents.entries()) holds.push(await holdEventInsert(e.eventId, busy[k]!));
+      const busyAnswers = busyEvents.map((e) => web.clients.slick.post(SHIP_EVENTS, e));
+      await eventually(async () => web.intake.eventsInHand === 2, 'both transactions under way');
+
       const held = await registerOrder(hub);
+      const free = await registerOrder(hub);
       const lock = await holdOrderLock(held);
       const event = shipEvent(held, 'picking');
-      const answer = await quick.clients.slick.post(SHIP_EVENTS, event);
-      expect(answer.status).toBe(202);
-      expect(answer.body).toEqual({ eventId: event.eventId, state: 'queued' });
-      expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(event.eventId))).toBeDefined();
+      const alongside = shipEvent(free, 'picking');
+      let heldAnswered = false;
+      const heldAnswer = web.clients.slick.post(SHIP_EVENTS, event).then((r) => {
+        heldAnswered = true;
+        return r;
+      });
+      const alongsideAnswer = web.clients.slick.post(SHIP_EVENTS, alongside);
+      await eventually(async () => web.intake.eventsInHand === 4, 'the two events waiting for a transaction');
+      await holds[0]!.release();
+
+      // The transaction of the two leaves the held order out instead of waiting for it.
+      expect((await alongsideAnswer).body).toEqual({ eventId: alongside.eventId, state: 'applied' });
+      expect(await orderStatus(free)).toBe(3500);
+      expect(heldAnswered).toBe(false);
+      expect((await eventRow(event.eventId))?.state).toBe('queued');
+      expect(await orderStatus(held)).toBe(3000);
+
+      // Its own transaction waited for the lock, and applies it once the lock goes: no worker, no job.
       await lock.release();
-      hub.startInProcessWorkers();
-      await eventually(async () => (await eventRow(event.eventId))?.state === 'applied', 'the event applied by a worker');
+      expect((await heldAnswer).body).toEqual({ eventId: event.eventId, state: 'applied' });
       expect(await orderStatus(held)).toBe(3500);
+      expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(event.eventId))).toBeUndefined();
+      await holds[1]!.release();
+      for (const a of busyAnswers) expect((await a).body).toMatchObject({ state: 'applied' });
     } finally {
-      await quick.close();
+      for (const h of holds) await h.release();
+      await web.close();
     }
   });
 });
