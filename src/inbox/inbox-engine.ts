@@ -154,9 +154,13 @@ async function afterInboxCommit(deps: HubDeps, batch: readonly Applied[], reques
  * write with COMMIT, a constant number of statements however many events and kinds are in it.
  * Returns each requested event's outcome, or `already_processed`.
  */
-export async function applyInboundEvents(deps: HubDeps, requests: readonly InboundEventRequest[]): Promise<Map<string, InboundEventResult>> {
+export async function applyInboundEvents(
+  deps: HubDeps,
+  requests: readonly InboundEventRequest[],
+  lock: { skipLockedOrders?: boolean } = {},
+): Promise<Map<string, InboundEventResult>> {
   const eventIds = [...new Set(requests.map((r) => r.eventId))];
-  const { batch, cutOff } = await inboxTransaction(deps, eventIds);
+  const { batch, cutOff } = await inboxTransaction(deps, eventIds, [], lock);
   const requested = new Set(eventIds);
   await afterInboxCommit(
     deps,
@@ -169,7 +173,7 @@ export async function applyInboundEvents(deps: HubDeps, requests: readonly Inbou
   for (const b of batch) if (requested.has(b.row.eventId)) results.set(b.row.eventId, b.outcome);
   const left = requests.filter((r) => !results.has(r.eventId));
   // A full batch may have left some requested events for the next transaction.
-  if (cutOff && left.length > 0) for (const [id, result] of await applyInboundEvents(deps, left)) results.set(id, result);
+  if (cutOff && left.length > 0) for (const [id, result] of await applyInboundEvents(deps, left, lock)) results.set(id, result);
   for (const id of eventIds) if (!results.has(id)) results.set(id, 'already_processed');
   return results;
 }
@@ -223,9 +227,11 @@ export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly
   // the caller hands them to the queue, rather than the whole batch being tried again as duplicates.
   if (cutOff && left.length > 0) {
     try {
+      // Skipping held orders here too: their events are the caller's to apply on their own.
       for (const [id, result] of await applyInboundEvents(
         deps,
         left.map((eventId) => ({ eventId })),
+        { skipLockedOrders: true },
       ))
         outcomes.set(id, result);
     } catch (err) {

@@ -153,10 +153,13 @@ function withStoreDeadline<T>(storing: Promise<T>, deadlineMs: number): Promise<
   );
 }
 
+/** Events whose order was held, applied on their own at once by one web (each its own transaction). */
+const HELD_EVENTS_AT_ONCE = 4;
+
 /**
  * The events one web applies itself (INTAKE_APPLY=web), at most `limit` at once: a place is taken
  * before the event is stored, and given back once its outcome is committed (or its transaction
- * failed). A new event waits for a place in the order it came; a place given back goes straight to
+ * failed; for an event whose order was held, once its own transaction after has ended). A new event waits for a place in the order it came; a place given back goes straight to
  * the longest waiting.
  */
 export class EventsInHand {
@@ -266,6 +269,8 @@ export class PartnerEventIntake {
                   'store-and-apply batch failed; trying its events one by one',
                 ),
             }),
+            // One event per transaction, so each waits for its own order's lock only (lock_timeout
+            // bounds each wait of a transaction, not their sum), a few at once.
             applyingHeld: new GroupCommit<NewInboundEvent, InboundEventResult>(
               (events) =>
                 applyHeldInboundEvents(
@@ -273,7 +278,7 @@ export class PartnerEventIntake {
                   events.map((e) => e.eventId),
                   deps.config.intakeLockTimeoutMs,
                 ),
-              { ...options, keyOf: (e) => e.orderId },
+              { concurrency: HELD_EVENTS_AT_ONCE, maxBatch: 1 },
             ),
           }
         : undefined;
@@ -331,19 +336,23 @@ export class PartnerEventIntake {
     const here = this.here;
     if (here && (await here.inHand.take(this.deps.config.intakeAdmissionWaitMs))) {
       const submitted = here.storingAndApplying.submit(event);
-      // The place is the transaction's until it ends, even when the partner is answered 503 first.
-      submitted.then(
+      // Stored but not applied with it (its order was held by another transaction, or created while
+      // the lock statement waited, or applying it went on in a transaction that failed after the
+      // commit): applied once more here, on its own, right after.
+      const leftQueued = (r: StoredAndApplied) => r.outcome === 'already_processed' && r.stored.event.state === 'queued';
+      const appliedAlone = submitted.then((r) => (leftQueued(r) ? this.applyHeld(here, event) : undefined));
+      // The place is the event's until its transactions end, even when the partner is answered 503 first.
+      appliedAlone.then(
         () => here.inHand.give(),
         () => here.inHand.give(),
       );
       try {
-        const { stored, outcome } = await withStoreDeadline(submitted, this.storeDeadlineMs);
-        // Stored here but not applied with it (its order was held by another transaction, or created
-        // while the lock statement waited, or applying it went on in a transaction that failed after
-        // the commit): applied once more here, on its own; if that does not apply it, the workers' then.
-        if (outcome === 'already_processed' && stored.event.state === 'queued') {
-          const applied = await this.applyHeld(here, event);
+        const result = await withStoreDeadline(submitted, this.storeDeadlineMs);
+        const { stored, outcome } = result;
+        if (leftQueued(result)) {
+          const applied = await appliedAlone;
           if (applied !== undefined) return { stored, outcome: applied };
+          // Not applied on its own either: the workers' then.
           await this.enqueueOrLeave(job, event);
         }
         return { stored, outcome };

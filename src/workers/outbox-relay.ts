@@ -1,5 +1,6 @@
 import { asc, isNull, sql } from 'drizzle-orm';
-import type { ReservedSql } from 'postgres';
+import postgres from 'postgres';
+import { SESSION_SETTINGS } from '../db/client.js';
 import type { HubDeps } from '../deps.js';
 import { outbox } from '../db/schema/index.js';
 import type { IntegrationName } from '../config.js';
@@ -92,65 +93,81 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
  *
  * No wake-up is lost: a writer that took the lock shared holds it until its commit, so the relay's
  * `fallAsleep` waits for that commit, and the look it takes once asleep sees the row. A writer that
- * comes later finds the lock held and notifies.
+ * comes later finds the lock held and notifies. The lock lives and dies with its connection, a client
+ * of one connection apart from the pool: when that connection closes, `lost` is told (the relay looks
+ * again, and falls asleep on a new connection). A second relay that finds the lock held by another
+ * sleeps without it, on the notifications that one receives as well (both LISTEN on the channel).
  */
 export class RelaySleep {
-  private connection: ReservedSql | undefined;
+  private readonly sql: postgres.Sql;
   private holding = false;
+  /** Asleep on another relay's lock. */
+  private beside = false;
 
-  constructor(private readonly deps: Pick<HubDeps, 'pg' | 'logger'>) {}
+  constructor(
+    deps: Pick<HubDeps, 'config' | 'logger'>,
+    private readonly lost: () => void = () => {},
+  ) {
+    this.sql = postgres(deps.config.databaseUrl, {
+      max: 1,
+      onnotice: () => {},
+      // Its only statements are the lock's: no type lookup, and the connection kept as long as it lasts.
+      fetch_types: false,
+      max_lifetime: null,
+      idle_timeout: 0,
+      connection: { ...SESSION_SETTINGS, lock_timeout: 1000 },
+      onclose: () => {
+        if (!this.holding) return;
+        this.holding = false;
+        deps.logger.warn({}, 'the outbox relay lost the connection it sleeps on; it looks again');
+        this.lost();
+      },
+    });
+  }
 
   get asleep(): boolean {
-    return this.holding;
+    return this.holding || this.beside;
   }
 
   /**
-   * Takes the lock, once the writers holding it shared have committed. False when it did not come
-   * within a second (another relay sleeps on it, or a long transaction writes the outbox): the relay
-   * stays awake and looks again.
+   * Takes the lock, once the writers holding it shared have committed. When another relay holds it,
+   * sleeps beside that one without asking for it (a request waiting for it would make every writer
+   * notify). False when it did not come within a second (a long transaction writes the outbox): the
+   * relay stays awake and looks again.
    */
   async fallAsleep(): Promise<boolean> {
-    if (this.holding) return true;
+    if (this.asleep) return true;
     try {
-      this.connection ??= await this.reserve();
-      await this.connection`select pg_advisory_lock(7500, 1)`;
+      const [held] = await this.sql<{ elsewhere: boolean }[]>`
+        select exists (select 1 from pg_locks
+                       where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
+                         and classid = 7500 and objid = 1 and objsubid = 2 and mode = 'ExclusiveLock' and granted
+                         and pid <> pg_backend_pid()) as elsewhere`;
+      if (held!.elsewhere) {
+        this.beside = true;
+        return true;
+      }
+      await this.sql`select pg_advisory_lock(7500, 1)`;
       this.holding = true;
       return true;
     } catch (err) {
-      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) this.forget(err);
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
       return false;
     }
   }
 
   /** Gives the lock back: from now on commits that write the outbox notify nobody. */
   async wakeUp(): Promise<void> {
+    this.beside = false;
     if (!this.holding) return;
     this.holding = false;
-    try {
-      await this.connection!`select pg_advisory_unlock(7500, 1)`;
-    } catch (err) {
-      // A lost connection took its session's lock with it.
-      this.forget(err);
-    }
+    // On a connection that closed meanwhile the lock is gone with it, and this fails: nothing to give back.
+    await this.sql`select pg_advisory_unlock(7500, 1)`.catch(() => {});
   }
 
   async close(): Promise<void> {
     await this.wakeUp();
-    this.connection?.release();
-    this.connection = undefined;
-  }
-
-  private async reserve(): Promise<ReservedSql> {
-    const connection = await this.deps.pg.reserve();
-    await connection`select set_config('lock_timeout', '1s', false)`;
-    return connection;
-  }
-
-  private forget(err: unknown): void {
-    this.deps.logger.warn({ err: (err as Error).message }, 'the relay lost its sleep connection; it looks at the outbox on every poll until it has one again');
-    this.holding = false;
-    this.connection?.release();
-    this.connection = undefined;
+    await this.sql.end({ timeout: 5 });
   }
 }
 
@@ -185,9 +202,10 @@ export async function relayTurn(deps: HubDeps, sleep: RelaySleep, again: () => v
 }
 
 /**
- * Runs the relay when a commit wrote the outbox (LISTEN on the channel its trigger notifies), so it
- * publishes within a round trip of the commit and idles at no cost; the relay's own poll
- * (OUTBOX_POLL_MS) only catches rows written while this connection was down. postgres.js listens on
+ * Runs a sleeping relay when a commit wrote the outbox (LISTEN on the channel its trigger notifies,
+ * see RelaySleep), so it publishes within a round trip of the commit and idles at no cost; the relay's
+ * own poll (OUTBOX_POLL_MS) catches what a lost connection missed, and the rows of a second relay that
+ * sleeps beside one that stopped. postgres.js listens on
  * a connection of its own, re-listening after a reconnect; every (re)connect runs the relay once for
  * what was missed meanwhile.
  */

@@ -33,7 +33,7 @@ export function startSchedulerTasks(deps: HubDeps): {
   reconciler: PeriodicTask;
   stop(): Promise<void>;
 } {
-  const sleep = new RelaySleep(deps);
+  const sleep = new RelaySleep(deps, () => relay.kick());
   const relay: PeriodicTask = startPeriodicTask('outbox-relay', deps.logger, deps.config.outboxPollMs, () => relayTurn(deps, sleep, () => relay.kick()), {
     kickGapMs: RELAY_KICK_GAP_MS,
   });

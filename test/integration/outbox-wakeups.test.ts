@@ -100,16 +100,65 @@ describe('outbox wake-ups', () => {
     }
   });
 
-  it('stays awake when the lock does not come within a second (another relay sleeps on it)', async () => {
+  it('a second relay sleeps beside the one holding the lock, without asking for it', async () => {
     const first = new RelaySleep(hub.worker);
     const second = new RelaySleep(hub.worker);
     try {
+      await upToMarker('before');
       expect(await first.fallAsleep()).toBe(true);
-      expect(await second.fallAsleep()).toBe(false);
-      expect(second.asleep).toBe(false);
+      expect(await second.fallAsleep()).toBe(true);
+      expect(second.asleep).toBe(true);
+      // No request waits for the lock: a waiting one would make every writer notify.
+      const [waiting] = await writer`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
+      expect(waiting!.n).toBe(0);
+      await writeOutbox(writer);
+      expect(await upToMarker('both asleep')).toEqual(['', 'both asleep']);
     } finally {
       await second.close();
       await first.close();
+    }
+  });
+
+  it('stays awake when the lock does not come within a second (a long transaction writes the outbox)', async () => {
+    const sleep = new RelaySleep(hub.worker);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let written = false;
+    const writing = writer.begin(async (tx) => {
+      await writeOutbox(tx);
+      written = true;
+      await held;
+    });
+    try {
+      await eventually(async () => written, 'the long write under way');
+      expect(await sleep.fallAsleep()).toBe(false);
+      expect(sleep.asleep).toBe(false);
+    } finally {
+      release();
+      await writing;
+      await sleep.close();
+    }
+  });
+
+  it('tells the relay when the connection it sleeps on is lost, and falls asleep again on a new one', async () => {
+    let lost = 0;
+    const sleep = new RelaySleep(hub.worker, () => lost++);
+    try {
+      expect(await sleep.fallAsleep()).toBe(true);
+      const [terminated] = await writer`
+        select count(pg_terminate_backend(pid))::int as n from pg_locks
+        where locktype = 'advisory' and classid = 7500 and objid = 1 and mode = 'ExclusiveLock' and granted`;
+      expect(terminated!.n).toBe(1);
+      await eventually(async () => lost === 1, 'the relay told of the lost connection');
+      expect(sleep.asleep).toBe(false);
+      await upToMarker('after the loss');
+      await writeOutbox(writer); // nobody holds the lock: no notification
+      expect(await upToMarker('nobody asleep')).toEqual(['nobody asleep']);
+      expect(await sleep.fallAsleep()).toBe(true);
+      await writeOutbox(writer);
+      expect(await upToMarker('asleep again')).toEqual(['', 'asleep again']);
+    } finally {
+      await sleep.close();
     }
   });
 
