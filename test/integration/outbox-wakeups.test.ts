@@ -81,7 +81,10 @@ describe('outbox wake-ups', () => {
       const fallingAsleep = sleep.fallAsleep();
       // The relay waits for the lock that the open write holds shared.
       await eventually(
-        async () => (await writer`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`)[0]!.n === 1,
+        async () =>
+          (
+            await writer`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`
+          )[0]!.n === 1,
         'the relay waiting for the lock',
       );
       expect(sleep.asleep).toBe(false);
@@ -109,7 +112,8 @@ describe('outbox wake-ups', () => {
       expect(await second.fallAsleep()).toBe(true);
       expect(second.asleep).toBe(true);
       // No request waits for the lock: a waiting one would make every writer notify.
-      const [waiting] = await writer`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
+      const [waiting] =
+        await writer`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`;
       expect(waiting!.n).toBe(0);
       await writeOutbox(writer);
       expect(await upToMarker('both asleep')).toEqual(['', 'both asleep']);
@@ -145,9 +149,10 @@ describe('outbox wake-ups', () => {
     const sleep = new RelaySleep(hub.worker, () => lost++);
     try {
       expect(await sleep.fallAsleep()).toBe(true);
+      // Only this database's: the relays of other test files hold the same lock in theirs.
       const [terminated] = await writer`
         select count(pg_terminate_backend(pid))::int as n from pg_locks
-        where locktype = 'advisory' and classid = 7500 and objid = 1 and mode = 'ExclusiveLock' and granted`;
+        where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database()) and classid = 7500 and objid = 1 and mode = 'ExclusiveLock' and granted`;
       expect(terminated!.n).toBe(1);
       await eventually(async () => lost === 1, 'the relay told of the lost connection');
       expect(sleep.asleep).toBe(false);
