@@ -73,11 +73,12 @@ const CALL_AND_TIER_STATES = `select 'call' as what, c.order_id, c.kind || ':' |
 
 /**
  * Locks the rows of `orderIds` in one statement, in order id order (the global lock order, as above),
- * for whoever changes many orders at once by id (partner answers settled together).
+ * for whoever changes many orders at once by id (partner answers settled together); with `skipLocked`,
+ * the rows another transaction holds are left out.
  */
-export function lockOrdersStatement(orderIds: readonly string[]): RenderedStatement {
+export function lockOrdersStatement(orderIds: readonly string[], options: { skipLocked?: boolean } = {}): RenderedStatement {
   return {
-    sql: `select ${selectList('o', ORDER_COLUMNS)} from orders o where o.order_id = any($1::text[]) order by o.order_id for update`,
+    sql: `select ${selectList('o', ORDER_COLUMNS)} from orders o where o.order_id = any($1::text[]) order by o.order_id for update${options.skipLocked ? ' skip locked' : ''}`,
     params: [orderIds],
   };
 }

@@ -83,12 +83,20 @@ function confirmCallsStatement(confirms: ReadonlyArray<{ ref: OrderCallRef; caus
   };
 }
 
+/** What a shared settlement answers for a request whose order another transaction held. */
+const ORDER_HELD = Symbol('order held');
+
 export class AnswerSettlement {
   private readonly group: GroupCommit<SettlementRequest, unknown>;
+  /** Answers whose order was held when their shared settlement ran: settled on their own, waiting for the lock. */
+  private readonly held: GroupCommit<SettlementRequest, unknown>;
   private readonly confirming: GroupCommit<{ ref: OrderCallRef; cause: string; note: string }, void>;
 
   constructor(private readonly deps: HubDeps) {
-    this.group = new GroupCommit((requests) => this.commit(requests), {
+    // A shared settlement skips the orders another transaction holds (an inbound event being applied),
+    // so one held order does not hold up the other answers; their answers are settled right after,
+    // each in a settlement of its own that waits for the lock.
+    this.group = new GroupCommit((requests) => this.commit(requests, { skipLocked: true }), {
       concurrency: SETTLEMENT_CONCURRENCY,
       maxBatch: SETTLEMENT_BATCH,
       keyOf: (r) => r.ref.orderId,
@@ -97,6 +105,10 @@ export class AnswerSettlement {
           { orderIds: requests.map((r) => r.ref.orderId), err: (err as Error).message },
           'a shared settlement of partner answers failed; settling each alone',
         ),
+    });
+    this.held = new GroupCommit((requests) => this.commit(requests, { skipLocked: false }), {
+      concurrency: SETTLEMENT_CONCURRENCY,
+      maxBatch: 1,
     });
     this.confirming = new GroupCommit<{ ref: OrderCallRef; cause: string; note: string }, void>(
       async (confirms) => {
@@ -124,15 +136,17 @@ export class AnswerSettlement {
    * settle (the order is gone, or the record was settled meanwhile — by another run of the same call,
    * or by hand). Rejects when the settlement did not commit.
    */
-  settle<T>(ref: OrderCallRef, cause: string, decide: DecideOnAnswer<T>): Promise<T | undefined> {
-    return this.group.submit({ ref, cause, decide }) as Promise<T | undefined>;
+  async settle<T>(ref: OrderCallRef, cause: string, decide: DecideOnAnswer<T>): Promise<T | undefined> {
+    const request: SettlementRequest = { ref, cause, decide };
+    const value = await this.group.submit(request);
+    return (value === ORDER_HELD ? await this.held.submit(request) : value) as T | undefined;
   }
 
-  private async commit(requests: SettlementRequest[]): Promise<unknown[]> {
+  private async commit(requests: SettlementRequest[], lock: { skipLocked: boolean }): Promise<unknown[]> {
     const orderIds = [...new Set(requests.map((r) => r.ref.orderId))].sort();
     return twoRoundTripTransaction(
       this.deps.pg,
-      [lockOrdersStatement(orderIds), callAndTierStatesStatement(orderIds), ledgersStatement(orderIds)],
+      [lockOrdersStatement(orderIds, lock), callAndTierStatesStatement(orderIds), ledgersStatement(orderIds)],
       async ([orderRows, callStates, ledgerRows]) => {
         const locked = lockedOrders(orderRows!, callStates!);
         const ledgers = new Map(ledgerRows!.map((row) => fromRow<CodLedgerRow>(row, 'l', LEDGER_COLUMNS)).map((l) => [l.orderId, l]));
@@ -142,7 +156,9 @@ export class AnswerSettlement {
         const values = requests.map((r): unknown => {
           const { orderId, kind, key } = r.ref;
           const order = locked.get(orderId);
-          if (!order || callState(order, kind, key) !== 'pending') return undefined;
+          // A pending call's order always exists (orders are never deleted): one not locked here was held.
+          if (!order) return lock.skipLocked ? ORDER_HELD : undefined;
+          if (callState(order, kind, key) !== 'pending') return undefined;
           let decision: AnswerDecision<unknown>;
           try {
             decision = r.decide({ order, ledger: ledgers.get(orderId) });

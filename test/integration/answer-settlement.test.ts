@@ -161,6 +161,35 @@ describe('settling partner answers', () => {
     expect(new Set(confirmed.map((r) => r.tx)).size).toBe(1);
   });
 
+  it('an order another transaction holds does not hold up the answers settled with it; its own answer settles once the lock goes', async () => {
+    const [held, free] = await ordersOwing(2);
+    const holder = await hub.web.pg.reserve();
+    try {
+      await holder`begin`;
+      await holder`select order_id from orders where order_id = ${held!.orderId} for update`;
+      // Both settlements busy, so the two answers go into one settlement together.
+      const busy = await bothSettlementsBusy();
+      let heldSettled = false;
+      const heldAnswer = settlement.settle(held!, 'pmp_assignment_failed', assignPartner('P-held')).then((v) => {
+        heldSettled = true;
+        return v;
+      });
+      const freeAnswer = settlement.settle(free!, 'pmp_assignment_failed', assignPartner('P-free'));
+      await busy.done;
+      expect(typeof (await freeAnswer)).toBe('number');
+      expect(heldSettled).toBe(false);
+      expect((await callRows([held!]))[0]!.state).toBe('pending');
+      await holder`rollback`;
+      expect(typeof (await heldAnswer)).toBe('number');
+      const rows = await callRows([held!, free!]);
+      expect(rows.map((r) => r.state)).toEqual(['confirmed', 'confirmed']);
+      expect(new Set(rows.map((r) => r.tx)).size).toBe(2);
+    } finally {
+      await holder`rollback`.catch(() => {});
+      holder.release();
+    }
+  });
+
   it('a call whose answer changes nothing is confirmed without its order, with the confirmations that arrive together', async () => {
     const refs = await ordersOwing(6, 'notify.customer');
     await Promise.all(refs.map((ref) => settlement.confirm(ref, 'customer_notification_failed', 'sent')));

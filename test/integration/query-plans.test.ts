@@ -75,7 +75,7 @@ describe('query plans of the hot path', () => {
       /left join "inbound_events"/,
       /from order_tiers t where/,
       /with ordinality as r\(order_id, kind, key, i\)/,
-      /order by o\.order_id for update$/,
+      /order by o\.order_id for update skip locked$/,
       /from cod_ledger l where/,
       /^with r as \(/,
     ];
