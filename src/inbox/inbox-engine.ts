@@ -57,21 +57,31 @@ interface Applied {
  * what it applied, whether the lock statement was cut off at INBOX_BATCH, and the leading statements'
  * rows.
  */
+/**
+ * How an inbox transaction takes its locks: `skipLockedOrders` leaves out the orders another
+ * transaction holds (see lockInboxesStatement); `timeoutMs` bounds every lock wait (lock_timeout).
+ */
+interface InboxLocking {
+  skipLockedOrders?: boolean;
+  timeoutMs?: number;
+}
+
 async function inboxTransaction(
   deps: HubDeps,
   eventIds: readonly string[],
   leading: readonly RenderedStatement[] = [],
-  lock: { skipLockedOrders?: boolean } = {},
+  lock: InboxLocking = {},
 ): Promise<{ batch: Applied[]; cutOff: boolean; leadingRows: Array<ReadonlyArray<Record<string, unknown>>> }> {
   const batch: Applied[] = [];
   let cutOff = false;
   let leadingRows: Array<ReadonlyArray<Record<string, unknown>>> = [];
+  const timeout: RenderedStatement[] = lock.timeoutMs === undefined ? [] : [{ sql: `set local lock_timeout = '${Math.trunc(lock.timeoutMs)}ms'`, params: [] }];
   await twoRoundTripTransaction<void>(
     deps.pg,
-    [...leading, lockInboxesStatement(eventIds, lock), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
+    [...timeout, ...leading, lockInboxesStatement(eventIds, lock), orderCallStatesStatement(eventIds), lockEventsWithoutOrderStatement(eventIds)],
     async (rows) => {
-      leadingRows = rows.slice(0, leading.length);
-      const [withOrder, callStates, withoutOrder] = rows.slice(leading.length);
+      leadingRows = rows.slice(timeout.length, timeout.length + leading.length);
+      const [withOrder, callStates, withoutOrder] = rows.slice(timeout.length + leading.length);
       cutOff = withOrder!.length === INBOX_BATCH;
       for (const inbox of lockedInboxes(withOrder!, callStates!, withoutOrder!)) {
         let order = inbox.order;
@@ -157,7 +167,7 @@ async function afterInboxCommit(deps: HubDeps, batch: readonly Applied[], reques
 export async function applyInboundEvents(
   deps: HubDeps,
   requests: readonly InboundEventRequest[],
-  lock: { skipLockedOrders?: boolean } = {},
+  lock: InboxLocking = {},
 ): Promise<Map<string, InboundEventResult>> {
   const eventIds = [...new Set(requests.map((r) => r.eventId))];
   const { batch, cutOff } = await inboxTransaction(deps, eventIds, [], lock);
@@ -197,26 +207,18 @@ export interface StoredAndApplied {
 export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly NewInboundEvent[]): Promise<Array<StoredAndApplied | ConflictError>> {
   const hashes = inputs.map((i) => bodyHash(i.payload));
   const eventIds = [...new Set(inputs.map((i) => i.eventId))];
-  const { batch, cutOff, leadingRows } = await inboxTransaction(
-    deps,
-    eventIds,
-    [
-      // A lock held elsewhere (an operator's long transaction, a session idle in one) must not hold up
-      // these events, nor their uncommitted rows the same events sent to another web: past
-      // INTAKE_LOCK_TIMEOUT_MS the transaction fails, its events are tried one by one, and the one whose
-      // order is held goes to the queue.
-      { sql: `set local lock_timeout = '${Math.trunc(deps.config.intakeLockTimeoutMs)}ms'`, params: [] },
-      insertEventsStatement(inputs, hashes),
-      storedEventsStatement(eventIds),
-    ],
-    {
-      // An order another transaction holds (a partner's answer being settled, a worker applying its
-      // backlog) does not hold up the other orders' events: its events are stored and left queued, and
-      // the caller applies them again on their own (applyHeldInboundEvents), waiting for that lock.
-      skipLockedOrders: true,
-    },
-  );
-  const stored = storeResults(inputs, hashes, leadingRows[1]!, leadingRows[2]!);
+  const { batch, cutOff, leadingRows } = await inboxTransaction(deps, eventIds, [insertEventsStatement(inputs, hashes), storedEventsStatement(eventIds)], {
+    // A lock held elsewhere (an operator's long transaction, a session idle in one) must not hold up
+    // these events, nor their uncommitted rows the same events sent to another web: past
+    // INTAKE_LOCK_TIMEOUT_MS the transaction fails, its events are tried one by one, and the one whose
+    // order is held goes to the queue.
+    timeoutMs: deps.config.intakeLockTimeoutMs,
+    // An order another transaction holds (a partner's answer being settled, a worker applying its
+    // backlog) does not hold up the other orders' events: its events are stored and left queued, and
+    // the caller applies them again on their own (applyHeldInboundEvents), waiting for that lock.
+    skipLockedOrders: true,
+  });
+  const stored = storeResults(inputs, hashes, leadingRows[0]!, leadingRows[1]!);
   const requested = new Set(eventIds);
   await afterInboxCommit(deps, batch, requested, false);
   const outcomes = new Map<string, InboundEventResult>();
@@ -248,12 +250,12 @@ export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly
  * Each event's outcome, or `already_processed` for one still left (the caller hands it to the queue).
  */
 export async function applyHeldInboundEvents(deps: HubDeps, eventIds: readonly string[], lockTimeoutMs: number): Promise<InboundEventResult[]> {
-  const { batch } = await inboxTransaction(deps, eventIds, [{ sql: `set local lock_timeout = '${Math.trunc(lockTimeoutMs)}ms'`, params: [] }]);
-  const requested = new Set(eventIds);
-  await afterInboxCommit(deps, batch, requested, false);
-  const outcomes = new Map<string, InboundEventResult>();
-  for (const b of batch) if (requested.has(b.row.eventId)) outcomes.set(b.row.eventId, b.outcome);
-  return eventIds.map((id) => outcomes.get(id) ?? 'already_processed');
+  const results = await applyInboundEvents(
+    deps,
+    eventIds.map((eventId) => ({ eventId })),
+    { timeoutMs: lockTimeoutMs },
+  );
+  return eventIds.map((id) => results.get(id)!);
 }
 
 /** Applies one stored event (with its order's earlier waiting events); see `applyInboundEvents`. */

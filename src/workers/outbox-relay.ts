@@ -84,6 +84,9 @@ export async function relayOutboxOnce(deps: HubDeps): Promise<number> {
   return published;
 }
 
+/** The advisory lock a sleeping relay holds (its two keys; the trigger of migration 0010 names the same). */
+const RELAY_ASLEEP = { classId: 7500, objId: 1 } as const;
+
 /**
  * The relay's sleep. While it sleeps, the relay holds advisory lock (7500, 1) exclusively on a
  * connection of its own, and a transaction that writes the outbox notifies it only then (the insert
@@ -141,13 +144,13 @@ export class RelaySleep {
       const [held] = await this.sql<{ elsewhere: boolean }[]>`
         select exists (select 1 from pg_locks
                        where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
-                         and classid = 7500 and objid = 1 and objsubid = 2 and mode = 'ExclusiveLock' and granted
+                         and classid = ${RELAY_ASLEEP.classId} and objid = ${RELAY_ASLEEP.objId} and objsubid = 2 and mode = 'ExclusiveLock' and granted
                          and pid <> pg_backend_pid()) as elsewhere`;
       if (held!.elsewhere) {
         this.beside = true;
         return true;
       }
-      await this.sql`select pg_advisory_lock(7500, 1)`;
+      await this.sql`select pg_advisory_lock(${RELAY_ASLEEP.classId}::int, ${RELAY_ASLEEP.objId}::int)`;
       this.holding = true;
       return true;
     } catch (err) {
@@ -162,7 +165,7 @@ export class RelaySleep {
     if (!this.holding) return;
     this.holding = false;
     // On a connection that closed meanwhile the lock is gone with it, and this fails: nothing to give back.
-    await this.sql`select pg_advisory_unlock(7500, 1)`.catch(() => {});
+    await this.sql`select pg_advisory_unlock(${RELAY_ASLEEP.classId}::int, ${RELAY_ASLEEP.objId}::int)`.catch(() => {});
   }
 
   async close(): Promise<void> {
