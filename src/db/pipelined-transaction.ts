@@ -31,6 +31,16 @@ export function connectionLost(err: unknown): boolean {
   }
   return false;
 }
+/**
+ * Whether a failed statement means the rows it wanted were taken: changed by another transaction since
+ * a repeatable-read snapshot (serialization_failure), or held by one when asked not to wait
+ * (lock_not_available). Nothing of the transaction was kept; it may be run again.
+ */
+export function rowsTaken(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40001' || code === '55P03';
+}
+
 const CONNECTION_ERRNOS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
 export type StatementRunner = (statement: RenderedStatement) => Promise<postgres.RowList<postgres.Row[]>>;
@@ -40,16 +50,20 @@ export type StatementRunner = (statement: RenderedStatement) => Promise<postgres
  * BEGIN goes out with the locking reads, then the writes go out with COMMIT. `decide` runs between the
  * two with the rows locked (it may read more through `run`, at one round trip each). Any failure rolls
  * the whole transaction back; a failed write makes the pipelined COMMIT a rollback, so nothing of it
- * is kept either way.
+ * is kept either way. With `isolation: 'repeatable read'` every read sees one snapshot, and a write
+ * (or lock) of a row another transaction changed since then fails with serialization_failure: the
+ * reads need not lock, and the writes can take their locks only in the second round trip.
  */
 export async function twoRoundTripTransaction<T>(
   pool: postgres.Sql,
   reads: RenderedStatement[],
   decide: (rows: Array<postgres.RowList<postgres.Row[]>>, run: StatementRunner) => Promise<{ writes: RenderedStatement[]; value: T }>,
+  options: { isolation?: 'repeatable read' } = {},
 ): Promise<T> {
+  const begin = options.isolation ? `begin isolation level ${options.isolation}` : 'begin';
   return onReservedConnection(pool, async (conn) => {
     const run: StatementRunner = (s) => conn.unsafe(s.sql, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
-    const [, ...rows] = await Promise.all([conn.unsafe('begin'), ...reads.map(run)]);
+    const [, ...rows] = await Promise.all([conn.unsafe(begin), ...reads.map(run)]);
     const { writes, value } = await decide(rows, run);
     await Promise.all([...writes.map(run), conn.unsafe('commit')]);
     return value;

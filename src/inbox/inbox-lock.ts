@@ -72,23 +72,33 @@ const CALL_AND_TIER_STATES = `select 'call' as what, c.order_id, c.kind || ':' |
           from order_tiers t, o where t.order_id = any(o.ids)`;
 
 /**
- * Locks the rows of `orderIds` in one statement, in order id order (the global lock order, as above),
- * for whoever changes many orders at once by id (partner answers settled together); with `skipLocked`,
- * the rows another transaction holds are left out.
+ * The rows of `orderIds` in one statement, in order id order (the global lock order, as above), for
+ * whoever changes many orders at once by id (partner answers settled together): locked, waiting for a
+ * row another transaction holds (`lock: 'wait'`), or only read (`lock: 'none'`, in a snapshot whose
+ * writes lock them with lockOrdersNowaitStatement).
  */
-export function lockOrdersStatement(orderIds: readonly string[], options: { skipLocked?: boolean } = {}): RenderedStatement {
+export function ordersByIdStatement(orderIds: readonly string[], lock: 'wait' | 'none'): RenderedStatement {
   return {
-    sql: `select ${selectList('o', ORDER_COLUMNS)} from orders o where o.order_id = any($1::text[]) order by o.order_id for update${options.skipLocked ? ' skip locked' : ''}`,
+    sql: `select ${selectList('o', ORDER_COLUMNS)} from orders o where o.order_id = any($1::text[]) order by o.order_id${lock === 'wait' ? ' for update' : ''}`,
     params: [orderIds],
   };
 }
 
-/** orderCallStatesStatement for orders named by id; sent after lockOrdersStatement in the same round trip. */
+/**
+ * Locks the rows of `orderIds` in order id order without waiting: fails with lock_not_available if
+ * another transaction holds one, and — in a repeatable-read transaction — with serialization_failure
+ * if one changed since the snapshot was taken.
+ */
+export function lockOrdersNowaitStatement(orderIds: readonly string[]): RenderedStatement {
+  return { sql: `select o.order_id from orders o where o.order_id = any($1::text[]) order by o.order_id for update nowait`, params: [orderIds] };
+}
+
+/** orderCallStatesStatement for orders named by id; sent after ordersByIdStatement in the same round trip. */
 export function callAndTierStatesStatement(orderIds: readonly string[]): RenderedStatement {
   return { sql: `with o as (select $1::text[] as ids) ${CALL_AND_TIER_STATES}`, params: [orderIds] };
 }
 
-/** The rows of lockOrdersStatement and callAndTierStatesStatement as locked orders, by order id. */
+/** The rows of ordersByIdStatement and callAndTierStatesStatement as locked orders, by order id. */
 export function lockedOrders(orderRows: ReadonlyArray<Record<string, unknown>>, callStates: ReadonlyArray<Record<string, unknown>>): Map<string, LockedOrder> {
   const { calls, tiers } = callAndTierStates(callStates);
   const locked = new Map<string, LockedOrder>();

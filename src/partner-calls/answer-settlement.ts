@@ -1,9 +1,9 @@
 import { GroupCommit } from '../db/group-commit.js';
-import { renderedStatement, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { renderedStatement, rowsTaken, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { codLedger } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
-import { callAndTierStatesStatement, lockedOrders, lockOrdersStatement } from '../inbox/inbox-lock.js';
+import { callAndTierStatesStatement, lockedOrders, lockOrdersNowaitStatement, ordersByIdStatement } from '../inbox/inbox-lock.js';
 import { callState, openCasesStatement, transitionWrites, type CaseWrite, type LedgerWrite, type TransitionRecord } from '../orders/apply-transition.js';
 import type { CodLedgerRow } from '../db/types.js';
 import type { AnswerDecision, DecideOnAnswer, OrderCallRef } from './call-kind.js';
@@ -16,6 +16,14 @@ import type { AnswerDecision, DecideOnAnswer, OrderCallRef } from './call-kind.j
  * every change, case and confirmation written in a constant number of statements, one commit. A lone
  * answer goes straight in; under load, answers that arrive while a settlement is under way go together
  * in the next one. Two settlements under way never hold the same order.
+ *
+ * A shared settlement reads its orders without locking them, in one repeatable-read snapshot, and
+ * locks them only with its writes, in the round trip that commits (NOWAIT): its row locks last as long
+ * as Postgres takes to write, not as long as the worker takes to decide between two round trips (which
+ * on a busy machine is where the time goes), so an inbound event of the same order is seldom held up
+ * by it. If one of its orders changed since the snapshot, or another transaction holds one, nothing of
+ * it is kept and each of its answers is settled again on its own, with its order locked for the whole
+ * transaction (waiting for the lock).
  */
 
 interface SettlementRequest {
@@ -83,7 +91,7 @@ function confirmCallsStatement(confirms: ReadonlyArray<{ ref: OrderCallRef; caus
   };
 }
 
-/** What a shared settlement answers for a request whose order another transaction held. */
+/** What a shared settlement answers for a request whose order another transaction held or changed. */
 const ORDER_HELD = Symbol('order held');
 
 export class AnswerSettlement {
@@ -93,10 +101,10 @@ export class AnswerSettlement {
   private readonly confirming: GroupCommit<{ ref: OrderCallRef; cause: string; note: string }, void>;
 
   constructor(private readonly deps: HubDeps) {
-    // A shared settlement skips the orders another transaction holds (an inbound event being applied),
-    // so one held order does not hold up the other answers; their answers are settled right after,
-    // each in a settlement of its own that waits for the lock.
-    this.group = new GroupCommit((requests) => this.commit(requests, { skipLocked: true }), {
+    // A shared settlement locks its orders only as it writes, without waiting (see above); when one was
+    // held or changed, its answers are settled right after, each in a settlement of its own that waits
+    // for the lock.
+    this.group = new GroupCommit((requests) => this.commitUnlessTaken(requests), {
       concurrency: SETTLEMENT_CONCURRENCY,
       maxBatch: SETTLEMENT_BATCH,
       keyOf: (r) => r.ref.orderId,
@@ -106,7 +114,7 @@ export class AnswerSettlement {
           'a shared settlement of partner answers failed; settling each alone',
         ),
     });
-    this.held = new GroupCommit((requests) => this.commit(requests, { skipLocked: false }), {
+    this.held = new GroupCommit((requests) => this.commitOnceFree(requests), {
       concurrency: SETTLEMENT_CONCURRENCY,
       maxBatch: 1,
     });
@@ -142,11 +150,38 @@ export class AnswerSettlement {
     return (value === ORDER_HELD ? await this.held.submit(request) : value) as T | undefined;
   }
 
-  private async commit(requests: SettlementRequest[], lock: { skipLocked: boolean }): Promise<unknown[]> {
+  /** A shared settlement, or ORDER_HELD for each of its answers when an order was held or changed meanwhile. */
+  private async commitUnlessTaken(requests: SettlementRequest[]): Promise<unknown[]> {
+    try {
+      return await this.commit(requests, 'snapshot');
+    } catch (err) {
+      if (rowsTaken(err)) return requests.map(() => ORDER_HELD);
+      throw err;
+    }
+  }
+
+  /**
+   * A settlement of answers whose orders were held or changed: once whoever holds them is done (waited
+   * for without keeping the lock: a lone `select … for update` is its own transaction), settled as a
+   * shared settlement is; if they were taken again meanwhile, settled with the orders locked throughout.
+   */
+  private async commitOnceFree(requests: SettlementRequest[]): Promise<unknown[]> {
+    const orderIds = [...new Set(requests.map((r) => r.ref.orderId))].sort();
+    const wait = ordersByIdStatement(orderIds, 'wait');
+    await this.deps.pg.unsafe(wait.sql, wait.params as never[], { prepare: true });
+    const values = await this.commitUnlessTaken(requests);
+    return values.some((v) => v === ORDER_HELD) ? this.commit(requests, 'locked') : values;
+  }
+
+  /**
+   * `snapshot`: the orders read unlocked in a repeatable-read snapshot and locked (NOWAIT) with the
+   * writes, failing if one is held or changed; `locked`: locked for the whole transaction.
+   */
+  private async commit(requests: SettlementRequest[], mode: 'snapshot' | 'locked'): Promise<unknown[]> {
     const orderIds = [...new Set(requests.map((r) => r.ref.orderId))].sort();
     return twoRoundTripTransaction(
       this.deps.pg,
-      [lockOrdersStatement(orderIds, lock), callAndTierStatesStatement(orderIds), ledgersStatement(orderIds)],
+      [ordersByIdStatement(orderIds, mode === 'locked' ? 'wait' : 'none'), callAndTierStatesStatement(orderIds), ledgersStatement(orderIds)],
       async ([orderRows, callStates, ledgerRows]) => {
         const locked = lockedOrders(orderRows!, callStates!);
         const ledgers = new Map(ledgerRows!.map((row) => fromRow<CodLedgerRow>(row, 'l', LEDGER_COLUMNS)).map((l) => [l.orderId, l]));
@@ -156,8 +191,8 @@ export class AnswerSettlement {
         const values = requests.map((r): unknown => {
           const { orderId, kind, key } = r.ref;
           const order = locked.get(orderId);
-          // A pending call's order always exists (orders are never deleted): one not locked here was held.
-          if (!order) return lock.skipLocked ? ORDER_HELD : undefined;
+          // A pending call's order always exists (orders are never deleted).
+          if (!order) return undefined;
           if (callState(order, kind, key) !== 'pending') return undefined;
           let decision: AnswerDecision<unknown>;
           try {
@@ -179,13 +214,15 @@ export class AnswerSettlement {
           if (ledger) ledgers.set(orderId, ledgerAsRow(ledger, ledgers.get(orderId)));
           return decision.value;
         });
-        const writes: RenderedStatement[] = [
+        const changes: RenderedStatement[] = [
           ...transitionWrites(records).map(renderedStatement),
           ...(cases.length ? [renderedStatement(openCasesStatement(cases))] : []),
           ...(confirms.length ? [confirmCallsStatement(confirms)] : []),
         ];
+        const writes = mode === 'snapshot' && changes.length ? [lockOrdersNowaitStatement(orderIds), ...changes] : changes;
         return { writes, value: values };
       },
+      mode === 'snapshot' ? { isolation: 'repeatable read' } : {},
     );
   }
 }

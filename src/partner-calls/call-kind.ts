@@ -46,16 +46,19 @@ export interface AnswerDecision<T> {
   value: T;
 }
 
-/** The locked order and what else a decision may read of it. */
+/**
+ * The order and what else a decision may read of it, as one snapshot: a decision commits only if the
+ * order is then locked and unchanged since (or it is made again on the order as it is).
+ */
 export interface SettlementView {
   order: LockedOrder;
-  /** The order's COD ledger, read after its lock was granted; undefined for an order that has none. */
+  /** The order's COD ledger, read with the order; undefined for an order that has none. */
   ledger: CodLedgerRow | undefined;
 }
 
 /**
- * Decides, without writing anything: a settlement that fails is settled again answer by answer, so
- * the same decision may be asked for twice.
+ * Decides, without writing anything: a settlement that fails, or whose order changed before it could
+ * write, is settled again, so the same decision may be asked for more than once.
  */
 export type DecideOnAnswer<T> = (view: SettlementView) => AnswerDecision<T>;
 

@@ -5,6 +5,7 @@ import { AnswerSettlement } from '../../src/partner-calls/answer-settlement.js';
 import type { OrderCallRef } from '../../src/partner-calls/call-kind.js';
 import { readOrderCallsWithOrders } from '../../src/partner-calls/order-call-records.js';
 import { recordOwedCalls } from '../../src/partner-calls/schedule.js';
+import { eventually } from '../helpers/eventually.js';
 import { registerOrder, startTestHub, type TestHub } from '../helpers/test-hub.js';
 
 /**
@@ -184,6 +185,39 @@ describe('settling partner answers', () => {
       const rows = await callRows([held!, free!]);
       expect(rows.map((r) => r.state)).toEqual(['confirmed', 'confirmed']);
       expect(new Set(rows.map((r) => r.tx)).size).toBe(2);
+    } finally {
+      await holder`rollback`.catch(() => {});
+      holder.release();
+    }
+  });
+
+  it('a shared settlement reads its orders without waiting for their locks and locks them only to write: decided while another transaction holds the order, settled on the order as that one left it', async () => {
+    const [ref] = await ordersOwing(1);
+    const [before] = await hub.worker.db.execute<{ version: number }>(sql`select version from orders where order_id = ${ref!.orderId}`);
+    const holder = await hub.web.pg.reserve();
+    try {
+      await holder`begin`;
+      await holder`select order_id from orders where order_id = ${ref!.orderId} for update`;
+      const seen: Array<{ carrierCode: string | null; version: number }> = [];
+      const answer = settlement.settle(ref!, 'pmp_assignment_failed', (view) => {
+        seen.push({ carrierCode: view.order.carrierCode, version: view.order.version });
+        return assignPartner('P-answer')(view);
+      });
+      // Decided with the order still held: reading it did not wait for the lock.
+      await eventually(async () => seen.length > 0, 'the answer decided while its order is held');
+      expect(seen[0]).toEqual({ carrierCode: null, version: before!.version });
+      expect((await callRows([ref!]))[0]!.state).toBe('pending');
+      // The holder changes the order and commits: the write of the first decision is refused, and the
+      // answer is decided again on the order as changed.
+      await holder`update orders set carrier_code = 'HELD-BY-TEST' where order_id = ${ref!.orderId}`;
+      await holder`commit`;
+      expect(await answer).toBe(before!.version);
+      expect(seen.at(-1)).toEqual({ carrierCode: 'HELD-BY-TEST', version: before!.version });
+      const [order] = await hub.worker.db.execute<{ partner_id: string; carrier_code: string; version: number }>(
+        sql`select partner_id, carrier_code, version from orders where order_id = ${ref!.orderId}`,
+      );
+      expect(order).toEqual({ partner_id: 'P-answer', carrier_code: 'HELD-BY-TEST', version: before!.version + 1 });
+      expect((await callRows([ref!]))[0]).toMatchObject({ state: 'confirmed', attempts: 1 });
     } finally {
       await holder`rollback`.catch(() => {});
       holder.release();

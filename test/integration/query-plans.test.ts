@@ -75,7 +75,8 @@ describe('query plans of the hot path', () => {
       /left join "inbound_events"/,
       /from order_tiers t where/,
       /with ordinality as r\(order_id, kind, key, i\)/,
-      /order by o\.order_id for update skip locked$/,
+      /from orders o where o\.order_id = any\(\$1::text\[\]\) order by o\.order_id$/,
+      /order by o\.order_id for update nowait$/,
       /from cod_ledger l where/,
       /^with r as \(/,
     ];
