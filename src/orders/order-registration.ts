@@ -1,11 +1,10 @@
-import { desc, eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Database } from '../db/client.js';
-import { preparedQuery } from '../db/prepared.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { codLedger, inboundEvents, locations, orders, statusHistory, type OrderCallState } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
-import type { CodLedgerRow, HistoryRow, OrderRow, Source } from '../db/types.js';
+import type { CodLedgerRow, HistoryRow, InboundEventRow, OrderRow, Source } from '../db/types.js';
 import { ConflictError, NotFoundError, TransitionError } from '../errors.js';
 import { STATUS, STATUS_NAMES, type StatusCode } from '../machines/order.machine.js';
 import { applyTransition, countTransition, lockOrder, type TransitionResult } from './apply-transition.js';
@@ -149,6 +148,7 @@ export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState>;
 const ORDER_COLUMNS = columnsOf(orders);
 const LEDGER_COLUMNS = columnsOf(codLedger);
 const HISTORY_COLUMNS = columnsOf(statusHistory);
+const EVENT_COLUMNS = columnsOf(inboundEvents);
 
 /**
  * The order, its COD ledger and the states of its calls: one prepared statement, written once, its
@@ -200,22 +200,17 @@ export async function getHistory(db: Database, orderId: string): Promise<History
   return rows.flatMap((r) => (r['h.id'] === null ? [] : [fromRow<HistoryRow>(r, 'h', HISTORY_COLUMNS)]));
 }
 
-/** The order's last 500 events, newest first, the same way. */
-const eventsQuery = preparedQuery((db) =>
-  db
-    .select({ orderId: orders.orderId, event: inboundEvents })
-    .from(orders)
-    .leftJoin(inboundEvents, eq(inboundEvents.orderId, orders.orderId))
-    .where(eq(orders.orderId, sql.placeholder('orderId')))
-    .orderBy(desc(inboundEvents.receivedAt))
-    .limit(500)
-    .prepare('order_events'),
-);
+/** The order's last 500 events, newest first, the same way (no row: no such order). */
+const ORDER_EVENTS = `select o.order_id as "orderId", ${selectList('e', EVENT_COLUMNS)}
+  from orders o left join inbound_events e on e.order_id = o.order_id
+  where o.order_id = $1
+  order by e.received_at desc
+  limit 500`;
 
-export async function getOrderEvents(db: Database, orderId: string) {
-  const rows = await eventsQuery(db).execute({ orderId });
+export async function getOrderEvents(db: Database, orderId: string): Promise<InboundEventRow[]> {
+  const rows = await db.$client.unsafe(ORDER_EVENTS, [orderId]);
   if (rows.length === 0) throw new NotFoundError('order', orderId);
-  return rows.flatMap((r) => (r.event ? [r.event] : []));
+  return rows.flatMap((r) => (r['e.eventId'] === null ? [] : [fromRow<InboundEventRow>(r, 'e', EVENT_COLUMNS)]));
 }
 
 export function orderView(o: OrderRow & { calls?: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined }) {

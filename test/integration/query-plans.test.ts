@@ -72,7 +72,7 @@ describe('query plans of the hot path', () => {
       /^update orders o/,
       /json_build_array\(c\.kind, c\.key, c\.state\)/,
       /left join status_history h on/,
-      /left join "inbound_events"/,
+      /left join inbound_events e on/,
       /from order_tiers t where/,
       /with ordinality as r\(order_id, kind, key, i\)/,
       /from orders o where o\.order_id = any\(\$1::text\[\]\) order by o\.order_id$/,
