@@ -1,18 +1,56 @@
-import type { SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
+import { sql as drizzleSql, type SQL } from 'drizzle-orm';
 import type postgres from 'postgres';
 import { withDeadline } from '../deadlines.js';
 
-/** A statement ready for the wire: drizzle's `toSQL()` output, or hand-written SQL. */
+/** A statement ready for the wire: hand-written SQL with its parameters ($1, $2, …). */
 export interface RenderedStatement {
   sql: string;
   params: unknown[];
 }
 
-const dialect = new PgDialect();
-/** A drizzle statement rendered for the pipelined transaction. */
-export function renderedStatement(statement: SQL): RenderedStatement {
-  return dialect.sqlToQuery(statement);
+class Statement implements RenderedStatement {
+  constructor(
+    readonly sql: string,
+    readonly params: unknown[],
+  ) {}
+}
+
+/**
+ * Hand-written SQL whose interpolated values are its parameters, numbered in order ($1, $2, …): the
+ * text is the same on every call, so postgres.js prepares it once per connection, and nothing is built
+ * per call but the parameter list (drizzle's query building cost the hot paths more than running the
+ * statements). A statement interpolated into another is spliced in, its parameters renumbered after
+ * those before it (a statement inside a CTE). Values go to postgres.js as they are: cast them in the
+ * SQL (`${ids}::text[]`), and pass times and JSON as text.
+ */
+export function statement(strings: TemplateStringsArray, ...values: unknown[]): RenderedStatement {
+  let text = strings[0]!;
+  const params: unknown[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (value instanceof Statement) {
+      const offset = params.length;
+      text += value.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`);
+      params.push(...value.params);
+    } else {
+      params.push(value);
+      text += `$${params.length}`;
+    }
+    text += strings[i + 1]!;
+  }
+  return new Statement(text, params);
+}
+
+/** A statement as drizzle SQL, for the paths that run inside a drizzle transaction (operators' moves, registration). */
+export function asDrizzle(s: RenderedStatement): SQL {
+  const chunks: SQL[] = [];
+  let last = 0;
+  for (const m of s.sql.matchAll(/\$(\d+)/g)) {
+    chunks.push(drizzleSql.raw(s.sql.slice(last, m.index)), drizzleSql`${drizzleSql.param(s.params[Number(m[1]) - 1])}`);
+    last = m.index + m[0].length;
+  }
+  chunks.push(drizzleSql.raw(s.sql.slice(last)));
+  return drizzleSql.join(chunks);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { SQL } from 'drizzle-orm';
+import type { RenderedStatement } from '../db/pipelined-transaction.js';
 import type { z } from 'zod';
 import type { Role } from '../config.js';
 import type { EventState } from '../db/schema/events.js';
@@ -53,7 +53,7 @@ export interface EventPlan {
   /** What it writes to the order, its history and the topic (from planTransition or planOrderChange). */
   record?: TransitionRecord;
   /** Other writes, run after the records of the whole batch (a late event's implied-step time). */
-  fixes: SQL[];
+  fixes: RenderedStatement[];
   /** The order as this event leaves it, for the next event of the same order in the batch. */
   order: LockedOrder;
   /** The status change, for metrics. */

@@ -1,6 +1,6 @@
 import type { HubDeps } from '../deps.js';
 import type { InboundEventRow, Source } from '../db/types.js';
-import { renderedStatement, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { eventKind } from '../event-kinds/index.js';
 import { countTransition, transitionWrites } from '../orders/apply-transition.js';
 import { enqueuePartnerCalls, pendingCallsStatement } from '../partner-calls/schedule.js';
@@ -100,7 +100,7 @@ async function inboxTransaction(
         ...transitionWrites(plans.flatMap((p) => (p.record ? [p.record] : []))),
         ...plans.flatMap((p) => p.fixes),
         ...(calls.length ? [pendingCallsStatement(calls)] : []),
-      ].map(renderedStatement);
+      ];
       if (batch.length > 0) writes.push(recordOutcomesStatement(batch.map((b) => ({ eventId: b.row.eventId, ...b.outcome }))));
       return { writes, value: undefined };
     },

@@ -1,4 +1,4 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { statement, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { HubDeps } from '../deps.js';
 import type { PartnerCallObserver, PartnerCallRecord } from '../integrations/partner-http.js';
@@ -39,9 +39,9 @@ interface AuditEntry {
  * statement (so one round trip and one commit, atomic like a transaction): the rows are inserted by a
  * data-modifying CTE, the messages by the statement itself.
  */
-function auditStatement(entries: readonly AuditEntry[]): SQL {
-  const col = <K extends keyof AuditEntry['row']>(k: K) => sql.param(entries.map((e) => e.row[k]));
-  const rows = sql`insert into partner_calls (integration, operation, order_id, method, url, attempt, status, latency_ms, error_class, error, request_body, response_body)
+function auditStatement(entries: readonly AuditEntry[]): RenderedStatement {
+  const col = <K extends keyof AuditEntry['row']>(k: K) => entries.map((e) => e.row[k]);
+  const rows = statement`insert into partner_calls (integration, operation, order_id, method, url, attempt, status, latency_ms, error_class, error, request_body, response_body)
     select r.integration, r.operation, r.order_id, r.method, r.url, r.attempt, r.status, r.latency_ms, r.error_class, r.error, r.request_body::jsonb, r.response_body::jsonb
     from unnest(${col('integration')}::text[], ${col('operation')}::text[], ${col('orderId')}::text[], ${col('method')}::text[], ${col('url')}::text[],
                 ${col('attempt')}::int[], ${col('status')}::int[], ${col('latencyMs')}::int[], ${col('errorClass')}::text[], ${col('error')}::text[],
@@ -49,7 +49,7 @@ function auditStatement(entries: readonly AuditEntry[]): SQL {
       as r(integration, operation, order_id, method, url, attempt, status, latency_ms, error_class, error, request_body, response_body, n)
     order by r.n`;
   const messages = entries.flatMap((e) => (e.message ? [e.message] : []));
-  return messages.length === 0 ? rows : sql`with audit as (${rows}) ${outboxInsert(messages)}`;
+  return messages.length === 0 ? rows : statement`with audit as (${rows}) ${outboxInsert(messages)}`;
 }
 
 /** Attempts audited at once by one statement at most, and statements under way at once per process. */
@@ -66,7 +66,8 @@ export function auditPartnerCalls(deps: HubDeps): PartnerCallObserver {
   const secrets = knownSecrets(deps.config);
   const audit = new GroupCommit<AuditEntry, void>(
     async (entries) => {
-      await deps.db.execute(auditStatement(entries));
+      const audited = auditStatement(entries);
+      await deps.pg.unsafe(audited.sql, audited.params as never[], { prepare: true });
       return entries.map(() => undefined);
     },
     { concurrency: AUDIT_CONCURRENCY, maxBatch: AUDIT_BATCH },

@@ -1,4 +1,4 @@
-import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Clock } from '../deps.js';
 import type { Metrics } from '../metrics.js';
 import { decideTransition, isStatusCode, STATUS, type Decision, type OrderEvent, type StatusCode, type Step, type SubStep } from '../machines/order.machine.js';
@@ -6,6 +6,7 @@ import { orders, statusHistory, type OrderCallState, type TierNumber, type TierS
 import type { OrderRow, Source, Tx } from '../db/types.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { outboxInsert, type TopicMessage } from './topic-messages.js';
+import { asDrizzle, statement, type RenderedStatement } from '../db/pipelined-transaction.js';
 
 /**
  * The one way an order changes: with the order row locked, ask the order machine, and record the
@@ -262,10 +263,10 @@ export function planOrderChange(order: LockedOrder, changes: OrderChanges, messa
  * A late event for a step that an earlier-applied later event implied gives that step its real time
  * (and names itself as its cause); any kind of event that skips steps uses this.
  */
-export function impliedStepTimeFix(orderId: string, to: StatusCode, occurredAt: Date, eventId: string): SQL {
-  return sql`update status_history
-    set occurred_at = ${occurredAt.toISOString()}::timestamptz, event_id = ${eventId}, note = ${`implied step confirmed by late event ${eventId}`}
-    where ${and(eq(statusHistory.orderId, orderId), eq(statusHistory.toStatus, to), eq(statusHistory.implied, true), isNull(statusHistory.occurredAt))}`;
+export function impliedStepTimeFix(orderId: string, to: StatusCode, occurredAt: Date, eventId: string): RenderedStatement {
+  return statement`update status_history
+    set occurred_at = ${occurredAt.toISOString()}::timestamptz, event_id = ${eventId}::text, note = ${`implied step confirmed by late event ${eventId}`}::text
+    where order_id = ${orderId}::text and to_status = ${to}::int and implied and occurred_at is null`;
 }
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -275,7 +276,7 @@ const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
  * of the orders to the state the last record of each leaves them in, one insert of all history rows,
  * one insert of all topic messages.
  */
-export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
+export function transitionWrites(records: readonly TransitionRecord[]): RenderedStatement[] {
   if (records.length === 0) return [];
   const last = new Map<string, OrderRow>();
   for (const r of records) last.set(r.order.orderId, r.order);
@@ -300,26 +301,26 @@ export function transitionWrites(records: readonly TransitionRecord[]): SQL[] {
 }
 
 /** Opens each case (one open per order and cause; an open one is left as it is), one statement for all. */
-export function openCasesStatement(rows: readonly CaseWrite[]): SQL {
-  const col = <T>(f: (c: CaseWrite) => T) => sql.param(rows.map(f));
-  return sql`insert into interventions (order_id, cause, detail)
+export function openCasesStatement(rows: readonly CaseWrite[]): RenderedStatement {
+  const col = <T>(f: (c: CaseWrite) => T) => rows.map(f);
+  return statement`insert into interventions (order_id, cause, detail)
     select c.order_id, c.cause, c.detail::jsonb
     from unnest(${col((c) => c.orderId)}::text[], ${col((c) => c.cause)}::text[], ${col((c) => JSON.stringify(c.detail))}::text[]) as c(order_id, cause, detail)
     on conflict (order_id, cause) where state = 'open' do nothing`;
 }
 
-function tiersUpsert(rows: readonly TierWrite[]): SQL {
-  const col = <T>(f: (t: TierWrite) => T) => sql.param(rows.map(f));
-  return sql`insert into order_tiers (order_id, tier, state, detail, created_at, updated_at)
+function tiersUpsert(rows: readonly TierWrite[]): RenderedStatement {
+  const col = <T>(f: (t: TierWrite) => T) => rows.map(f);
+  return statement`insert into order_tiers (order_id, tier, state, detail, created_at, updated_at)
     select t.order_id, t.tier, t.state, t.detail::jsonb, clock_timestamp(), clock_timestamp()
     from unnest(${col((t) => t.orderId)}::text[], ${col((t) => t.tier)}::int[], ${col((t) => t.state)}::text[],
                 ${col((t) => JSON.stringify(t.detail))}::text[]) as t(order_id, tier, state, detail)
     on conflict (order_id, tier) do update set state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at`;
 }
 
-function ledgersUpsert(rows: readonly LedgerWrite[]): SQL {
-  const col = <T>(f: (l: LedgerWrite) => T) => sql.param(rows.map(f));
-  return sql`insert into cod_ledger (order_id, expected_amount, collected_amount, collected_at, collected_by, event_id, relay, confirmed_at, updated_at)
+function ledgersUpsert(rows: readonly LedgerWrite[]): RenderedStatement {
+  const col = <T>(f: (l: LedgerWrite) => T) => rows.map(f);
+  return statement`insert into cod_ledger (order_id, expected_amount, collected_amount, collected_at, collected_by, event_id, relay, confirmed_at, updated_at)
     select l.order_id, l.expected_amount::numeric, l.collected_amount::numeric, l.collected_at::timestamptz, l.collected_by, l.event_id, l.relay,
            l.confirmed_at::timestamptz, clock_timestamp()
     from unnest(${col((l) => l.orderId)}::text[], ${col((l) => l.expectedAmount)}::text[], ${col((l) => l.collectedAmount)}::text[],
@@ -335,9 +336,9 @@ function ledgersUpsert(rows: readonly LedgerWrite[]): SQL {
  * Opens each discrepancy with its manual-intervention case (cause = the discrepancy's code), one
  * statement for all; one already open for the order and code is left as it is, and so is its case.
  */
-function discrepanciesInsert(rows: readonly DiscrepancyWrite[]): SQL {
-  const col = <T>(f: (d: DiscrepancyWrite) => T) => sql.param(rows.map(f));
-  return sql`with opened as (
+function discrepanciesInsert(rows: readonly DiscrepancyWrite[]): RenderedStatement {
+  const col = <T>(f: (d: DiscrepancyWrite) => T) => rows.map(f);
+  return statement`with opened as (
       insert into order_discrepancies (order_id, code, tier, detail, opened_at)
       select d.order_id, d.code, d.tier, d.detail::jsonb, clock_timestamp()
       from unnest(${col((d) => d.orderId)}::text[], ${col((d) => d.code)}::text[], ${col((d) => d.tier)}::int[],
@@ -354,9 +355,9 @@ function discrepanciesInsert(rows: readonly DiscrepancyWrite[]): SQL {
  * JSON and booleans go as text (here and below): the drizzle driver passes timestamp arrays to
  * postgres.js unserialized, and postgres.js declares a boolean array's type as boolean.
  */
-function orderStatesUpdate(states: readonly OrderRow[]): SQL {
-  const col = <T>(f: (o: OrderRow) => T) => sql.param(states.map(f));
-  return sql`update orders o
+function orderStatesUpdate(states: readonly OrderRow[]): RenderedStatement {
+  const col = <T>(f: (o: OrderRow) => T) => states.map(f);
+  return statement`update orders o
     set status = v.status, sub_step = v.sub_step, version = v.version, history_seq = v.history_seq,
         tracking_id = v.tracking_id, carrier_code = v.carrier_code, estimated_delivery = v.estimated_delivery::timestamptz,
         delivery_attempts = v.delivery_attempts, delivery = v.delivery::jsonb, partner_id = v.partner_id, partner_name = v.partner_name,
@@ -372,9 +373,9 @@ function orderStatesUpdate(states: readonly OrderRow[]): SQL {
     where o.order_id = v.order_id and o.order_id = any(${col((o) => o.orderId)}::text[])`;
 }
 
-function historyInsert(rows: readonly HistoryRow[]): SQL {
-  const col = <T>(f: (h: HistoryRow) => T) => sql.param(rows.map(f));
-  return sql`insert into status_history
+function historyInsert(rows: readonly HistoryRow[]): RenderedStatement {
+  const col = <T>(f: (h: HistoryRow) => T) => rows.map(f);
+  return statement`insert into status_history
       (order_id, seq, from_status, to_status, sub_step, occurred_at, recorded_at, actor, source, reason_code, event_id, note, implied, override)
     select h.order_id, h.seq, h.from_status, h.to_status, h.sub_step, h.occurred_at::timestamptz, h.recorded_at::timestamptz,
            h.actor, h.source, h.reason_code, h.event_id, h.note, h.implied::boolean, h.override::boolean
@@ -388,14 +389,14 @@ function historyInsert(rows: readonly HistoryRow[]): SQL {
 
 /** Runs the writes of `records` in `tx`, issued together (one round trip); the caller's transaction commits them. */
 export async function writeRecords(tx: Tx, records: readonly TransitionRecord[]): Promise<void> {
-  await Promise.all(transitionWrites(records).map((w) => tx.execute(w)));
+  await Promise.all(transitionWrites(records).map((w) => tx.execute(asDrizzle(w))));
 }
 
 /** Plans the transition and runs its writes in `tx`; the caller's transaction commits them. */
 export async function applyTransition(tx: Tx, order: LockedOrder, req: TransitionRequest, clock: Clock): Promise<TransitionResult> {
   const plan = planTransition(order, req, clock);
   // Issued together so postgres.js pipelines them on the transaction's connection: one round trip.
-  if (plan.record) await Promise.all(transitionWrites([plan.record]).map((w) => tx.execute(w)));
+  if (plan.record) await Promise.all(transitionWrites([plan.record]).map((w) => tx.execute(asDrizzle(w))));
   return plan.result;
 }
 

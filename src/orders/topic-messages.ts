@@ -1,5 +1,5 @@
 import type { Tx } from '../db/types.js';
-import { sql, type SQL } from 'drizzle-orm';
+import { asDrizzle, statement, type RenderedStatement } from '../db/pipelined-transaction.js';
 
 /** Message types on order.fulfillment.v1 (SPEC §7). */
 export type TopicMessageType = 'status.changed' | 'slick.interaction' | 'delivery.updated' | 'cod.collected' | 'tier.updated';
@@ -13,7 +13,7 @@ export interface TopicMessage {
 
 /** Adds messages to the transactional outbox: they reach the topic if and only if `tx` commits. */
 export function writeToOutbox(tx: Pick<Tx, 'execute'>, messages: TopicMessage[]) {
-  return tx.execute(outboxInsert(messages));
+  return tx.execute(asDrizzle(outboxInsert(messages)));
 }
 
 /**
@@ -21,11 +21,11 @@ export function writeToOutbox(tx: Pick<Tx, 'execute'>, messages: TopicMessage[])
  * order given (their `position`s follow it). Times go as text: the drizzle driver passes timestamp
  * arrays to postgres.js unserialized.
  */
-export function outboxInsert(messages: readonly TopicMessage[]): SQL {
-  return sql`insert into outbox (type, order_id, occurred_at, payload)
+export function outboxInsert(messages: readonly TopicMessage[]): RenderedStatement {
+  return statement`insert into outbox (type, order_id, occurred_at, payload)
     select m.type, m.order_id, m.occurred_at::timestamptz, m.payload::jsonb
-    from unnest(${sql.param(messages.map((m) => m.type))}::text[], ${sql.param(messages.map((m) => m.orderId))}::text[],
-                ${sql.param(messages.map((m) => m.occurredAt.toISOString()))}::text[],
-                ${sql.param(messages.map((m) => JSON.stringify(m.payload)))}::text[]) with ordinality as m(type, order_id, occurred_at, payload, n)
+    from unnest(${messages.map((m) => m.type)}::text[], ${messages.map((m) => m.orderId)}::text[],
+                ${messages.map((m) => m.occurredAt.toISOString())}::text[],
+                ${messages.map((m) => JSON.stringify(m.payload))}::text[]) with ordinality as m(type, order_id, occurred_at, payload, n)
     order by m.n`;
 }

@@ -1,5 +1,5 @@
 import { GroupCommit } from '../db/group-commit.js';
-import { renderedStatement, rowsTaken, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
+import { rowsTaken, twoRoundTripTransaction, type RenderedStatement } from '../db/pipelined-transaction.js';
 import { columnsOf, fromRow, selectList } from '../db/raw-rows.js';
 import { codLedger } from '../db/schema/index.js';
 import type { HubDeps } from '../deps.js';
@@ -215,8 +215,8 @@ export class AnswerSettlement {
           return decision.value;
         });
         const changes: RenderedStatement[] = [
-          ...transitionWrites(records).map(renderedStatement),
-          ...(cases.length ? [renderedStatement(openCasesStatement(cases))] : []),
+          ...transitionWrites(records),
+          ...(cases.length ? [openCasesStatement(cases)] : []),
           ...(confirms.length ? [confirmCallsStatement(confirms)] : []),
         ];
         const writes = mode === 'snapshot' && changes.length ? [lockOrdersNowaitStatement(orderIds), ...changes] : changes;

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { sql, type SQL } from 'drizzle-orm';
+import { asDrizzle, statement, type RenderedStatement } from '../db/pipelined-transaction.js';
 import type { Tx } from '../db/types.js';
 import type { HubDeps } from '../deps.js';
 import { ensureJob } from '../queues/ensure-job.js';
@@ -14,10 +14,10 @@ import { callIdentity, callKinds } from './call-kinds.js';
  * is (at most once); a failed one is owed again. The same call twice in `calls` counts once (the last
  * one's data): one insert may not touch a row twice.
  */
-export function pendingCallsStatement(calls: readonly OrderCallRequest[]): SQL {
+export function pendingCallsStatement(calls: readonly OrderCallRequest[]): RenderedStatement {
   const distinct = [...new Map(calls.map((c) => [`${c.orderId}\u0000${c.kind}\u0000${c.key}`, c])).values()];
-  const col = <T>(f: (c: OrderCallRequest) => T) => sql.param(distinct.map(f));
-  return sql`insert into order_calls (order_id, kind, key, state, attempts, data, created_at, updated_at)
+  const col = <T>(f: (c: OrderCallRequest) => T) => distinct.map(f);
+  return statement`insert into order_calls (order_id, kind, key, state, attempts, data, created_at, updated_at)
     select c.order_id, c.kind, c.key, 'pending', 0, c.data::jsonb, clock_timestamp(), clock_timestamp()
     from unnest(${col((c) => c.orderId)}::text[], ${col((c) => c.kind)}::text[], ${col((c) => c.key)}::text[],
                 ${col((c) => JSON.stringify(c.data))}::text[]) as c(order_id, kind, key, data)
@@ -35,7 +35,7 @@ export async function recordOwedCalls(tx: Tx, calls: readonly OrderCallRequest[]
   if (calls.length === 0) return [];
   // `xmax = 0`: the row was inserted by this statement, not updated from failed.
   const rows = await tx.execute<{ order_id: string; kind: PartnerCallJobName; key: string; data: Record<string, unknown>; inserted: boolean }>(
-    sql`${pendingCallsStatement(calls)} returning order_id, kind, key, data, (xmax = 0) as inserted`,
+    asDrizzle(statement`${pendingCallsStatement(calls)} returning order_id, kind, key, data, (xmax = 0) as inserted`),
   );
   return rows.map((r) => ({ orderId: r.order_id, kind: r.kind, key: r.key, data: r.data, firstOwed: r.inserted }));
 }
