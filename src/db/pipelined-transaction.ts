@@ -41,6 +41,11 @@ export function statement(strings: TemplateStringsArray, ...values: unknown[]): 
   return new Statement(text, params);
 }
 
+/** SQL text the program wrote (a column list, a condition; never input), to splice into a statement. */
+export function sqlText(text: string): RenderedStatement {
+  return new Statement(text, []);
+}
+
 /** A statement as drizzle SQL, for the paths that run inside a drizzle transaction (operators' moves, registration). */
 export function asDrizzle(s: RenderedStatement): SQL {
   const chunks: SQL[] = [];

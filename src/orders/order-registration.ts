@@ -10,7 +10,8 @@ import { STATUS, STATUS_NAMES, type StatusCode } from '../machines/order.machine
 import { applyTransition, countTransition, lockOrder, type TransitionResult } from './apply-transition.js';
 import { SHIP_CONFIRMATION_CALL } from '../event-kinds/ship-events.js';
 import { bodyHash } from '../inbox/event-store.js';
-import { writeToOutbox } from './topic-messages.js';
+import { outboxInsert, type TopicMessage } from './topic-messages.js';
+import { sqlText, statement, type RenderedStatement } from '../db/pipelined-transaction.js';
 
 /** Orders: registration by MAO or an operator, cancellation, and what operators read (SPEC §6). */
 
@@ -44,72 +45,63 @@ export interface Actor {
   source: Source;
 }
 
+/**
+ * Registration in one statement (one round trip, atomic): the order inserted if its location exists
+ * and its id is new, with its first history row and its topic message; the row returned as inserted,
+ * or as it already was (`existing`). No row: the location is unknown, or another registration of the
+ * same id committed while this one ran (its row is not in this statement's snapshot).
+ */
+function registrationStatement(input: NewOrder, hash: string, actor: Actor, now: Date): RenderedStatement {
+  const at = now.toISOString();
+  const message: TopicMessage = {
+    type: 'status.changed',
+    orderId: input.orderId,
+    occurredAt: now,
+    payload: { orderId: input.orderId, locationId: input.shipFromLocationId, from: null, to: input.status, source: actor.source, actor: actor.clientId, at },
+  };
+  const codAmount = input.codAmount !== undefined ? input.codAmount.toFixed(2) : null;
+  return statement`with loc as (select 1 from locations where location_id = ${input.shipFromLocationId}::text),
+    ins as (
+      insert into orders (order_id, ship_from_location_id, customer, payment_method, cod_amount, status, history_seq, registration_hash,
+                          created_at, updated_at, status_changed_at)
+      select ${input.orderId}::text, ${input.shipFromLocationId}::text, ${JSON.stringify(input.customer)}::jsonb, ${input.paymentMethod}::text,
+             ${codAmount}::numeric, ${input.status}::int, 1, ${hash}::text, ${at}::timestamptz, ${at}::timestamptz, ${at}::timestamptz
+      from loc
+      on conflict (order_id) do nothing
+      returning *),
+    hist as (
+      insert into status_history (order_id, seq, from_status, to_status, occurred_at, recorded_at, actor, source, reason_code)
+      select order_id, 1, null, status, ${at}::timestamptz, ${at}::timestamptz, ${actor.clientId}::text, ${actor.source}::text, 'registered' from ins),
+    msg as (${outboxInsert([message], sqlText('exists (select 1 from ins)'))})
+    select 'inserted' as outcome, ${REGISTERED_COLUMNS} from ins o
+    union all
+    select 'existing', ${REGISTERED_COLUMNS} from orders o
+    where o.order_id = ${input.orderId}::text and exists (select 1 from loc) and not exists (select 1 from ins)`;
+}
+
 /** Registers an order. The same registration again: `created: false`; the same id with another body: 409. */
 export async function registerOrder(db: Database, input: NewOrder, actor: Actor): Promise<{ created: boolean; order: OrderRow }> {
   const hash = bodyHash(input);
-  return db.transaction(async (tx) => {
-    const [location] = await tx.select({ id: locations.locationId }).from(locations).where(eq(locations.locationId, input.shipFromLocationId));
+  const register = registrationStatement(input, hash, actor, new Date());
+  const [row] = await db.$client.unsafe(register.sql, register.params as never[], { prepare: true });
+  let outcome = row?.outcome as 'inserted' | 'existing' | undefined;
+  let order = row ? fromRow<OrderRow>(row, 'o', ORDER_COLUMNS) : undefined;
+  if (!order) {
+    // Told apart by reading again (a new snapshot): rare, an unknown location or a race.
+    const [location] = await db.select({ id: locations.locationId }).from(locations).where(eq(locations.locationId, input.shipFromLocationId));
     if (!location) {
       throw new TransitionError('unknown_location', `location ${input.shipFromLocationId} is not a known store location`, {
         shipFromLocationId: input.shipFromLocationId,
       });
     }
-    const now = new Date();
-    const [inserted] = await tx
-      .insert(orders)
-      .values({
-        orderId: input.orderId,
-        shipFromLocationId: input.shipFromLocationId,
-        customer: input.customer,
-        paymentMethod: input.paymentMethod,
-        codAmount: input.codAmount !== undefined ? input.codAmount.toFixed(2) : null,
-        status: input.status,
-        historySeq: 1,
-        registrationHash: hash,
-        createdAt: now,
-        updatedAt: now,
-        statusChangedAt: now,
-      })
-      .onConflictDoNothing({ target: orders.orderId })
-      .returning();
-    if (!inserted) {
-      const [existing] = await tx.select().from(orders).where(eq(orders.orderId, input.orderId));
-      if (existing?.registrationHash !== hash) {
-        throw new ConflictError(`order ${input.orderId} is already registered with different details`, { orderId: input.orderId }, 'order_conflict');
-      }
-      return { created: false, order: existing };
-    }
-    await Promise.all([
-      tx.insert(statusHistory).values({
-        orderId: input.orderId,
-        seq: 1,
-        fromStatus: null,
-        toStatus: input.status,
-        occurredAt: now,
-        recordedAt: now,
-        actor: actor.clientId,
-        source: actor.source,
-        reasonCode: 'registered',
-      }),
-      writeToOutbox(tx, [
-        {
-          type: 'status.changed',
-          orderId: input.orderId,
-          occurredAt: now,
-          payload: {
-            orderId: input.orderId,
-            locationId: input.shipFromLocationId,
-            from: null,
-            to: input.status,
-            source: actor.source,
-            actor: actor.clientId,
-            at: now.toISOString(),
-          },
-        },
-      ]),
-    ]);
-    return { created: true, order: inserted };
-  });
+    [order] = await db.select().from(orders).where(eq(orders.orderId, input.orderId));
+    if (!order) throw new Error(`order ${input.orderId} neither registered nor found`);
+    outcome = 'existing';
+  }
+  if (outcome === 'existing' && order.registrationHash !== hash) {
+    throw new ConflictError(`order ${input.orderId} is already registered with different details`, { orderId: input.orderId }, 'order_conflict');
+  }
+  return { created: outcome === 'inserted', order };
 }
 
 /** Cancels an order not yet fulfilled. Cancelling a cancelled order answers with it unchanged. */
@@ -146,6 +138,7 @@ export async function cancelOrder(deps: HubDeps, orderId: string, input: z.infer
 export type OrderWithCalls = OrderRow & { calls: Record<string, OrderCallState>; ledger?: CodLedgerRow | undefined };
 
 const ORDER_COLUMNS = columnsOf(orders);
+const REGISTERED_COLUMNS = sqlText(selectList('o', ORDER_COLUMNS));
 const LEDGER_COLUMNS = columnsOf(codLedger);
 const HISTORY_COLUMNS = columnsOf(statusHistory);
 const EVENT_COLUMNS = columnsOf(inboundEvents);

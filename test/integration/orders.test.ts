@@ -37,6 +37,16 @@ describe('orders', () => {
     expect(history[0]).toMatchObject({ seq: 1, from: null, to: 3000, actor: 'mao', source: 'mao' });
   });
 
+  it('the same registration sent several times at once: one 201, the others 200 with the same order, one history row and one topic message', async () => {
+    const body = order();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => hub.clients.mao.post('/api/orders', { ...body })));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    for (const a of answers) expect(a.body).toMatchObject({ orderId: body.orderId, status: 3000 });
+    expect((await hub.clients.viewer.get(`/api/orders/${body.orderId}/history`)).body.history).toHaveLength(1);
+    const [messages] = await hub.web.pg<Array<{ n: number }>>`select count(*)::int as n from outbox where order_id = ${body.orderId}`;
+    expect(messages!.n).toBe(1);
+  });
+
   it('lets an operator register at 1000, and refuses bad registrations with clear errors', async () => {
     const byOperator = await hub.clients.operator.post('/api/orders', order({ status: 1000, paymentMethod: 'PREPAID', codAmount: undefined }));
     expect(byOperator.status).toBe(201);
