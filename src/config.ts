@@ -176,9 +176,16 @@ const envSchema = z.object({
    */
   INTAKE_APPLY_MAX_IN_HAND: int(1, 10_000).default(16),
   /**
-   * With INTAKE_APPLY=web, how long a store-and-apply transaction waits for a row lock (an order held
-   * by another transaction, or the same event being inserted by another web) before it gives up and
-   * its events are tried one by one, the one whose order is held going to the queue.
+   * With INTAKE_APPLY=web, how long a store-and-apply transaction waits for a row lock (an order whose
+   * partner answer is being committed, the same event being inserted by another web) before it gives
+   * up: its events are then tried one by one, and one whose order is still held is stored alone and
+   * applied on its own (INTAKE_LOCK_TIMEOUT_MS). Short, so that one order held for long (an operator's
+   * bulk move) holds up the events of other orders sent with it this long at most.
+   */
+  INTAKE_BATCH_LOCK_WAIT_MS: int(1, 60_000).default(100),
+  /**
+   * With INTAKE_APPLY=web, how long the transaction of an event whose order was held waits for it
+   * before the event goes to the queue.
    */
   INTAKE_LOCK_TIMEOUT_MS: int(10, 60_000).default(2_000),
   /** How long intake waits for Postgres to store an event before it answers 503 with Retry-After. */
@@ -233,6 +240,7 @@ export interface Config {
   intakeAdmissionWaitMs: number;
   intakeApply: 'web' | 'queue';
   intakeApplyMaxInHand: number;
+  intakeBatchLockWaitMs: number;
   intakeLockTimeoutMs: number;
   intakeStoreDeadlineMs: number;
   /** Port of a worker's /metrics (0: any free one), and whether it was set or is the default. */
@@ -328,6 +336,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     intakeAdmissionWaitMs: e.INTAKE_ADMISSION_WAIT_MS,
     intakeApply: e.INTAKE_APPLY,
     intakeApplyMaxInHand: e.INTAKE_APPLY_MAX_IN_HAND,
+    intakeBatchLockWaitMs: e.INTAKE_BATCH_LOCK_WAIT_MS,
     intakeLockTimeoutMs: e.INTAKE_LOCK_TIMEOUT_MS,
     intakeStoreDeadlineMs: e.INTAKE_STORE_DEADLINE_MS,
     workerMetricsPort: { port: e.WORKER_METRICS_PORT ?? (e.NODE_ENV === 'test' ? 0 : 9101), explicit: e.WORKER_METRICS_PORT !== undefined },

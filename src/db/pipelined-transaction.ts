@@ -76,8 +76,8 @@ export function connectionLost(err: unknown): boolean {
 }
 /**
  * Whether a failed statement means the rows it wanted were taken: changed by another transaction since
- * a repeatable-read snapshot (serialization_failure), or held by one when asked not to wait
- * (lock_not_available). Nothing of the transaction was kept; it may be run again.
+ * a repeatable-read snapshot (serialization_failure), or held by one when asked not to wait, or past
+ * lock_timeout (lock_not_available). Nothing of the transaction was kept; it may be run again.
  */
 export function rowsTaken(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;

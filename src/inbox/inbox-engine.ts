@@ -208,15 +208,13 @@ export async function storeAndApplyInboundEvents(deps: HubDeps, inputs: readonly
   const hashes = inputs.map((i) => bodyHash(i.payload));
   const eventIds = [...new Set(inputs.map((i) => i.eventId))];
   const { batch, cutOff, leadingRows } = await inboxTransaction(deps, eventIds, [insertEventsStatement(inputs, hashes), storedEventsStatement(eventIds)], {
-    // A lock held elsewhere (an operator's long transaction, a session idle in one) must not hold up
-    // these events, nor their uncommitted rows the same events sent to another web: past
-    // INTAKE_LOCK_TIMEOUT_MS the transaction fails, its events are tried one by one, and the one whose
-    // order is held goes to the queue.
-    timeoutMs: deps.config.intakeLockTimeoutMs,
-    // An order another transaction holds (a partner's answer being settled, a worker applying its
-    // backlog) does not hold up the other orders' events: its events are stored and left queued, and
-    // the caller applies them again on their own (applyHeldInboundEvents), waiting for that lock.
-    skipLockedOrders: true,
+    // An order another transaction holds is waited for, briefly: a partner's answer being settled holds
+    // it only while its writes commit (src/partner-calls/answer-settlement.ts), for less than a second
+    // transaction of its event would take. A lock held longer (an operator's bulk move, a worker
+    // applying a backlog, a session idle in a transaction) must not hold up the other orders' events:
+    // past INTAKE_BATCH_LOCK_WAIT_MS the transaction fails, its events are tried one by one, and the one
+    // whose order is still held is stored alone and applied on its own (see PartnerEventIntake.accept).
+    timeoutMs: deps.config.intakeBatchLockWaitMs,
   });
   const stored = storeResults(inputs, hashes, leadingRows[0]!, leadingRows[1]!);
   const requested = new Set(eventIds);

@@ -2,6 +2,7 @@ import type { HubDeps } from '../deps.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { ConflictError, UnavailableError } from '../errors.js';
 import { withDeadline, withinEnqueueDeadline } from '../deadlines.js';
+import { rowsTaken } from '../db/pipelined-transaction.js';
 import { storeInboundEvents, type NewInboundEvent, type StoreResult } from './event-store.js';
 import { applyHeldInboundEvents, storeAndApplyInboundEvents, type InboundEventResult, type StoredAndApplied } from './inbox-engine.js';
 import { INBOUND_EVENT_JOB, inboundEventJobId, type InboundEventJobData, type InboundEventJobName } from '../queues/inbound-events.queue.js';
@@ -325,8 +326,10 @@ export class PartnerEventIntake {
    * already processed. With INTAKE_APPLY=web this web stores and applies it in one transaction, once
    * it has a place for it (waiting at the door up to INTAKE_ADMISSION_WAIT_MS for one, before the event
    * is stored, so the wait counts in no event's latency). An event that found no place goes to the
-   * workers' queue; so does one whose store-and-apply transaction failed (it is then stored alone):
-   * Postgres refusing the event is answered 503 either way, and nothing stored is lost (a job Redis
+   * workers' queue; so does one whose store-and-apply transaction failed (it is then stored alone),
+   * except that one whose order another transaction held past INTAKE_BATCH_LOCK_WAIT_MS is stored alone
+   * and applied on its own first. Postgres refusing the event is answered 503 either way, and nothing
+   * stored is lost (a job Redis
    * did not take leaves the event `queued`, where the sweeper finds it).
    * `announce`: a partner waits for the outcome (announced to every web when a worker applies it).
    */
@@ -336,34 +339,44 @@ export class PartnerEventIntake {
     const here = this.here;
     if (here && (await here.inHand.take(this.deps.config.intakeAdmissionWaitMs))) {
       const submitted = here.storingAndApplying.submit(event);
-      // Stored but not applied with it (its order was held by another transaction, or created while
-      // the lock statement waited, or applying it went on in a transaction that failed after the
-      // commit): applied once more here, on its own, right after.
+      // Stored but not applied with it (created while the lock statement waited, or applying it went on
+      // in a transaction that failed after the commit): applied once more here, on its own, right after.
+      // Not stored at all because its order was held past INTAKE_BATCH_LOCK_WAIT_MS: stored alone, then
+      // applied on its own, waiting for the lock (INTAKE_LOCK_TIMEOUT_MS).
       const leftQueued = (r: StoredAndApplied) => r.outcome === 'already_processed' && r.stored.event.state === 'queued';
-      const appliedAlone = submitted.then((r) => (leftQueued(r) ? this.applyHeld(here, event) : undefined));
+      const onItsOwn: Promise<AcceptedEvent | undefined> = submitted.then(
+        async (r) => (leftQueued(r) ? { stored: r.stored, outcome: await this.applyHeld(here, event) } : undefined),
+        async (err: unknown) => {
+          if (!rowsTaken(err)) return undefined;
+          const stored = await this.storeAdmitted(event);
+          const queued = !stored.duplicate || stored.event.state === 'queued';
+          return { stored, outcome: queued ? await this.applyHeld(here, event) : undefined };
+        },
+      );
       // The place is the event's until its transactions end, even when the partner is answered 503 first.
-      appliedAlone.then(
+      onItsOwn.then(
         () => here.inHand.give(),
         () => here.inHand.give(),
       );
       try {
         const result = await withStoreDeadline(submitted, this.storeDeadlineMs);
-        const { stored, outcome } = result;
-        if (leftQueued(result)) {
-          const applied = await appliedAlone;
-          if (applied !== undefined) return { stored, outcome: applied };
-          // Not applied on its own either: the workers' then.
-          await this.enqueueOrLeave(job, event);
-        }
-        return { stored, outcome };
+        if (!leftQueued(result)) return result;
       } catch (err) {
         // A conflict is the partner's to hear; past the deadline the transaction may still commit
         // (stored and applied together), and the partner sending again is answered as a duplicate.
         if (err instanceof ConflictError || (err instanceof UnavailableError && err.code === 'store_timeout')) throw err;
-        this.deps.logger.warn(
-          { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
-          'event not stored and applied at once; storing it for the queue',
-        );
+        if (!rowsTaken(err))
+          this.deps.logger.warn(
+            { eventId: event.eventId, orderId: event.orderId, err: (err as Error).message },
+            'event not stored and applied at once; storing it for the queue',
+          );
+      }
+      const own = await onItsOwn;
+      if (own) {
+        if (own.outcome !== undefined) return own;
+        // Not applied on its own either: the workers' then.
+        if (!own.stored.duplicate || own.stored.event.state === 'queued') await this.enqueueOrLeave(job, event);
+        return { stored: own.stored };
       }
     }
     const stored = await this.storeAdmitted(event);

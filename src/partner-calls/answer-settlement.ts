@@ -37,6 +37,8 @@ interface SettlementRequest {
 const SETTLEMENT_BATCH = 64;
 /** Settlements under way at once in one process. */
 const SETTLEMENT_CONCURRENCY = 2;
+/** Snapshot settlements of a held answer, each after waiting for its order, before one that locks it throughout. */
+const SNAPSHOT_ATTEMPTS = 3;
 
 const LEDGER_COLUMNS = columnsOf(codLedger);
 
@@ -163,14 +165,18 @@ export class AnswerSettlement {
   /**
    * A settlement of answers whose orders were held or changed: once whoever holds them is done (waited
    * for without keeping the lock: a lone `select … for update` is its own transaction), settled as a
-   * shared settlement is; if they were taken again meanwhile, settled with the orders locked throughout.
+   * shared settlement is, up to SNAPSHOT_ATTEMPTS times; if they were taken again each time, settled
+   * with the orders locked throughout (which holds them across the two round trips: the last resort).
    */
   private async commitOnceFree(requests: SettlementRequest[]): Promise<unknown[]> {
     const orderIds = [...new Set(requests.map((r) => r.ref.orderId))].sort();
     const wait = ordersByIdStatement(orderIds, 'wait');
-    await this.deps.pg.unsafe(wait.sql, wait.params as never[], { prepare: true });
-    const values = await this.commitUnlessTaken(requests);
-    return values.some((v) => v === ORDER_HELD) ? this.commit(requests, 'locked') : values;
+    for (let attempt = 1; attempt <= SNAPSHOT_ATTEMPTS; attempt++) {
+      await this.deps.pg.unsafe(wait.sql, wait.params as never[], { prepare: true });
+      const values = await this.commitUnlessTaken(requests);
+      if (!values.some((v) => v === ORDER_HELD)) return values;
+    }
+    return this.commit(requests, 'locked');
   }
 
   /**

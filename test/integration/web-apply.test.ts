@@ -19,7 +19,13 @@ beforeAll(async () => {
   hub = await startTestHub({
     inProcessWorkers: false,
     // The tests below hold an order's lock as long as they need (the lock timeout has its own test).
-    env: { INTAKE_APPLY: 'web', INTAKE_APPLY_MAX_IN_HAND: '1', INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS), INTAKE_LOCK_TIMEOUT_MS: '60000' },
+    env: {
+      INTAKE_APPLY: 'web',
+      INTAKE_APPLY_MAX_IN_HAND: '1',
+      INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS),
+      INTAKE_BATCH_LOCK_WAIT_MS: '60000',
+      INTAKE_LOCK_TIMEOUT_MS: '60000',
+    },
   });
   locker = postgres(hub.databaseUrl, { max: 6, onnotice: () => {} });
 });
@@ -42,13 +48,17 @@ async function holdOrderLock(orderId: string) {
   const released = new Promise<void>((resolve) => (release = resolve));
   let locked!: () => void;
   const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  let pid = 0;
   const done = locker.begin(async (tx) => {
-    await tx`select 1 from orders where order_id = ${orderId} for update`;
+    [{ pid }] = (await tx`select pg_backend_pid() as pid from orders where order_id = ${orderId} for update`) as unknown as [{ pid: number }];
     locked();
     await released;
   });
   await isLocked;
   return {
+    /** Whether a transaction is waiting for this lock. */
+    waitedFor: async () =>
+      (await locker<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`)[0]!.n > 0,
     release: async () => {
       release();
       await done;
@@ -168,9 +178,14 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
     expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(second.eventId))).toBeUndefined();
   }, 20_000);
 
-  it('an order another transaction holds does not hold up the events sent with it: they are applied at once, and its event on its own once the lock goes', async () => {
-    // A minute of lock timeout: no event here is let go by a timeout.
-    const web = await startExtraWeb(hub, { INTAKE_APPLY: 'web', INTAKE_LOCK_TIMEOUT_MS: '60000', INTAKE_APPLY_MAX_IN_HAND: '16' });
+  it('an order held briefly (as a partner answer being committed holds it) is waited for: its event is applied in the transaction it came in, with the events sent with it', async () => {
+    // A minute of lock waits: no event here is let go by a timeout.
+    const web = await startExtraWeb(hub, {
+      INTAKE_APPLY: 'web',
+      INTAKE_BATCH_LOCK_WAIT_MS: '60000',
+      INTAKE_LOCK_TIMEOUT_MS: '60000',
+      INTAKE_APPLY_MAX_IN_HAND: '16',
+    });
     const holds: Array<{ release(): Promise<void> }> = [];
     try {
       // Both of the web's store-and-apply transactions under way (each waits for its event's insert),
@@ -186,20 +201,55 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
       const lock = await holdOrderLock(held);
       const event = shipEvent(held, 'picking');
       const alongside = shipEvent(free, 'picking');
+      const heldAnswer = web.clients.slick.post(SHIP_EVENTS, event);
+      let alongsideAnswered = false;
+      const alongsideAnswer = web.clients.slick.post(SHIP_EVENTS, alongside).then((r) => {
+        alongsideAnswered = true;
+        return r;
+      });
+      await eventually(async () => web.intake.eventsInHand === 4, 'the two events waiting for a transaction');
+      for (const h of holds) await h.release();
+
+      // The transaction of the two waits for the held order, the other event with it.
+      await eventually(lock.waitedFor, 'the transaction waiting for the order lock');
+      expect(alongsideAnswered).toBe(false);
+
+      await lock.release();
+      expect((await heldAnswer).body).toEqual({ eventId: event.eventId, state: 'applied' });
+      expect((await alongsideAnswer).body).toEqual({ eventId: alongside.eventId, state: 'applied' });
+      expect([await orderStatus(held), await orderStatus(free)]).toEqual([3500, 3500]);
+      const tx = await locker<{ tx: string }[]>`select xmin::text as tx from inbound_events where event_id in (${event.eventId}, ${alongside.eventId})`;
+      expect(new Set(tx.map((r) => r.tx)).size).toBe(1);
+      for (const a of busyAnswers) expect((await a).body).toMatchObject({ state: 'applied' });
+    } finally {
+      for (const h of holds) await h.release();
+      await web.close();
+    }
+  });
+
+  it('an order held past INTAKE_BATCH_LOCK_WAIT_MS does not hold up the events of other orders: they are applied, and its event, stored alone, on its own once the lock goes', async () => {
+    const web = await startExtraWeb(hub, {
+      INTAKE_APPLY: 'web',
+      INTAKE_BATCH_LOCK_WAIT_MS: '50',
+      INTAKE_LOCK_TIMEOUT_MS: '60000',
+      INTAKE_APPLY_MAX_IN_HAND: '16',
+    });
+    try {
+      const held = await registerOrder(hub);
+      const free = await registerOrder(hub);
+      const lock = await holdOrderLock(held);
+      const event = shipEvent(held, 'picking');
+      const alongside = shipEvent(free, 'picking');
       let heldAnswered = false;
       const heldAnswer = web.clients.slick.post(SHIP_EVENTS, event).then((r) => {
         heldAnswered = true;
         return r;
       });
-      const alongsideAnswer = web.clients.slick.post(SHIP_EVENTS, alongside);
-      await eventually(async () => web.intake.eventsInHand === 4, 'the two events waiting for a transaction');
-      await holds[0]!.release();
-
-      // The transaction of the two leaves the held order out instead of waiting for it.
-      expect((await alongsideAnswer).body).toEqual({ eventId: alongside.eventId, state: 'applied' });
+      expect((await web.clients.slick.post(SHIP_EVENTS, alongside)).body).toEqual({ eventId: alongside.eventId, state: 'applied' });
       expect(await orderStatus(free)).toBe(3500);
+      // Its transaction gave up on the lock: the event is stored alone, and waits on its own.
+      await eventually(async () => (await eventRow(event.eventId))?.state === 'queued', 'the held event stored alone');
       expect(heldAnswered).toBe(false);
-      expect((await eventRow(event.eventId))?.state).toBe('queued');
       expect(await orderStatus(held)).toBe(3000);
 
       // Its own transaction waited for the lock, and applies it once the lock goes: no worker, no job.
@@ -207,10 +257,7 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
       expect((await heldAnswer).body).toEqual({ eventId: event.eventId, state: 'applied' });
       expect(await orderStatus(held)).toBe(3500);
       expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(event.eventId))).toBeUndefined();
-      await holds[1]!.release();
-      for (const a of busyAnswers) expect((await a).body).toMatchObject({ state: 'applied' });
     } finally {
-      for (const h of holds) await h.release();
       await web.close();
     }
   });
