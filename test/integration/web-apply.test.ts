@@ -94,6 +94,18 @@ async function holdEventInsert(eventId: string, orderId: string) {
 }
 
 /**
+ * A web of its own with 16 events in hand, whose store-and-apply transactions wait `batchLockWaitMs`
+ * for a held order, and the event's own transaction a minute.
+ */
+const webWaitingForHeldOrders = (batchLockWaitMs: number) =>
+  startExtraWeb(hub, {
+    INTAKE_APPLY: 'web',
+    INTAKE_BATCH_LOCK_WAIT_MS: String(batchLockWaitMs),
+    INTAKE_LOCK_TIMEOUT_MS: '60000',
+    INTAKE_APPLY_MAX_IN_HAND: '16',
+  });
+
+/**
  * Two orders; the first one's picking sent while another transaction holds the insert of its event
  * id: it takes the web's only place, and its transaction (store and apply) waits until `lock.release()`.
  */
@@ -180,12 +192,7 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
 
   it('an order held briefly (as a partner answer being committed holds it) is waited for: its event is applied in the transaction it came in, with the events sent with it', async () => {
     // A minute of lock waits: no event here is let go by a timeout.
-    const web = await startExtraWeb(hub, {
-      INTAKE_APPLY: 'web',
-      INTAKE_BATCH_LOCK_WAIT_MS: '60000',
-      INTAKE_LOCK_TIMEOUT_MS: '60000',
-      INTAKE_APPLY_MAX_IN_HAND: '16',
-    });
+    const web = await webWaitingForHeldOrders(60_000);
     const holds: Array<{ release(): Promise<void> }> = [];
     try {
       // Both of the web's store-and-apply transactions under way (each waits for its event's insert),
@@ -228,12 +235,7 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
   });
 
   it('an order held past INTAKE_BATCH_LOCK_WAIT_MS does not hold up the events of other orders: they are applied, and its event, stored alone, on its own once the lock goes', async () => {
-    const web = await startExtraWeb(hub, {
-      INTAKE_APPLY: 'web',
-      INTAKE_BATCH_LOCK_WAIT_MS: '50',
-      INTAKE_LOCK_TIMEOUT_MS: '60000',
-      INTAKE_APPLY_MAX_IN_HAND: '16',
-    });
+    const web = await webWaitingForHeldOrders(50);
     try {
       const held = await registerOrder(hub);
       const free = await registerOrder(hub);
