@@ -296,6 +296,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     const missing = (['DATABASE_URL', 'REDIS_URL', 'API_CLIENTS'] as const).filter((name) => cleaned[name] === undefined);
     if (missing.length > 0) throw new ConfigError(missing.map((name) => `${name}: required when NODE_ENV=production`).join('; '));
   }
+  // An event may wait for a held order twice (in its batch, then alone) before it is stored alone:
+  // within the store deadline, so that the partner is not answered 503 while it is being stored.
+  if (2 * e.INTAKE_BATCH_LOCK_WAIT_MS >= e.INTAKE_STORE_DEADLINE_MS) {
+    throw new ConfigError(
+      `INTAKE_BATCH_LOCK_WAIT_MS: ${e.INTAKE_BATCH_LOCK_WAIT_MS} ms waited twice reaches INTAKE_STORE_DEADLINE_MS (${e.INTAKE_STORE_DEADLINE_MS} ms); keep it under half of it`,
+    );
+  }
   const apiClients = e.API_CLIENTS !== undefined ? parseApiClients(e.API_CLIENTS) : DEVELOPMENT_CLIENTS;
 
   const integrations: Record<IntegrationName, IntegrationConfig> = {

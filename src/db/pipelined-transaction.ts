@@ -15,12 +15,23 @@ class Statement implements RenderedStatement {
   ) {}
 }
 
+/** A statement interpolated into another, to be spliced in: never bound as a parameter value (parameters are scalars and arrays). */
+function isStatement(value: unknown): value is RenderedStatement {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as RenderedStatement).sql === 'string' &&
+    Array.isArray((value as RenderedStatement).params)
+  );
+}
+
 /**
  * Hand-written SQL whose interpolated values are its parameters, numbered in order ($1, $2, …): the
  * text is the same on every call, so postgres.js prepares it once per connection, and nothing is built
  * per call but the parameter list (drizzle's query building cost the hot paths more than running the
  * statements). A statement interpolated into another is spliced in, its parameters renumbered after
- * those before it (a statement inside a CTE). Values go to postgres.js as they are: cast them in the
+ * those before it (a statement inside a CTE; any {sql, params} object is taken for one). Values go to postgres.js as they are: cast them in the
  * SQL (`${ids}::text[]`), and pass times and JSON as text.
  */
 export function statement(strings: TemplateStringsArray, ...values: unknown[]): RenderedStatement {
@@ -28,7 +39,7 @@ export function statement(strings: TemplateStringsArray, ...values: unknown[]): 
   const params: unknown[] = [];
   for (let i = 0; i < values.length; i++) {
     const value = values[i];
-    if (value instanceof Statement) {
+    if (isStatement(value)) {
       const offset = params.length;
       text += value.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`);
       params.push(...value.params);

@@ -110,11 +110,14 @@ export class AnswerSettlement {
       concurrency: SETTLEMENT_CONCURRENCY,
       maxBatch: SETTLEMENT_BATCH,
       keyOf: (r) => r.ref.orderId,
-      onSharedFailure: (requests, err) =>
+      onSharedFailure: (requests, err) => {
+        // An order held or changed meanwhile is the expected case, not worth a warning.
+        if (rowsTaken(err)) return;
         deps.logger.warn(
           { orderIds: requests.map((r) => r.ref.orderId), err: (err as Error).message },
           'a shared settlement of partner answers failed; settling each alone',
-        ),
+        );
+      },
     });
     this.held = new GroupCommit((requests) => this.commitOnceFree(requests), {
       concurrency: SETTLEMENT_CONCURRENCY,
@@ -152,12 +155,16 @@ export class AnswerSettlement {
     return (value === ORDER_HELD ? await this.held.submit(request) : value) as T | undefined;
   }
 
-  /** A shared settlement, or ORDER_HELD for each of its answers when an order was held or changed meanwhile. */
+  /**
+   * A settlement from a snapshot; for a lone answer whose order was held or changed meanwhile,
+   * ORDER_HELD. A shared one that met such an order throws, and GroupCommit settles each of its
+   * answers alone through here again, so that one held order sends only its own answers the slow way.
+   */
   private async commitUnlessTaken(requests: SettlementRequest[]): Promise<unknown[]> {
     try {
       return await this.commit(requests, 'snapshot');
     } catch (err) {
-      if (rowsTaken(err)) return requests.map(() => ORDER_HELD);
+      if (rowsTaken(err) && requests.length === 1) return [ORDER_HELD];
       throw err;
     }
   }

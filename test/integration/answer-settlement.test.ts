@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planOrderChange } from '../../src/orders/apply-transition.js';
@@ -222,6 +223,32 @@ describe('settling partner answers', () => {
       await holder`rollback`.catch(() => {});
       holder.release();
     }
+  });
+
+  it('an order changed and committed between the snapshot of a settlement and its write: nothing of the first decision is kept, and the answer is decided again on the order as changed', async () => {
+    const [ref] = await ordersOwing(1);
+    const seen: Array<string | null> = [];
+    const value = await settlement.settle(ref!, 'pmp_assignment_failed', (view) => {
+      seen.push(view.order.carrierCode);
+      // Decisions are synchronous: the change is made and committed by another process before this
+      // one returns, so it lands between the snapshot the decision saw and the write that follows.
+      if (seen.length === 1) {
+        execFileSync(
+          'psql',
+          [hub.databaseUrl, '-qAtc', `update orders set carrier_code = 'CHANGED', version = version + 1 where order_id = '${ref!.orderId}'`],
+          {
+            timeout: 10_000,
+          },
+        );
+      }
+      return assignPartner('P-after-change')(view);
+    });
+    expect(seen).toEqual([null, 'CHANGED']);
+    const [order] = await hub.worker.db.execute<{ partner_id: string; carrier_code: string; version: number }>(
+      sql`select partner_id, carrier_code, version from orders where order_id = ${ref!.orderId}`,
+    );
+    expect(order).toEqual({ partner_id: 'P-after-change', carrier_code: 'CHANGED', version: value! + 1 });
+    expect((await callRows([ref!]))[0]).toMatchObject({ state: 'confirmed', attempts: 1 });
   });
 
   it('a call whose answer changes nothing is confirmed without its order, with the confirmations that arrive together', async () => {

@@ -12,6 +12,8 @@ import { eventually, registerOrder, shipEvent, startExtraWeb, startTestHub, type
 const SHIP_EVENTS = '/api/fulfillment/ship-events';
 /** How long a new event waits at the door for a place before it goes to the queue. */
 const DOOR_WAIT_MS = 300;
+/** How long a store-and-apply transaction waits for a held order in the test of an order held past it. */
+const BATCH_WAIT_MS = 1000;
 
 let hub: TestHub;
 let locker: postgres.Sql;
@@ -23,8 +25,9 @@ beforeAll(async () => {
       INTAKE_APPLY: 'web',
       INTAKE_APPLY_MAX_IN_HAND: '1',
       INTAKE_ADMISSION_WAIT_MS: String(DOOR_WAIT_MS),
-      INTAKE_BATCH_LOCK_WAIT_MS: '60000',
+      INTAKE_BATCH_LOCK_WAIT_MS: '20000',
       INTAKE_LOCK_TIMEOUT_MS: '60000',
+      INTAKE_STORE_DEADLINE_MS: '60000',
     },
   });
   locker = postgres(hub.databaseUrl, { max: 6, onnotice: () => {} });
@@ -95,13 +98,14 @@ async function holdEventInsert(eventId: string, orderId: string) {
 
 /**
  * A web of its own with 16 events in hand, whose store-and-apply transactions wait `batchLockWaitMs`
- * for a held order, and the event's own transaction a minute.
+ * for a held order, and the event's own transaction a minute (with a store deadline to match).
  */
 const webWaitingForHeldOrders = (batchLockWaitMs: number) =>
   startExtraWeb(hub, {
     INTAKE_APPLY: 'web',
     INTAKE_BATCH_LOCK_WAIT_MS: String(batchLockWaitMs),
     INTAKE_LOCK_TIMEOUT_MS: '60000',
+    INTAKE_STORE_DEADLINE_MS: '60000',
     INTAKE_APPLY_MAX_IN_HAND: '16',
   });
 
@@ -191,8 +195,8 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
   }, 20_000);
 
   it('an order held briefly (as a partner answer being committed holds it) is waited for: its event is applied in the transaction it came in, with the events sent with it', async () => {
-    // A minute of lock waits: no event here is let go by a timeout.
-    const web = await webWaitingForHeldOrders(60_000);
+    // Long lock waits: no event here is let go by a timeout.
+    const web = await webWaitingForHeldOrders(20_000);
     const holds: Array<{ release(): Promise<void> }> = [];
     try {
       // Both of the web's store-and-apply transactions under way (each waits for its event's insert),
@@ -234,9 +238,18 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
     }
   });
 
-  it('an order held past INTAKE_BATCH_LOCK_WAIT_MS does not hold up the events of other orders: they are applied, and its event, stored alone, on its own once the lock goes', async () => {
-    const web = await webWaitingForHeldOrders(50);
+  it('an order held past INTAKE_BATCH_LOCK_WAIT_MS holds up the events sent with it that long at most: the transaction gives up, the event of the other order is applied alone, and the held one, stored alone, on its own once the lock goes', async () => {
+    const web = await webWaitingForHeldOrders(BATCH_WAIT_MS);
+    const holds: Array<{ release(): Promise<void> }> = [];
     try {
+      // Both transactions under way (released by the test long before they could give up), so the
+      // next two events go into one transaction together.
+      const busy = await Promise.all([registerOrder(hub), registerOrder(hub)]);
+      const busyEvents = busy.map((o) => shipEvent(o, 'picking'));
+      for (const [k, e] of busyEvents.entries()) holds.push(await holdEventInsert(e.eventId, busy[k]!));
+      const busyAnswers = busyEvents.map((e) => web.clients.slick.post(SHIP_EVENTS, e));
+      await eventually(async () => web.intake.eventsInHand === 2, 'both transactions under way');
+
       const held = await registerOrder(hub);
       const free = await registerOrder(hub);
       const lock = await holdOrderLock(held);
@@ -247,9 +260,13 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
         heldAnswered = true;
         return r;
       });
-      expect((await web.clients.slick.post(SHIP_EVENTS, alongside)).body).toEqual({ eventId: alongside.eventId, state: 'applied' });
+      const alongsideAnswer = web.clients.slick.post(SHIP_EVENTS, alongside);
+      await eventually(async () => web.intake.eventsInHand === 4, 'the two events waiting for a transaction');
+      for (const h of holds) await h.release();
+
+      expect((await alongsideAnswer).body).toEqual({ eventId: alongside.eventId, state: 'applied' });
       expect(await orderStatus(free)).toBe(3500);
-      // Its transaction gave up on the lock: the event is stored alone, and waits on its own.
+      // The held one is stored alone, and waits on its own.
       await eventually(async () => (await eventRow(event.eventId))?.state === 'queued', 'the held event stored alone');
       expect(heldAnswered).toBe(false);
       expect(await orderStatus(held)).toBe(3000);
@@ -259,7 +276,9 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
       expect((await heldAnswer).body).toEqual({ eventId: event.eventId, state: 'applied' });
       expect(await orderStatus(held)).toBe(3500);
       expect(await hub.web.queues.inboundEvents.getJob(inboundEventJobId(event.eventId))).toBeUndefined();
+      for (const a of busyAnswers) expect((await a).body).toMatchObject({ state: 'applied' });
     } finally {
+      for (const h of holds) await h.release();
       await web.close();
     }
   });

@@ -57,6 +57,8 @@ describe('configuration', () => {
       [{ API_CLIENTS: '{' }, /API_CLIENTS: not valid JSON/],
       [{ API_CLIENTS: '[{"id":"a","role":"god","key":"0123456789abcdef"}]' }, /API_CLIENTS/],
       [{ API_CLIENTS: '[{"id":"s","role":"partner:slick","key":"0123456789abcdef"}]' }, /partner clients need a secret/],
+      // An event may wait for a held order twice before it is stored alone: within the store deadline.
+      [{ INTAKE_BATCH_LOCK_WAIT_MS: '2500' }, /INTAKE_BATCH_LOCK_WAIT_MS: 2500 ms waited twice reaches INTAKE_STORE_DEADLINE_MS \(5000 ms\)/],
     ];
     for (const [env, message] of cases) {
       expect(() => loadConfig(env)).toThrow(ConfigError);

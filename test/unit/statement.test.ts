@@ -23,6 +23,9 @@ describe('statement', () => {
     const before = statement`select ${'first'}::text, (${inner})`;
     expect(before.sql).toBe('select $1::text, (insert into t (a, b) select * from unnest($2::text[], $3::int[]) returning a)');
     expect(before.params).toEqual(['first', ['x'], [1]]);
+    // Any {sql, params} is a statement to splice, never a value.
+    const plain = { sql: 'select $1::int', params: [7] };
+    expect(statement`with p as (${plain}) select ${'z'}::text`).toMatchObject({ sql: 'with p as (select $1::int) select $2::text', params: [7, 'z'] });
   });
 
   it('renders as drizzle SQL with the same text and parameters, a parameter used twice passed twice', () => {
