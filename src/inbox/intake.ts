@@ -329,8 +329,7 @@ export class PartnerEventIntake {
    * workers' queue; so does one whose store-and-apply transaction failed (it is then stored alone),
    * except that one whose order another transaction held past INTAKE_BATCH_LOCK_WAIT_MS is stored alone
    * and applied on its own first. Postgres refusing the event is answered 503 either way, and nothing
-   * stored is lost (a job Redis
-   * did not take leaves the event `queued`, where the sweeper finds it).
+   * stored is lost (a job Redis did not take leaves the event `queued`, where the sweeper finds it).
    * `announce`: a partner waits for the outcome (announced to every web when a worker applies it).
    */
   async accept(event: NewInboundEvent, announce: boolean): Promise<AcceptedEvent> {
