@@ -8,13 +8,6 @@ export interface RenderedStatement {
   params: unknown[];
 }
 
-class Statement implements RenderedStatement {
-  constructor(
-    readonly sql: string,
-    readonly params: unknown[],
-  ) {}
-}
-
 /** A statement interpolated into another, to be spliced in: never bound as a parameter value (parameters are scalars and arrays). */
 function isStatement(value: unknown): value is RenderedStatement {
   return (
@@ -31,8 +24,8 @@ function isStatement(value: unknown): value is RenderedStatement {
  * text is the same on every call, so postgres.js prepares it once per connection, and nothing is built
  * per call but the parameter list (drizzle's query building cost the hot paths more than running the
  * statements). A statement interpolated into another is spliced in, its parameters renumbered after
- * those before it (a statement inside a CTE; any {sql, params} object is taken for one). Values go to postgres.js as they are: cast them in the
- * SQL (`${ids}::text[]`), and pass times and JSON as text.
+ * those before it (a statement inside a CTE; any {sql, params} object is taken for one). Values go to
+ * postgres.js as they are: cast them in the SQL (`${ids}::text[]`), and pass times and JSON as text.
  */
 export function statement(strings: TemplateStringsArray, ...values: unknown[]): RenderedStatement {
   let text = strings[0]!;
@@ -49,12 +42,12 @@ export function statement(strings: TemplateStringsArray, ...values: unknown[]): 
     }
     text += strings[i + 1]!;
   }
-  return new Statement(text, params);
+  return { sql: text, params };
 }
 
 /** SQL text the program wrote (a column list, a condition; never input), to splice into a statement. */
 export function sqlText(text: string): RenderedStatement {
-  return new Statement(text, []);
+  return { sql: text, params: [] };
 }
 
 /** A statement as drizzle SQL, for the paths that run inside a drizzle transaction (operators' moves, registration). */

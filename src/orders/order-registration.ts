@@ -83,31 +83,26 @@ function registrationStatement(input: NewOrder, hash: string, actor: Actor, now:
 export async function registerOrder(db: Database, input: NewOrder, actor: Actor): Promise<{ created: boolean; order: OrderRow }> {
   const hash = bodyHash(input);
   const register = registrationStatement(input, hash, actor, new Date());
-  let outcome: 'inserted' | 'existing' | undefined;
-  let order: OrderRow | undefined;
-  // Twice at most: no row means an unknown location, or a change this statement's snapshot missed (a
-  // registration of the same id, a location added, committed while it ran), told apart by reading again.
-  for (let attempt = 1; !order; attempt++) {
-    const [row] = await db.$client.unsafe(register.sql, register.params as never[], { prepare: true });
-    if (row) {
-      outcome = row.outcome as 'inserted' | 'existing';
-      order = fromRow<OrderRow>(row, 'o', ORDER_COLUMNS);
-      break;
-    }
+  const run = async () => (await db.$client.unsafe(register.sql, register.params as never[], { prepare: true }))[0];
+  let row = await run();
+  if (!row) {
+    // An unknown location, or a change this statement's snapshot missed (a registration of the same
+    // id, a location added, committed while it ran): run once more, on a new snapshot, if the location exists.
     const [location] = await db.select({ id: locations.locationId }).from(locations).where(eq(locations.locationId, input.shipFromLocationId));
     if (!location) {
       throw new TransitionError('unknown_location', `location ${input.shipFromLocationId} is not a known store location`, {
         shipFromLocationId: input.shipFromLocationId,
       });
     }
-    [order] = await db.select().from(orders).where(eq(orders.orderId, input.orderId));
-    outcome = 'existing';
-    if (!order && attempt === 2) throw new Error(`order ${input.orderId} neither registered nor found`);
+    row = await run();
+    if (!row) throw new Error(`order ${input.orderId} neither registered nor found`);
   }
-  if (outcome === 'existing' && order.registrationHash !== hash) {
+  const order = fromRow<OrderRow>(row, 'o', ORDER_COLUMNS);
+  const created = row.outcome === 'inserted';
+  if (!created && order.registrationHash !== hash) {
     throw new ConflictError(`order ${input.orderId} is already registered with different details`, { orderId: input.orderId }, 'order_conflict');
   }
-  return { created: outcome === 'inserted', order };
+  return { created, order };
 }
 
 /** Cancels an order not yet fulfilled. Cancelling a cancelled order answers with it unchanged. */

@@ -109,6 +109,28 @@ const webWaitingForHeldOrders = (batchLockWaitMs: number) =>
     INTAKE_APPLY_MAX_IN_HAND: '16',
   });
 
+/** Two new orders, the first one's row held by another transaction, and a picking for each. */
+async function heldOrderAndAnother() {
+  const held = await registerOrder(hub);
+  const free = await registerOrder(hub);
+  const lock = await holdOrderLock(held);
+  return { held, free, lock, event: shipEvent(held, 'picking'), alongside: shipEvent(free, 'picking') };
+}
+
+/**
+ * Takes both of `web`'s store-and-apply transactions: each stores a picking whose insert another
+ * transaction holds (pushed to `holds`, released by the caller), so that what is sent next waits for
+ * a transaction, and what waits together goes into one. Resolves with the two pickings' answers.
+ */
+async function bothTransactionsBusy(web: Awaited<ReturnType<typeof startExtraWeb>>, holds: Array<{ release(): Promise<void> }>) {
+  const busy = await Promise.all([registerOrder(hub), registerOrder(hub)]);
+  const busyEvents = busy.map((o) => shipEvent(o, 'picking'));
+  for (const [k, e] of busyEvents.entries()) holds.push(await holdEventInsert(e.eventId, busy[k]!));
+  const busyAnswers = busyEvents.map((e) => web.clients.slick.post(SHIP_EVENTS, e));
+  await eventually(async () => web.intake.eventsInHand === 2, 'both transactions under way');
+  return busyAnswers;
+}
+
 /**
  * Two orders; the first one's picking sent while another transaction holds the insert of its event
  * id: it takes the web's only place, and its transaction (store and apply) waits until `lock.release()`.
@@ -201,17 +223,8 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
     try {
       // Both of the web's store-and-apply transactions under way (each waits for its event's insert),
       // so the next two events go into one transaction together.
-      const busy = await Promise.all([registerOrder(hub), registerOrder(hub)]);
-      const busyEvents = busy.map((o) => shipEvent(o, 'picking'));
-      for (const [k, e] of busyEvents.entries()) holds.push(await holdEventInsert(e.eventId, busy[k]!));
-      const busyAnswers = busyEvents.map((e) => web.clients.slick.post(SHIP_EVENTS, e));
-      await eventually(async () => web.intake.eventsInHand === 2, 'both transactions under way');
-
-      const held = await registerOrder(hub);
-      const free = await registerOrder(hub);
-      const lock = await holdOrderLock(held);
-      const event = shipEvent(held, 'picking');
-      const alongside = shipEvent(free, 'picking');
+      const busyAnswers = await bothTransactionsBusy(web, holds);
+      const { held, free, lock, event, alongside } = await heldOrderAndAnother();
       const heldAnswer = web.clients.slick.post(SHIP_EVENTS, event);
       let alongsideAnswered = false;
       const alongsideAnswer = web.clients.slick.post(SHIP_EVENTS, alongside).then((r) => {
@@ -242,19 +255,10 @@ describe('the web stores and applies the events itself (INTAKE_APPLY=web)', () =
     const web = await webWaitingForHeldOrders(BATCH_WAIT_MS);
     const holds: Array<{ release(): Promise<void> }> = [];
     try {
-      // Both transactions under way (released by the test long before they could give up), so the
-      // next two events go into one transaction together.
-      const busy = await Promise.all([registerOrder(hub), registerOrder(hub)]);
-      const busyEvents = busy.map((o) => shipEvent(o, 'picking'));
-      for (const [k, e] of busyEvents.entries()) holds.push(await holdEventInsert(e.eventId, busy[k]!));
-      const busyAnswers = busyEvents.map((e) => web.clients.slick.post(SHIP_EVENTS, e));
-      await eventually(async () => web.intake.eventsInHand === 2, 'both transactions under way');
-
-      const held = await registerOrder(hub);
-      const free = await registerOrder(hub);
-      const lock = await holdOrderLock(held);
-      const event = shipEvent(held, 'picking');
-      const alongside = shipEvent(free, 'picking');
+      // Both transactions under way (released by the test long before they could give up), so the next
+      // two events go into one transaction together.
+      const busyAnswers = await bothTransactionsBusy(web, holds);
+      const { held, free, lock, event, alongside } = await heldOrderAndAnother();
       let heldAnswered = false;
       const heldAnswer = web.clients.slick.post(SHIP_EVENTS, event).then((r) => {
         heldAnswered = true;
